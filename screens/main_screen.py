@@ -1,0 +1,180 @@
+"""The account tree screen: the tree on the left, details on the right."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, Tree
+
+from tui.account_details import describe
+from tui.account_outline import OutlineNode, build_outline, device_node, filter_outline
+from tui.connection import Connection
+from tui.errors import KeyHygieneError
+from tui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
+from tui.model import Snapshot
+from tui.widgets.account_tree import AccountTree
+from tui.widgets.details_pane import DetailsPane
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", tooltip="Show only nodes whose name holds a text"),
+        Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: Snapshot | None = None
+        self.connection: Connection | None = None
+        self.outline: OutlineNode | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="Filter: part of a name, host name or note (Esc clears)", id="filter"
+        )
+        with Horizontal(id="panes"):
+            yield AccountTree(id="tree")
+            yield DetailsPane(id="details")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(AccountTree).focus()
+        self.action_refresh_account()
+
+    # ---- loading -------------------------------------------------------------
+    def action_refresh_account(self) -> None:
+        tree = self.query_one(AccountTree)
+        tree.loading = self.snapshot is None
+        self.set_status("Loading the account…")
+        self.load_account()
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_account(self) -> None:
+        app = self.app
+        try:
+            app.wait_for_demo(lambda what: self.post_message(LoadProgress(what)))  # type: ignore[attr-defined]
+            snapshot, connection = app.load_account(  # type: ignore[attr-defined]
+                on_progress=lambda what: self.post_message(LoadProgress(what))
+            )
+        except KeyHygieneError as exc:
+            self.post_message(LoadFailed(str(exc)))
+            return
+        self.post_message(SnapshotLoaded(snapshot, connection))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.set_status(message.what + "…")
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self.snapshot = message.snapshot
+        self.connection = message.connection
+        self.outline = build_outline(message.snapshot)
+        tree = self.query_one(AccountTree)
+        tree.loading = False
+        self._show_outline()
+        problems = len(message.snapshot.problems)
+        loaded = f"Loaded {len(message.snapshot.users)} users at {datetime.now():%H:%M:%S}."
+        if problems:
+            loaded += f" {problems} part(s) could not be read: see the Account node."
+            self.notify(
+                "Some parts of the account could not be read; the Account node lists them.",
+                severity="warning",
+            )
+        self.set_status(loaded)
+        if tree.cursor_node is None or tree.cursor_node is tree.root:
+            self.query_one(DetailsPane).show(describe(message.snapshot, self.outline))
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.query_one(AccountTree).loading = False
+        self.set_status("Could not load the account. Press r to retry.")
+        self.query_one(DetailsPane).show_message(message.message, style="bold red")
+        self.notify(
+            message.message, title="Could not load the account", severity="error", timeout=10
+        )
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # ---- tree ----------------------------------------------------------------
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self, event: Tree.NodeHighlighted[OutlineNode]) -> None:
+        if self.snapshot is not None and event.node.data is not None:
+            self.query_one(DetailsPane).show(describe(self.snapshot, event.node.data))
+
+    @on(Tree.NodeExpanded)
+    def _expanded(self, event: Tree.NodeExpanded[OutlineNode]) -> None:
+        data = event.node.data
+        if self.snapshot is None or data is None or data.kind not in ("device", "user"):
+            return
+        user = self.snapshot.user(data.ref or "")
+        if user is not None and not user.keys_exact:
+            self.load_user_keys(user.name)
+
+    @work(thread=True, group="keys", exit_on_error=False)
+    def load_user_keys(self, name: str) -> None:
+        from tui.inventory import load_user_keys
+
+        if self.snapshot is None or self.connection is None:
+            return
+        user = self.snapshot.user(name)
+        if user is None:
+            return
+        try:
+            self.post_message(UserKeysLoaded(load_user_keys(self.connection, user)))
+        except KeyHygieneError as exc:
+            self.post_message(LoadProgress(f"Could not read the keys of {name}: {exc.message}"))
+
+    def on_user_keys_loaded(self, message: UserKeysLoaded) -> None:
+        if self.snapshot is None:
+            return
+        self.snapshot = self.snapshot.with_user(message.user)
+        self.outline = build_outline(self.snapshot)
+        now = datetime.now(timezone.utc)
+        tree = self.query_one(AccountTree)
+        for kind in ("device", "user"):
+            tree.replace_branch(
+                kind, message.user.name, device_node(message.user, self.snapshot, now, kind)
+            )
+        if tree.cursor_node is not None and tree.cursor_node.data is not None:
+            self.query_one(DetailsPane).show(describe(self.snapshot, tree.cursor_node.data))
+
+    # ---- filter --------------------------------------------------------------
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            field.value = ""
+            field.display = False
+            self._show_outline()
+            self.query_one(AccountTree).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._show_outline()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(AccountTree).focus()
+
+    def _show_outline(self) -> None:
+        if self.outline is None:
+            return
+        text = self.query_one("#filter", Input).value
+        shown = filter_outline(self.outline, text) if text else self.outline
+        tree = self.query_one(AccountTree)
+        if shown is None or (text and not shown.children):
+            tree.show_outline(OutlineNode(f"Nothing matches {text!r}", "account"))
+            return
+        tree.show_outline(shown, expand_all=bool(text))

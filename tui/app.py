@@ -1,0 +1,78 @@
+"""The keyhygiene App: parses nothing, holds the connection options, pushes the main screen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from tui.connection import Connection, ConnectionOptions
+from tui.model import Snapshot
+
+Progress = Callable[[str], None]
+
+
+class KeyHygieneApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "keyhygiene"
+    BINDINGS = [
+        Binding("question_mark", "show_help_panel", "Keys", tooltip="List the keys of this screen"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, options: ConnectionOptions, *, demo: bool = False) -> None:
+        super().__init__()
+        self.options = options
+        self.demo = demo
+        self._demo_process = None
+        self.sub_title = (
+            "DEMO account (local moto server, sandbox files)" if demo else options.profile_name
+        )
+
+    def on_mount(self) -> None:
+        from screens.main_screen import MainScreen
+
+        if self.demo:
+            from tui.demo import DemoProcess
+
+            self._demo_process = DemoProcess()
+            self._demo_process.start()
+        self.push_screen(MainScreen())
+
+    def wait_for_demo(self, progress: Progress) -> None:
+        """Called from a worker: block until the demo server is seeded."""
+        if self._demo_process is None or self._demo_process.info is not None:
+            return
+        from tui.demo import enter_demo_environment
+
+        progress("Starting the demo account (a local moto server)")
+        info = self._demo_process.wait_ready()
+        enter_demo_environment(info)
+        self.options = ConnectionOptions(
+            profile=info.profile, region=info.region, endpoint_url=info.endpoint_url
+        )
+
+    def load_account(self, *, on_progress: Progress) -> tuple[Snapshot, Connection]:
+        from tui.inventory import load_account
+
+        return load_account(self.options, on_progress=on_progress)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if hasattr(screen, "action_refresh_account"):
+            yield SystemCommand(
+                "Refresh the account", "Load the account again", screen.action_refresh_account
+            )
+        if hasattr(screen, "action_filter"):
+            yield SystemCommand("Filter the tree", "Show only matching nodes", screen.action_filter)
+
+    def on_unmount(self) -> None:
+        if self._demo_process is not None:
+            self._demo_process.stop()
+
+
+def make_app(options: ConnectionOptions, *, demo: bool = False) -> KeyHygieneApp:
+    """The one app factory, used by the command line and the tests."""
+    return KeyHygieneApp(options, demo=demo)

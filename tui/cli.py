@@ -1,0 +1,116 @@
+"""The command line: `keyhygiene [global options] [command] [options]`.
+
+With no command it opens the TUI. Every command runs the same core workflows
+as the TUI. Global options are accepted before or after the command, like the
+`aws` CLI's (`keyhygiene audit --profile x`). This module imports no Textual
+until the TUI is actually opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from tui import __version__
+from tui.connection import ConnectionOptions
+from tui.errors import KeyHygieneError
+
+# Each module defines `add_parser(subparsers, parents)`; the parser it adds
+# sets `handler=function(args) -> int`.
+COMMAND_MODULES = (
+    "tui.commands.inventory",
+    "tui.commands.demo",
+)
+
+
+def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """The connection options. On subcommands their defaults are suppressed so
+    that a value given before the command is not reset after it."""
+    default = argparse.SUPPRESS if suppress else None
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--profile",
+        default=default,
+        help="this computer's AWS profile (default: $AWS_PROFILE or 'default')",
+    )
+    group.add_argument(
+        "--admin-profile",
+        default=default,
+        help="profile used to change other users, groups and policies (default: --profile)",
+    )
+    group.add_argument("--region", default=default, help="AWS region (default: the profile's)")
+    group.add_argument(
+        "--endpoint-url",
+        default=default,
+        help="AWS endpoint, e.g. a moto server or LocalStack (default: $AWS_ENDPOINT_URL)",
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyhygiene",
+        description=(
+            "Keep an AWS account's keys clean: one IAM user and one access key per computer, "
+            "groups as whitelists, bucket and key policies that list every computer. "
+            "Without a command, opens the terminal UI."
+        ),
+        parents=[_global_options(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"keyhygiene {__version__}")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="open the TUI on a built-in demo account (a local moto server; touches no real file)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parents = [_global_options(suppress=True)]
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers, parents)
+    return parser
+
+
+def connection_options(args: argparse.Namespace) -> ConnectionOptions:
+    return ConnectionOptions(
+        profile=getattr(args, "profile", None),
+        admin_profile=getattr(args, "admin_profile", None),
+        region=getattr(args, "region", None),
+        endpoint_url=getattr(args, "endpoint_url", None),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return _run_tui(args)
+        return int(args.handler(args))
+    except KeyHygieneError as exc:
+        print(f"keyhygiene: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("keyhygiene: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from tui.app import make_app
+
+    app = make_app(connection_options(args), demo=bool(args.demo))
+    app.run()
+    return int(app.return_code or 0)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    # `python -m tui.cli` is how the demo server is started as a child process.
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

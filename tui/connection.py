@@ -1,0 +1,200 @@
+"""The AWS edge: sessions, clients and the errors they raise, made readable.
+
+Two identities matter. `--profile` is this computer's own key (the one that
+gets rotated); `--admin-profile` is the identity that changes other users,
+groups and policies (by default the same profile). Both honour
+`--endpoint-url` (or `AWS_ENDPOINT_URL`) so keyhygiene runs against AWS,
+moto or LocalStack alike.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+
+from tui.errors import ConnectionProblem, KeyHygieneError, from_client_error
+
+DEFAULT_REGION = "us-east-1"
+# Bounded pool: enough parallel S3/KMS reads to hide latency, few enough
+# not to trip throttling on a small account.
+MAX_POOL = 16
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    profile: str | None = None
+    admin_profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+    @property
+    def profile_name(self) -> str:
+        """The profile name people see: the flag, else AWS_PROFILE, else `default`."""
+        return self.profile or os.environ.get("AWS_PROFILE") or "default"
+
+    def for_admin(self) -> ConnectionOptions:
+        """Options whose `profile` is the admin identity."""
+        return replace(self, profile=self.admin_profile or self.profile)
+
+
+def client_config(*, max_attempts: int = 8) -> Config:
+    # Adaptive retries absorb throttling (a client-side token bucket plus
+    # backoff); timeouts keep an unreachable endpoint from hanging the UI.
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        max_pool_connections=MAX_POOL,
+        connect_timeout=5,
+        read_timeout=30,
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    account_id: str
+    arn: str
+
+    @property
+    def user_name(self) -> str | None:
+        """The IAM user name when the identity is an IAM user."""
+        marker = ":user/"
+        if marker in self.arn:
+            return self.arn.split(marker, 1)[1].rsplit("/", 1)[-1]
+        return None
+
+
+class Connection:
+    """A boto3 session for one profile, with cached thread-safe clients.
+
+    boto3 clients are thread-safe once created; creating them is not, hence
+    the lock.
+    """
+
+    def __init__(self, options: ConnectionOptions, *, config: Config | None = None) -> None:
+        self.options = options
+        self._config = config or client_config()
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._session: boto3.Session | None = None
+
+    @property
+    def session(self) -> boto3.Session:
+        if self._session is None:
+            with translate_errors("opening the AWS session", profile=self.options.profile_name):
+                self._session = boto3.Session(
+                    profile_name=self.options.profile or None,
+                    region_name=self.options.region or None,
+                )
+        return self._session
+
+    @property
+    def region(self) -> str:
+        return self.options.region or self.session.region_name or DEFAULT_REGION
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.options.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                kwargs: dict[str, Any] = {"region_name": self.region, "config": self._config}
+                if self.options.endpoint_url:
+                    kwargs["endpoint_url"] = self.options.endpoint_url
+                with translate_errors("creating an AWS client", profile=self.options.profile_name):
+                    self._clients[service] = self.session.client(service, **kwargs)
+            return self._clients[service]
+
+    def whoami(self) -> Identity:
+        with translate_errors(
+            "asking AWS who this profile is", profile=self.options.profile_name, service="sts"
+        ):
+            answer = self.client("sts").get_caller_identity()
+        return Identity(account_id=answer["Account"], arn=answer["Arn"])
+
+
+def connect_pair(options: ConnectionOptions) -> tuple[Connection, Connection]:
+    """This computer's connection and the admin connection (the same object when equal)."""
+    own = Connection(options)
+    if options.admin_profile and options.admin_profile != options.profile:
+        return own, Connection(options.for_admin())
+    return own, own
+
+
+@contextmanager
+def translate_errors(
+    doing: str, *, profile: str | None = None, service: str = "aws"
+) -> Iterator[None]:
+    """Re-raise botocore failures as KeyHygieneError with a message a person can act on."""
+    try:
+        yield
+    except KeyHygieneError:
+        raise
+    except bexc.ProfileNotFound as exc:
+        raise ConnectionProblem(
+            f"The profile {exc.kwargs.get('profile', profile)!r} is not in the AWS credentials or config file.",
+            hint="Use --profile with one of your profiles (`aws configure list-profiles`), "
+            "or register this computer with `keyhygiene enroll`.",
+        ) from None
+    except (bexc.NoCredentialsError, bexc.PartialCredentialsError):
+        raise ConnectionProblem(
+            f"No AWS credentials found for profile {profile or 'default'!r} while {doing}.",
+            hint="Pass --profile, set AWS_PROFILE, or register this computer with `keyhygiene enroll`.",
+        ) from None
+    except bexc.EndpointConnectionError as exc:
+        raise ConnectionProblem(
+            f"Cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url', '')} while {doing}.",
+            hint="Check the network, --endpoint-url / AWS_ENDPOINT_URL and --region.",
+        ) from None
+    except (bexc.ConnectTimeoutError, bexc.ReadTimeoutError):
+        raise ConnectionProblem(
+            f"The AWS endpoint did not answer in time while {doing}.",
+            hint="Check the network and --endpoint-url, then retry.",
+        ) from None
+    except bexc.NoRegionError:
+        raise ConnectionProblem(
+            f"No AWS region is set while {doing}.", hint="Pass --region or set AWS_REGION."
+        ) from None
+    except bexc.ClientError as exc:
+        raise from_client_error(exc, service=service, doing=doing) from None
+    except bexc.BotoCoreError as exc:
+        # Other botocore errors describe configuration problems; their text
+        # holds names and paths, never key material.
+        raise ConnectionProblem(f"AWS configuration problem while {doing}: {exc}") from None
+
+
+def call(client: Any, operation: str, doing: str, service: str, **params: Any) -> Mapping[str, Any]:
+    """One API call with errors translated."""
+    with translate_errors(doing, service=service):
+        return getattr(client, operation)(**params)
+
+
+def paginate(
+    client: Any, operation: str, key: str, doing: str, service: str, **params: Any
+) -> list[Any]:
+    """All items of a paginated listing."""
+    items: list[Any] = []
+    with translate_errors(doing, service=service):
+        for page in client.get_paginator(operation).paginate(**params):
+            items.extend(page.get(key, []))
+    return items
+
+
+def quietly(func: Callable[[], T], *, missing_codes: tuple[str, ...]) -> T | None:
+    """Run `func`; return None when AWS answers with one of `missing_codes` (the
+    thing is simply not configured: no bucket policy, no encryption...)."""
+    try:
+        return func()
+    except bexc.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in missing_codes:
+            return None
+        raise
