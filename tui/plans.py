@@ -79,9 +79,8 @@ class Call:
 
     service: str
     operation: str  # boto3 client method name ("add_user_to_group") or local action name
-    params: Mapping[str, Any] = field(
-        default_factory=dict
-    )  # JSON-able, may hold Refs, never a secret
+    # JSON-able, may hold Refs at any depth, never a secret.
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _is_name(self.service, allow_dots=False):
