@@ -46,7 +46,6 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
         self.query_one(AccountTree).focus()
         self.action_refresh_account()
 
@@ -80,6 +79,8 @@ class MainScreen(Screen[None]):
         tree = self.query_one(AccountTree)
         tree.loading = False
         self._show_outline()
+        if not self.query_one("#filter", Input).display:
+            tree.focus()
         problems = len(message.snapshot.problems)
         loaded = f"Loaded {len(message.snapshot.users)} users at {datetime.now():%H:%M:%S}."
         if problems:
@@ -89,8 +90,10 @@ class MainScreen(Screen[None]):
                 severity="warning",
             )
         self.set_status(loaded)
-        if tree.cursor_node is None or tree.cursor_node is tree.root:
-            self.query_one(DetailsPane).show(describe(message.snapshot, self.outline))
+        shown = (
+            tree.cursor_node.data if tree.cursor_node and tree.cursor_node.data else self.outline
+        )
+        self.query_one(DetailsPane).show(describe(message.snapshot, shown))
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.query_one(AccountTree).loading = False

@@ -93,7 +93,8 @@ class AccountTree(Tree[OutlineNode]):
             if match is None:
                 return False
             node = match
-        self.move_cursor(node)
+        # Line numbers of freshly expanded nodes are known after the next refresh.
+        self.call_after_refresh(self.move_cursor, node)
         return True
 
     def _walk(self, node: TreeNode[OutlineNode]):  # type: ignore[no-untyped-def]

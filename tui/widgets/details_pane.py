@@ -23,7 +23,10 @@ class DetailsPane(VerticalScroll):
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(Text("Select something in the tree.", style="dim"), id="details-body")
 
+    details: Details | None = None
+
     def show(self, details: Details) -> None:
+        self.details = details
         self.query_one("#details-body", Static).update(render_details(details))
         self.scroll_home(animate=False)
 

@@ -1,0 +1,82 @@
+"""The command line against the demo account's moto server, in child processes."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import run_cli
+
+from tui import __version__
+from tui.demo import DemoInfo
+
+
+def demo_env(info: DemoInfo) -> dict[str, str]:
+    env = {k: v for k, v in info.environment().items() if k != "KEYHYGIENE_STATE_DIR"}
+    env["AWS_ACCESS_KEY_ID"] = ""
+    env["AWS_SECRET_ACCESS_KEY"] = ""
+    return env
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_inventory_json_lists_the_demo(demo_session: DemoInfo) -> None:
+    result = run_cli("inventory", "--json", env=demo_env(demo_session))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    users = {u["name"] for u in data["users"]}
+    assert {
+        "christopher-laptop",
+        "christopher-phone",
+        "christopher-vacation",
+        "shared-cli",
+    } <= users
+    assert {g["name"] for g in data["groups"]} >= {"admins", "photos", "keyhygiene-devices"}
+    assert [r["name"] for r in data["roles"]] == ["photos"]
+    assert {b["name"] for b in data["buckets"]} >= {
+        "christopher-photos",
+        "christopher-public-share",
+    }
+    assert data["kms_keys"][0]["aliases"] == ["alias/photos"]
+    assert data["this_user"] == "christopher-laptop"
+    secret_line = next(
+        line for line in open(demo_session.credentials_file) if "secret" in line.lower()
+    )
+    assert secret_line.split("=", 1)[1].strip() not in result.stdout
+
+
+def test_global_options_after_the_command(demo_session: DemoInfo) -> None:
+    env = demo_env(demo_session)
+    endpoint = env.pop("AWS_ENDPOINT_URL")
+    result = run_cli(
+        "inventory", "--endpoint-url", endpoint, "--profile", "christopher-laptop", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "laptop  (this computer" in result.stdout
+
+
+def test_unknown_profile_is_a_clear_message(demo_session: DemoInfo) -> None:
+    result = run_cli("inventory", "--profile", "nope", env=demo_env(demo_session))
+    assert result.returncode == 2
+    assert "'nope' is not in the AWS credentials or config file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_endpoint_is_a_clear_message() -> None:
+    result = run_cli("inventory", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "Cannot reach the AWS endpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_credentials_is_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }
+    result = run_cli("inventory", env=env)
+    assert result.returncode == 2
+    assert "No AWS credentials found" in result.stderr

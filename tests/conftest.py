@@ -1,0 +1,95 @@
+"""Shared fixtures.
+
+Every test runs with its own AWS files, state folder and memory keyring, so no
+test can read or write the real ~/.aws or the system keyring.
+
+Core tests use moto in-process (`mock_aws`). Command-line and TUI tests use a
+moto server in a child process: entering and leaving `mock_aws()` wipes a
+moto server running in the same process, so the two must not share one.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui.demo import DemoInfo, DemoProcess
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("KEYHYGIENE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KEYHYGIENE_KEYRING", "memory")
+    return home
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    """A plain moto server in a child process, for the whole session."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_endpoint(moto_server_url: str) -> str:
+    """The session's moto server, emptied for this test."""
+    request = urllib.request.Request(moto_server_url + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10)
+    return moto_server_url
+
+
+@pytest.fixture(scope="session")
+def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoInfo]:
+    """The demo account (seeded moto server in a child process), shared by
+    read-only tests. Tests that change the account use `fresh_demo`."""
+    with DemoProcess(tmp_path_factory.mktemp("demo")) as demo:
+        assert demo.info is not None
+        yield demo.info
+
+
+@pytest.fixture
+def fresh_demo(tmp_path: Path) -> Iterator[DemoInfo]:
+    with DemoProcess(tmp_path / "demo") as demo:
+        assert demo.info is not None
+        yield demo.info
