@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from helpers import run_cli
 
@@ -42,7 +43,9 @@ def test_inventory_json_lists_the_demo(demo_session: DemoInfo) -> None:
     assert data["kms_keys"][0]["aliases"] == ["alias/photos"]
     assert data["this_user"] == "christopher-laptop"
     secret_line = next(
-        line for line in open(demo_session.credentials_file) if "secret" in line.lower()
+        line
+        for line in Path(demo_session.credentials_file).read_text().splitlines()
+        if "secret" in line.lower()
     )
     assert secret_line.split("=", 1)[1].strip() not in result.stdout
 

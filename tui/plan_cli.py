@@ -1,0 +1,103 @@
+"""Running a plan from the command line: review, confirm, apply, report.
+
+Every headless workflow (enroll, grant, sweep, revoke, app ...) ends here, so
+they all behave alike:
+- `--dry-run` prints the plan and changes nothing (exit 0);
+- without `--yes` and without a terminal, the plan is printed and nothing
+  changes (exit 0, and the message says to pass --yes);
+- without `--yes` on a terminal, the person is asked;
+- a failed step stops the plan; what was done is rolled back where it can be
+  (unless the workflow says not to, like emergency revoke), and the report says
+  what was done and undone (exit 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from tui.journal import Journal
+from tui.plans import ApplyReport, ClientProvider, Plan, PlanEvent, apply_plan, rollback
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+
+
+def add_apply_options(parser: argparse.ArgumentParser) -> None:
+    """The options every changing command shares."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan without asking")
+    mode.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument(
+        "--json", action="store_true", help="with --dry-run: print the plan as JSON"
+    )
+
+
+def print_event(event: PlanEvent, out: TextIO = sys.stdout) -> None:
+    if event.kind == "step_started":
+        prefix = "undo " if event.undo else ""
+        print(f"[{event.index}/{event.total}] {prefix}{event.description} …", file=out, flush=True)
+    elif event.kind == "step_failed":
+        print(f"    failed: {event.message}", file=out, flush=True)
+
+
+def confirm(plan: Plan, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> bool:
+    count = len(plan.steps)
+    print(
+        f"\nApply these {count} change{'s' if count != 1 else ''}? [y/N] ",
+        end="",
+        file=out,
+        flush=True,
+    )
+    answer = stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def run_plan(
+    plan: Plan,
+    clients: ClientProvider,
+    args: argparse.Namespace,
+    *,
+    roll_back_on_failure: bool = True,
+    stop_on_failure: bool = True,
+    on_event: Callable[[PlanEvent], None] | None = None,
+    out: TextIO = sys.stdout,
+) -> tuple[int, ApplyReport | None]:
+    """Review, confirm and apply `plan`; returns (exit code, report or None)."""
+    if getattr(args, "dry_run", False):
+        if getattr(args, "json", False):
+            print(json.dumps(plan.to_json(), indent=2), file=out)
+        else:
+            print(plan.render_text(), file=out)
+            print("\nDry run: nothing was changed.", file=out)
+        return EXIT_OK, None
+    if not plan.steps:
+        print(f"{plan.title}: nothing to do.", file=out)
+        return EXIT_OK, None
+    if not getattr(args, "yes", False):
+        print(plan.render_text(), file=out)
+        if not sys.stdin.isatty():
+            print("\nNothing was changed: pass --yes to apply this plan.", file=out)
+            return EXIT_OK, None
+        if not confirm(plan, out=out):
+            print("Nothing was changed.", file=out)
+            return EXIT_OK, None
+    journal = Journal.create(plan)
+    report = apply_plan(
+        plan,
+        clients,
+        journal=journal,
+        on_event=on_event or (lambda event: print_event(event, out)),
+        stop_on_failure=stop_on_failure,
+    )
+    print(report.render_text(), file=out)
+    if report.ok:
+        return EXIT_OK, report
+    if roll_back_on_failure and report.done:
+        print("\nRolling back what was done …", file=out)
+        undone = rollback(report, clients, on_event=lambda event: print_event(event, out))
+        print(undone.render_text(), file=out)
+    return EXIT_FAILED, report
