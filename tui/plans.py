@@ -164,6 +164,11 @@ class Plan:
             lines.extend(_render_step(index, step, numbers, diffs=diffs))
         return "\n".join(lines)
 
+    def step_lines(self, step_id: str, *, diffs: bool = True) -> list[str]:
+        """One step rendered as in `render_text`, for widgets that lay steps out one by one."""
+        numbers = {step.id: index for index, step in enumerate(self.steps, 1)}
+        return _render_step(numbers[step_id], self.step(step_id), numbers, diffs=diffs)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (Refs become {"$ref": [step, path]}); `from_json` reads it back."""
         return {
