@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -75,14 +73,14 @@ class MainScreen(Screen[None]):
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         self.snapshot = message.snapshot
         self.connection = message.connection
-        self.outline = build_outline(message.snapshot)
+        self.outline = build_outline(message.snapshot, self.app.now())  # type: ignore[attr-defined]
         tree = self.query_one(AccountTree)
         tree.loading = False
         self._show_outline()
         if not self.query_one("#filter", Input).display:
             tree.focus()
         problems = len(message.snapshot.problems)
-        loaded = f"Loaded {len(message.snapshot.users)} users at {datetime.now():%H:%M:%S}."
+        loaded = f"Loaded {len(message.snapshot.users)} users at {self.app.now():%H:%M:%S} UTC."  # type: ignore[attr-defined]
         if problems:
             loaded += f" {problems} part(s) could not be read: see the Account node."
             self.notify(
@@ -93,7 +91,7 @@ class MainScreen(Screen[None]):
         shown = (
             tree.cursor_node.data if tree.cursor_node and tree.cursor_node.data else self.outline
         )
-        self.query_one(DetailsPane).show(describe(message.snapshot, shown))
+        self.query_one(DetailsPane).show(describe(message.snapshot, shown, self.app.now()))
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.query_one(AccountTree).loading = False
@@ -110,7 +108,9 @@ class MainScreen(Screen[None]):
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted[OutlineNode]) -> None:
         if self.snapshot is not None and event.node.data is not None:
-            self.query_one(DetailsPane).show(describe(self.snapshot, event.node.data))
+            self.query_one(DetailsPane).show(
+                describe(self.snapshot, now=self.app.now(), node=event.node.data)
+            )
 
     @on(Tree.NodeExpanded)
     def _expanded(self, event: Tree.NodeExpanded[OutlineNode]) -> None:
@@ -139,15 +139,17 @@ class MainScreen(Screen[None]):
         if self.snapshot is None:
             return
         self.snapshot = self.snapshot.with_user(message.user)
-        self.outline = build_outline(self.snapshot)
-        now = datetime.now(timezone.utc)
+        now = self.app.now()  # type: ignore[attr-defined]
+        self.outline = build_outline(self.snapshot, now)
         tree = self.query_one(AccountTree)
         for kind in ("device", "user"):
             tree.replace_branch(
                 kind, message.user.name, device_node(message.user, self.snapshot, now, kind)
             )
         if tree.cursor_node is not None and tree.cursor_node.data is not None:
-            self.query_one(DetailsPane).show(describe(self.snapshot, tree.cursor_node.data))
+            self.query_one(DetailsPane).show(
+                describe(self.snapshot, now=self.app.now(), node=tree.cursor_node.data)
+            )
 
     # ---- filter --------------------------------------------------------------
     def action_filter(self) -> None:

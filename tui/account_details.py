@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tui.account_outline import OutlineNode, age_text, grant_countdown
+from tui.account_outline import OutlineNode, age_text, grant_countdown, principal_name
 from tui.model import Snapshot, User
 from tui.policy_documents import whitelisted_principals
 
@@ -104,18 +104,9 @@ def describe(snapshot: Snapshot, node: OutlineNode, now: datetime | None = None)
                 else str(dict(bucket.public_access_block or {}) or "none"),
             ),
             ("public ACL", "yes" if bucket.acl_public else "no"),
-            (
-                "whitelisted",
-                ", ".join(sorted(whitelisted_principals(bucket.policy or {}))) or "none",
-            ),
+            ("whitelisted", _names(whitelisted_principals(bucket.policy or {}))),
         ]
-        if bucket.for_groups:
-            facts.append(
-                (
-                    "should whitelist",
-                    ", ".join(snapshot.whitelist_principals(bucket.for_groups)) or "none",
-                )
-            )
+        facts += _drift(snapshot, bucket.for_groups, whitelisted_principals(bucket.policy or {}))
         docs = (("bucket policy", bucket.policy),) if bucket.policy else ()
         return Details(f"Bucket {bucket.name}", tuple(facts), docs)
     if kind == "kms-key" and snapshot.kms_key(ref):
@@ -125,8 +116,9 @@ def describe(snapshot: Snapshot, node: OutlineNode, now: datetime | None = None)
             ("ARN", key.arn),
             ("aliases", ", ".join(key.aliases) or "none"),
             ("for groups", ", ".join(key.for_groups) or "none"),
-            ("key users", ", ".join(sorted(whitelisted_principals(key.policy or {}))) or "none"),
+            ("key users", _names(whitelisted_principals(key.policy or {}))),
         ]
+        facts += _drift(snapshot, key.for_groups, whitelisted_principals(key.policy or {}))
         docs = (("key policy", key.policy),) if key.policy else ()
         return Details(f"KMS key {key.label}", tuple(facts), docs)
     if kind == "root":
@@ -201,6 +193,26 @@ def _user(snapshot: Snapshot, user: User, now: datetime) -> Details:
         hints += ("Key ids load when the node is opened.",)
     title = f"Device {user.name}" if user.is_device else f"User {user.name}"
     return Details(title, tuple(facts), docs, hints)
+
+
+def _names(arns: Any) -> str:
+    return ", ".join(principal_name(arn) for arn in sorted(arns)) or "none"
+
+
+def _drift(snapshot: Snapshot, groups: tuple[str, ...], listed: Any) -> list[tuple[str, str]]:
+    """Whitelist drift for a resource tagged for `groups`: who is missing, who is extra."""
+    if not groups:
+        return []
+    expected = set(snapshot.whitelist_principals(groups))
+    missing, extra = expected - set(listed), set(listed) - expected
+    if not missing and not extra:
+        return [("whitelist", "matches the groups' members and roles")]
+    facts = []
+    if missing:
+        facts.append(("MISSING from whitelist", _names(missing)))
+    if extra:
+        facts.append(("listed but not a member", _names(extra)))
+    return facts
 
 
 def _managed_docs(

@@ -239,10 +239,20 @@ def _roles(snapshot: Snapshot) -> OutlineNode:
     return OutlineNode("Roles", "section", "roles", roles, note=str(len(roles)))
 
 
+def principal_name(arn: str) -> str:
+    """`arn:aws:iam::1:user/alice-laptop` -> `alice-laptop`; a role reads `role photos`."""
+    if ":role/" in arn:
+        return "role " + arn.rsplit("/", 1)[-1]
+    if ":user/" in arn:
+        return arn.rsplit("/", 1)[-1]
+    if arn.endswith(":root"):
+        return "account " + arn.split(":")[4] + " (root)"
+    return arn
+
+
 def _principal_nodes(arns: frozenset[str] | set[str]) -> tuple[OutlineNode, ...]:
     return tuple(
-        OutlineNode(arn.rsplit("/", 1)[-1] if "/" in arn else arn, "principal", arn, note=arn)
-        for arn in sorted(arns)
+        OutlineNode(principal_name(arn), "principal", arn, note=arn) for arn in sorted(arns)
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -15,17 +17,24 @@ Progress = Callable[[str], None]
 
 
 class KeyHygieneApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "keyhygiene"
     BINDINGS = [
         Binding("question_mark", "show_help_panel", "Keys", tooltip="List the keys of this screen"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, options: ConnectionOptions, *, demo: bool = False) -> None:
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        *,
+        demo: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.options = options
         self.demo = demo
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._demo_process = None
         self.sub_title = (
             "DEMO account (local moto server, sandbox files)" if demo else options.profile_name
@@ -40,6 +49,10 @@ class KeyHygieneApp(App[int]):
             self._demo_process = DemoProcess()
             self._demo_process.start()
         self.push_screen(MainScreen())
+
+    def now(self) -> datetime:
+        """The time ages and countdowns are measured from (fixed in snapshot tests)."""
+        return self._clock()
 
     def wait_for_demo(self, progress: Progress) -> None:
         """Called from a worker: block until the demo server is seeded."""

@@ -1,0 +1,52 @@
+"""Snapshot tests of the screens people look at (fixed account, fixed clock).
+
+Update a snapshot only after looking at it: `pytest --snapshot-update`, then
+open snapshot_report.html or the .svg files under __snapshots__.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sample_account import NOW, sample_snapshot
+from textual.pilot import Pilot
+
+from tui.app import KeyHygieneApp
+from tui.connection import ConnectionOptions
+from tui.widgets.account_tree import AccountTree
+
+
+class FixedApp(KeyHygieneApp):
+    """The real app, with the account load replaced by the fixed snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__(ConnectionOptions(profile="christopher-laptop"), clock=lambda: NOW)
+
+    def load_account(self, *, on_progress: Any) -> Any:
+        return sample_snapshot(), None
+
+
+async def _loaded(pilot: Pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_main_screen(snap_compare: Any) -> None:
+    async def open_people(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        tree = pilot.app.screen.query_one(AccountTree)
+        tree.select_ref("device", "christopher-laptop")
+        await pilot.pause()
+        tree.select_ref("bucket", "christopher-photos")
+        await pilot.pause()
+
+    assert snap_compare(FixedApp(), terminal_size=(120, 40), run_before=open_people)
+
+
+def test_filter(snap_compare: Any) -> None:
+    async def filter_vacation(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        await pilot.press("slash", *"vacation", "enter")
+        await pilot.pause()
+
+    assert snap_compare(FixedApp(), terminal_size=(120, 40), run_before=filter_vacation)
