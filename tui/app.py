@@ -81,6 +81,21 @@ class KeyHygieneApp(App[int]):
         if hasattr(screen, "action_filter"):
             yield SystemCommand("Filter the tree", "Show only matching nodes", screen.action_filter)
 
+    def _fatal_error(self) -> None:
+        """Textual's crash report prints every frame's local variables, and a
+        frame may hold a secret access key: print the traceback without them.
+        (Overrides a private Textual 8.2 method; a test pins that it exists.)"""
+        import rich
+        from rich.segment import Segments
+        from rich.traceback import Traceback
+
+        self.bell()
+        traceback = Traceback(show_locals=False, width=None, suppress=[rich])
+        self._exit_renderables.append(
+            Segments(self.console.render(traceback, self.console.options))
+        )
+        self._close_messages_no_wait()
+
     def on_unmount(self) -> None:
         if self._demo_process is not None:
             self._demo_process.stop()
