@@ -153,7 +153,9 @@ def describe(snapshot: Snapshot, node: OutlineNode, now: datetime | None = None)
                     snapshot.credential_report_generated,
                     now,
                     suffix=" ago (AWS remakes it at most every 4 h)",
-                ),
+                )
+                if snapshot.credential_report_generated
+                else "age unknown; key details are read directly when a computer is opened",
             ),
         ]
         hints = tuple(f"Could not read {p.what}: {p.message}" for p in snapshot.problems)

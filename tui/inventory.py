@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -53,6 +53,8 @@ from tui.model import (
 )
 
 MAX_WORKERS = 8
+# AWS makes a new credential report when the last is older than four hours.
+REPORT_MAX_AGE = timedelta(hours=4, minutes=5)
 ProgressCallback = Callable[[str], None]
 
 _PUBLIC_GRANTEES = (
@@ -335,7 +337,20 @@ def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, lis
                     slot=slot,
                 )
             )
-    return answer.get("GeneratedTime"), keys
+    return _plausible_report_time(answer.get("GeneratedTime")), keys
+
+
+def _plausible_report_time(generated: datetime | None) -> datetime | None:
+    """AWS regenerates a report older than four hours when asked to, so a
+    report older than that right after GenerateCredentialReport is a date the
+    endpoint made up (moto answers 2015-02-02): show the age as unknown."""
+    if generated is None:
+        return None
+    if generated.tzinfo is None:
+        generated = generated.replace(tzinfo=timezone.utc)
+    if datetime.now(timezone.utc) - generated > REPORT_MAX_AGE:
+        return None
+    return generated
 
 
 def _with_report_keys(user: User, report: Mapping[str, list[AccessKey]]) -> User:
