@@ -23,6 +23,7 @@ from tui.errors import KeyHygieneError
 COMMAND_MODULES = (
     "tui.commands.inventory",
     "tui.commands.demo",
+    "tui.commands.audit",
 )
 
 
