@@ -9,8 +9,16 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, Tree
 
-from tui.account_details import describe
-from tui.account_outline import OutlineNode, build_outline, device_node, filter_outline
+from screens.findings_screen import FindingsScreen
+from tui.account_details import Details, describe
+from tui.account_outline import (
+    OutlineNode,
+    annotate,
+    build_outline,
+    filter_outline,
+    finding_node_kinds,
+)
+from tui.audit import Finding, sort_findings, summary_line
 from tui.connection import Connection
 from tui.errors import KeyHygieneError
 from tui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
@@ -23,6 +31,7 @@ class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Show only nodes whose name holds a text"),
         Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
+        Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -31,6 +40,7 @@ class MainScreen(Screen[None]):
         self.snapshot: Snapshot | None = None
         self.connection: Connection | None = None
         self.outline: OutlineNode | None = None
+        self.findings: list[Finding] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,15 +67,19 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_account(self) -> None:
         app = self.app
+
+        def progress(what: str) -> None:
+            self.post_message(LoadProgress(what))
+
         try:
-            app.wait_for_demo(lambda what: self.post_message(LoadProgress(what)))  # type: ignore[attr-defined]
-            snapshot, connection = app.load_account(  # type: ignore[attr-defined]
-                on_progress=lambda what: self.post_message(LoadProgress(what))
-            )
+            app.wait_for_demo(progress)  # type: ignore[attr-defined]
+            snapshot, connection = app.load_account(on_progress=progress)  # type: ignore[attr-defined]
+            progress("Auditing")
+            findings = app.audit(snapshot)  # type: ignore[attr-defined]
         except KeyHygieneError as exc:
             self.post_message(LoadFailed(str(exc)))
             return
-        self.post_message(SnapshotLoaded(snapshot, connection))
+        self.post_message(SnapshotLoaded(snapshot, connection, findings))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         self.set_status(message.what + "…")
@@ -73,25 +87,25 @@ class MainScreen(Screen[None]):
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         self.snapshot = message.snapshot
         self.connection = message.connection
-        self.outline = build_outline(message.snapshot, self.app.now())  # type: ignore[attr-defined]
+        self.findings = sort_findings(message.findings)
         tree = self.query_one(AccountTree)
         tree.loading = False
-        self._show_outline()
+        self._rebuild()
         if not self.query_one("#filter", Input).display:
             tree.focus()
-        problems = len(message.snapshot.problems)
-        loaded = f"Loaded {len(message.snapshot.users)} users at {self.app.now():%H:%M:%S} UTC."  # type: ignore[attr-defined]
-        if problems:
-            loaded += f" {problems} part(s) could not be read: see the Account node."
+        status = (
+            f"Loaded {len(message.snapshot.users)} users at {self.app.now():%H:%M:%S} UTC. "  # type: ignore[attr-defined]
+            f"{summary_line(self.findings).rstrip('.')}. Press f to list them."
+        )
+        if message.snapshot.problems:
+            count = len(message.snapshot.problems)
+            status += f" {count} part(s) could not be read: see the Account node."
             self.notify(
                 "Some parts of the account could not be read; the Account node lists them.",
                 severity="warning",
             )
-        self.set_status(loaded)
-        shown = (
-            tree.cursor_node.data if tree.cursor_node and tree.cursor_node.data else self.outline
-        )
-        self.query_one(DetailsPane).show(describe(message.snapshot, shown, self.app.now()))
+        self.set_status(status)
+        self._show_details(tree.cursor_node.data if tree.cursor_node else None)
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.query_one(AccountTree).loading = False
@@ -107,10 +121,32 @@ class MainScreen(Screen[None]):
     # ---- tree ----------------------------------------------------------------
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted[OutlineNode]) -> None:
-        if self.snapshot is not None and event.node.data is not None:
-            self.query_one(DetailsPane).show(
-                describe(self.snapshot, now=self.app.now(), node=event.node.data)
+        self._show_details(event.node.data)
+
+    def _show_details(self, node: OutlineNode | None) -> None:
+        if self.snapshot is None or self.outline is None:
+            return
+        node = node or self.outline
+        details = describe(self.snapshot, node, self.app.now())  # type: ignore[attr-defined]
+        mine = self.findings_for(node)
+        if mine:
+            lines = tuple(
+                f"⚑ {f.severity}: {f.title}. {f.detail}" + (f" Fix: {f.fix}" if f.fix else "")
+                for f in mine
             )
+            details = Details(
+                details.title, details.facts, details.documents, details.hints + lines
+            )
+        self.query_one(DetailsPane).show(details)
+
+    def findings_for(self, node: OutlineNode) -> list[Finding]:
+        ref = "" if node.kind == "account" else node.ref or ""
+        return [
+            f
+            for f in self.findings
+            if node.kind in finding_node_kinds(f.resource_kind)
+            and (f.resource_kind == "local" or f.resource == ref)
+        ]
 
     @on(Tree.NodeExpanded)
     def _expanded(self, event: Tree.NodeExpanded[OutlineNode]) -> None:
@@ -139,17 +175,38 @@ class MainScreen(Screen[None]):
         if self.snapshot is None:
             return
         self.snapshot = self.snapshot.with_user(message.user)
-        now = self.app.now()  # type: ignore[attr-defined]
-        self.outline = build_outline(self.snapshot, now)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Recompute the outline (with its finding badges) and show it."""
+        if self.snapshot is None:
+            return
+        outline = build_outline(self.snapshot, self.app.now())  # type: ignore[attr-defined]
+        self.outline = annotate(outline, self.findings)
+        self._show_outline()
+
+    # ---- findings ------------------------------------------------------------
+    def action_findings(self) -> None:
+        if self.snapshot is None:
+            self.notify("The account is still loading.")
+            return
+        self.app.push_screen(FindingsScreen(self.findings), self._finding_chosen)
+
+    def _finding_chosen(self, finding: Finding | None) -> None:
+        if finding is None:
+            return
         tree = self.query_one(AccountTree)
-        for kind in ("device", "user"):
-            tree.replace_branch(
-                kind, message.user.name, device_node(message.user, self.snapshot, now, kind)
-            )
-        if tree.cursor_node is not None and tree.cursor_node.data is not None:
-            self.query_one(DetailsPane).show(
-                describe(self.snapshot, now=self.app.now(), node=tree.cursor_node.data)
-            )
+        resource = "" if finding.resource_kind == "local" else finding.resource
+        for kind in finding_node_kinds(finding.resource_kind):
+            ref = self.outline.ref if kind == "account" and self.outline else resource
+            if tree.select_ref(kind, ref):
+                break
+        tree.focus()
+        self.notify(
+            f"{finding.title}." + (f" Fix: {finding.fix}" if finding.fix else ""),
+            title=f"{finding.severity}: {finding.resource}",
+            timeout=8,
+        )
 
     # ---- filter --------------------------------------------------------------
     def action_filter(self) -> None:

@@ -11,8 +11,8 @@ from tui.model import (
     Encryption,
     Group,
     KmsKey,
-    RootSummary,
     Role,
+    RootSummary,
     Snapshot,
     User,
 )
@@ -38,6 +38,7 @@ def _device(
             "keyhygiene:person": "christopher",
             "keyhygiene:device": device,
             "keyhygiene:hostname": host,
+            "keyhygiene:enrolled": "2025-10-24",
         },
         groups=groups,
         access_keys=tuple(
@@ -99,7 +100,22 @@ def sample_snapshot() -> Snapshot:
         encryption=Encryption("aws:kms", key_arn),
         public_access_block=block,
     )
-    public = Bucket("christopher-public-share", "arn:aws:s3:::christopher-public-share")
+    public = Bucket(
+        "christopher-public-share",
+        "arn:aws:s3:::christopher-public-share",
+        policy={
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::christopher-public-share/*",
+                }
+            ],
+        },
+    )
     return Snapshot(
         account_id=ACCOUNT,
         caller_arn=_arn("user", "christopher-laptop"),

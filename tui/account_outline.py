@@ -8,9 +8,11 @@ this outline, so they always agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from tui.audit import Finding, severity_rank
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
 from tui.policy_documents import whitelisted_principals
 
@@ -23,6 +25,8 @@ class OutlineNode:
     children: tuple[OutlineNode, ...] = ()
     note: str = ""  # a short dim remark after the label
     warn: bool = False  # stands out (expired grant, public bucket...)
+    findings: int = 0  # audit findings on this very resource
+    worst: str | None = None  # their worst severity
 
     def find(self, kind: str, ref: str) -> OutlineNode | None:
         if self.kind == kind and self.ref == ref:
@@ -333,5 +337,45 @@ def filter_outline(node: OutlineNode, text: str) -> OutlineNode | None:
         kept for child in node.children if (kept := filter_outline(child, needle)) is not None
     )
     if children or node.kind == "account":
-        return OutlineNode(node.label, node.kind, node.ref, children, node.note, node.warn)
+        return replace(node, children=children)
     return None
+
+
+# Which tree nodes stand for the resource a finding names.
+_FINDING_NODE_KINDS = {
+    "user": ("device", "user"),
+    "group": ("group",),
+    "bucket": ("bucket",),
+    "kms-key": ("kms-key",),
+    "role": ("role",),
+    "root": ("root",),
+    "local": ("account",),
+}
+
+
+def finding_node_kinds(resource_kind: str) -> tuple[str, ...]:
+    return _FINDING_NODE_KINDS.get(resource_kind, ())
+
+
+def annotate(node: OutlineNode, findings: Iterable[Finding]) -> OutlineNode:
+    """The outline with each node's finding count and worst severity (tree badges)."""
+    by_node: dict[tuple[str, str], list[Finding]] = {}
+    for finding in findings:
+        resource = finding.resource if finding.resource_kind != "local" else ""
+        for kind in finding_node_kinds(finding.resource_kind):
+            by_node.setdefault((kind, resource), []).append(finding)
+    return _annotate(node, by_node)
+
+
+def _annotate(node: OutlineNode, by_node: Mapping[tuple[str, str], list[Finding]]) -> OutlineNode:
+    key = (node.kind, "" if node.kind == "account" else node.ref or "")
+    mine = by_node.get(key, [])
+    children = tuple(_annotate(child, by_node) for child in node.children)
+    if not mine and children == node.children:
+        return node
+    return replace(
+        node,
+        children=children,
+        findings=len(mine),
+        worst=min((f.severity for f in mine), key=severity_rank) if mine else None,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,6 +11,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from tui.audit import Finding
 from tui.connection import Connection, ConnectionOptions
 from tui.model import Snapshot
 
@@ -72,11 +74,26 @@ class KeyHygieneApp(App[int]):
 
         return load_account(self.options, on_progress=on_progress)
 
+    def audit(self, snapshot: Snapshot) -> list[Finding]:
+        """The account's findings and this computer's (called from a worker)."""
+        from tui.audit import run_audit
+        from tui.local_audit import run_local_audit
+
+        findings = run_audit(snapshot, now=self.now())
+        # The demo's computer is its sandbox: never audit the real home's files for it.
+        home = Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).parent if self.demo else None
+        findings += run_local_audit(snapshot, profile=self.options.profile, home=home)
+        return findings
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if hasattr(screen, "action_refresh_account"):
             yield SystemCommand(
                 "Refresh the account", "Load the account again", screen.action_refresh_account
+            )
+        if hasattr(screen, "action_findings"):
+            yield SystemCommand(
+                "Audit findings", "Every departure from the practice", screen.action_findings
             )
         if hasattr(screen, "action_filter"):
             yield SystemCommand("Filter the tree", "Show only matching nodes", screen.action_filter)

@@ -16,6 +16,7 @@ into the past through moto's backend, which no API allows.
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -40,7 +41,8 @@ THIS_COMPUTER = "christopher-laptop"
 DEVICES: dict[str, tuple[str, tuple[str, ...], int]] = {
     "work": ("chris-work-pc", ("photos",), 400),
     "home": ("chris-home-imac", ("photos",), 380),
-    "laptop": ("chris-mbp", ("admins", "photos"), 60),
+    # The laptop is "this computer": its host name is the machine running the demo.
+    "laptop": (socket.gethostname(), ("admins", "photos"), 60),
     "phone": ("chris-phone", (), 200),
     "vacation": ("chris-travel-chromebook", (), 300),
 }

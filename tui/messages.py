@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from tui.audit import Finding
 from tui.connection import Connection
 from tui.model import Snapshot, User
 
@@ -14,6 +15,7 @@ from tui.model import Snapshot, User
 class SnapshotLoaded(Message):
     snapshot: Snapshot
     connection: Connection
+    findings: list[Finding]
 
 
 @dataclass

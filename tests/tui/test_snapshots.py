@@ -12,6 +12,7 @@ from sample_account import NOW, sample_snapshot
 from textual.pilot import Pilot
 
 from tui.app import KeyHygieneApp
+from tui.audit import run_audit
 from tui.connection import ConnectionOptions
 from tui.widgets.account_tree import AccountTree
 
@@ -24,6 +25,10 @@ class FixedApp(KeyHygieneApp):
 
     def load_account(self, *, on_progress: Any) -> Any:
         return sample_snapshot(), None
+
+    def audit(self, snapshot: Any) -> Any:
+        # The account's rules only: this machine's files and environment vary.
+        return run_audit(snapshot, now=NOW)
 
 
 async def _loaded(pilot: Pilot) -> None:
@@ -50,3 +55,12 @@ def test_filter(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(FixedApp(), terminal_size=(120, 40), run_before=filter_vacation)
+
+
+def test_findings_screen(snap_compare: Any) -> None:
+    async def open_findings(pilot: Pilot) -> None:
+        await _loaded(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+
+    assert snap_compare(FixedApp(), terminal_size=(120, 40), run_before=open_findings)

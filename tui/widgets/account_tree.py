@@ -27,6 +27,14 @@ _ICONS = {
 }
 
 
+_BADGE_STYLES = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "dim",
+}
+
+
 class AccountTree(Tree[OutlineNode]):
     """Shows an `OutlineNode` tree. Large branches are filled only when opened,
     so 500 users cost nothing until someone looks at them."""
@@ -41,15 +49,32 @@ class AccountTree(Tree[OutlineNode]):
         self.guide_depth = 3
 
     def show_outline(self, outline: OutlineNode, *, expand_all: bool = False) -> None:
-        """Replace the tree's content, keeping the cursor on the same thing where possible."""
+        """Replace the tree's content, keeping open branches open and the cursor
+        on the same thing where possible."""
         selected = self.cursor_node.data if self.cursor_node else None
+        opened = {
+            (node.data.kind, node.data.ref)
+            for node in self._walk(self.root)
+            if node.is_expanded and node.data is not None
+        }
         self.clear()
         self.root.set_label(self.render_label_for(outline))
         self.root.data = outline
         self._fill(self.root, outline, expand_all=expand_all)
         self.root.expand()
+        if not expand_all:
+            self._reopen(self.root, opened)
         if selected is not None:
             self.select_ref(selected.kind, selected.ref)
+
+    def _reopen(self, parent: TreeNode[OutlineNode], opened: set[tuple[str, str | None]]) -> None:
+        for node in parent.children:
+            data = node.data
+            if data is not None and (data.kind, data.ref) in opened and data.children:
+                if not node.children:
+                    self._fill(node, data, expand_all=False)
+                node.expand()
+                self._reopen(node, opened)
 
     def _fill(
         self, parent: TreeNode[OutlineNode], outline: OutlineNode, *, expand_all: bool
@@ -66,18 +91,6 @@ class AccountTree(Tree[OutlineNode]):
         node = event.node
         if node.data is not None and not node.children and node.data.children:
             self._fill(node, node.data, expand_all=False)
-
-    def replace_branch(self, kind: str, ref: str | None, outline: OutlineNode) -> None:
-        """Swap the subtree for one thing (a user whose keys were just read)."""
-        for node in self._walk(self.root):
-            if node.data is not None and node.data.kind == kind and node.data.ref == ref:
-                was_expanded = node.is_expanded
-                node.remove_children()
-                node.data = outline
-                node.set_label(self.render_label_for(outline))
-                node.allow_expand = bool(outline.children)
-                if was_expanded:
-                    self._fill(node, outline, expand_all=False)
 
     def select_ref(self, kind: str, ref: str | None) -> bool:
         """Move the cursor to the first node for (kind, ref), opening its parents."""
@@ -114,6 +127,9 @@ class AccountTree(Tree[OutlineNode]):
         )
         if outline.note:
             text.append(f"  {outline.note}", style="red" if outline.warn else "dim")
+        if outline.findings:
+            style = _BADGE_STYLES.get(outline.worst or "", "dim")
+            text.append(f"  ⚑{outline.findings} {outline.worst}", style=style)
         return text
 
 
