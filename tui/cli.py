@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "tui.commands.inventory",
     "tui.commands.demo",
     "tui.commands.audit",
+    "tui.commands.enroll",
 )
 
 

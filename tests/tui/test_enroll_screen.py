@@ -1,0 +1,149 @@
+"""The "Register this computer" wizard, driven with Pilot against moto in-process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from moto import mock_aws
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Input, SelectionList, Static
+
+from screens.enroll_screen import EnrollScreen
+from screens.plan_screen import PlanScreen
+from tui import credentials_file, inventory
+from tui.connection import Connection, ConnectionOptions
+from tui.inventory import load_snapshot
+from tui.model import DEVICES_GROUP, TAG_GROUPS
+from tui.plans import ApplyReport
+from tui.policy_documents import whitelisted_principals
+
+REGION = "us-east-1"
+ALICE = "arn:aws:iam::123456789012:user/alice-laptop"
+
+
+class Host(App[None]):
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+        self.result: object = "unset"
+
+    def on_mount(self) -> None:
+        screen = EnrollScreen(load_snapshot(self.conn), self.conn, hostname="alices-mbp.local")
+        self.push_screen(screen, lambda report: setattr(self, "result", report))
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
+    # moto answers STARTED to the first credential report request: skip the wait.
+    monkeypatch.setattr(
+        inventory, "time", SimpleNamespace(monotonic=time.monotonic, sleep=lambda _s: None)
+    )
+    with mock_aws():
+        iam = boto3.client("iam", region_name=REGION)
+        for group in ("photos", "music"):
+            iam.create_group(GroupName=group)
+        iam.create_user(UserName="bob-phone")
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="photos-data")
+        s3.put_bucket_tagging(
+            Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
+        )
+        yield Connection(ConnectionOptions(region=REGION))
+
+
+async def fill(pilot: Pilot, person: str, device: str | None = None) -> EnrollScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, EnrollScreen)
+    screen.query_one("#enroll-person", Input).value = person
+    if device is not None:
+        screen.query_one("#enroll-device", Input).value = device
+    await pilot.pause()
+    return screen
+
+
+async def settle(pilot: Pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def message(screen: EnrollScreen) -> str:
+    return str(screen.query_one("#enroll-message", Static).render())
+
+
+async def test_the_wizard_registers_this_computer(conn: Connection) -> None:
+    app = Host(conn)
+    async with app.run_test(size=(120, 45)) as pilot:
+        screen = await fill(pilot, "alice")
+        # The device defaults to the host name's slug; the preview follows the form.
+        assert screen.query_one("#enroll-device", Input).value == "alices-mbp"
+        await fill(pilot, "alice", "laptop")
+        assert "User alice-laptop, key in the profile alice-laptop" in str(
+            screen.query_one("#enroll-preview", Static).render()
+        )
+        groups = screen.query_one("#enroll-groups", SelectionList)
+        assert DEVICES_GROUP not in [groups.get_option_at_index(i).value for i in range(2)]
+        groups.select("photos")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        assert plan_screen.plan.title == "Register this computer as alice-laptop"
+        await pilot.press("a")
+        await settle(pilot)
+        assert plan_screen.report is not None and plan_screen.report.ok
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        assert "This computer is registered" in message(screen)
+        secret = credentials_file.read_profile(credentials_file.credentials_path(), "alice-laptop")[
+            "aws_secret_access_key"
+        ]
+        assert secret not in message(screen)
+        await pilot.press("escape")
+        await pilot.pause()
+    assert isinstance(app.result, ApplyReport) and app.result.ok
+    iam = boto3.client("iam", region_name=REGION)
+    groups_of = iam.list_groups_for_user(UserName="alice-laptop")["Groups"]
+    assert {g["GroupName"] for g in groups_of} == {"photos", DEVICES_GROUP}
+    tags = {t["Key"]: t["Value"] for t in iam.get_user(UserName="alice-laptop")["User"]["Tags"]}
+    assert tags["keyhygiene:hostname"] == "alices-mbp.local"
+    policy = boto3.client("s3", region_name=REGION).get_bucket_policy(Bucket="photos-data")
+    assert ALICE in whitelisted_principals(json.loads(policy["Policy"]))
+
+
+async def test_bad_input_is_shown_and_nothing_planned(conn: Connection) -> None:
+    app = Host(conn)
+    async with app.run_test(size=(120, 45)) as pilot:
+        screen = await fill(pilot, "alice-smith", "laptop")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.screen is screen
+        assert "no dash" in message(screen)
+        await fill(pilot, "bob", "phone")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.screen is screen and "bob-phone exists already" in message(screen)
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.result is None
+    assert [u["UserName"] for u in boto3.client("iam").list_users()["Users"]] == ["bob-phone"]
+
+
+async def test_cancelling_the_plan_returns_to_the_form(conn: Connection) -> None:
+    app = Host(conn)
+    async with app.run_test(size=(120, 45)) as pilot:
+        screen = await fill(pilot, "alice", "laptop")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert isinstance(app.screen, PlanScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen and screen.report is None
+        assert not screen.query_one("#review").disabled

@@ -1,0 +1,191 @@
+"""`keyhygiene enroll`: register this computer (user, groups, whitelists, key) in one plan.
+
+Exit codes: 0 done (or nothing changed: dry run, declined); 2 bad input, with
+nothing changed; 3 an AWS error, after saying what was done and undone.
+
+An enrollment cut short (killed, power loss) leaves an open journal; the next
+`keyhygiene enroll` finds it and asks to resume or roll it back first
+(`--resume` / `--rollback` for scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tui.connection import Connection
+    from tui.journal import Journal
+    from tui.plans import ApplyReport
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+
+
+def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    from tui.plan_cli import add_apply_options
+
+    parser = subparsers.add_parser(
+        "enroll",
+        help="register this computer: its own IAM user, groups, whitelists and access key",
+        description=(
+            "Run on the new computer, with an admin identity (--admin-profile). Plans the "
+            "whole checklist of adding a computer: the user <person>-<device> with its tags, "
+            "its groups (and keyhygiene-devices, which lets it rotate its own key), the bucket "
+            "and KMS key policies of those groups, and one access key written straight into "
+            "this computer's credentials file (the secret is never shown). Shows the plan, "
+            "then applies it with --yes or after you confirm. Exit status: 0 done, 2 bad "
+            "input (nothing changed), 3 AWS error (what was done is rolled back)."
+        ),
+        parents=parents,
+    )
+    parser.add_argument("--person", help="whose computer this is, e.g. alice")
+    parser.add_argument(
+        "--device", help="the device name (default: a slug of this computer's host name)"
+    )
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="a group to join (repeat for several); its buckets and KMS keys whitelist the user",
+    )
+    parser.add_argument(
+        "--profile-name",
+        help="the profile of ~/.aws/credentials that gets the key (default: the user name)",
+    )
+    parser.add_argument(
+        "--mfa-code",
+        help="the code of the admin profile's MFA device, when its config has mfa_serial "
+        "(asked for on a terminal otherwise)",
+    )
+    finish = parser.add_mutually_exclusive_group()
+    finish.add_argument(
+        "--resume", action="store_true", help="finish an enrollment that was interrupted"
+    )
+    finish.add_argument(
+        "--rollback", action="store_true", help="undo an enrollment that was interrupted"
+    )
+    add_apply_options(parser)
+    parser.set_defaults(handler=_enroll)
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from tui.cli import connection_options
+    from tui.enrollment import open_enrollments
+    from tui.errors import BadInput
+
+    options = connection_options(args)
+    journals = open_enrollments()
+    if args.resume or args.rollback:
+        if not journals:
+            raise BadInput("There is no interrupted enrollment to resume or roll back.")
+        return _finish_open(journals, "resume" if args.resume else "rollback", args, options)
+    if journals and not args.dry_run:
+        choice = _ask_about_open(journals)
+        if choice is None:
+            print("Nothing was changed.")
+            return EXIT_OK
+        return _finish_open(journals, choice, args, options)
+    return _new_enrollment(args, options)
+
+
+def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
+    from tui.enrollment import (
+        EnrollmentRequest,
+        check_config_file,
+        plan_enrollment,
+        profiles_in_use,
+    )
+    from tui.errors import BadInput
+    from tui.inventory import load_snapshot
+    from tui.plan_cli import run_plan
+
+    if not (args.person or "").strip():
+        raise BadInput("Say whose computer this is: --person NAME (for example alice).")
+    # Both files are checked before AWS is touched: a file botocore cannot
+    # read would otherwise fail the plan after the user was created.
+    check_config_file()
+    in_use = profiles_in_use()
+    conn = _admin(args, options)
+    snapshot = load_snapshot(conn)
+    request = EnrollmentRequest(
+        person=args.person,
+        device=args.device,
+        groups=tuple(args.group),
+        profile_name=args.profile_name,
+        region=args.region or conn.region,
+        endpoint_url=conn.endpoint_url,
+        profiles_in_use=in_use,
+    )
+    plan = plan_enrollment(snapshot, request)
+    code, report = run_plan(plan, conn, args)
+    if report is not None and report.ok:
+        _print_next_steps(plan.step("write-credentials").call.params["profile"])
+    return code
+
+
+def _finish_open(
+    journals: list[Journal], choice: str, args: argparse.Namespace, options: Any
+) -> int:
+    from tui.plan_cli import print_event
+    from tui.plans import resume, rollback
+
+    conn = _admin(args, options)
+    worst = EXIT_OK
+    for journal in journals:
+        print(f"Interrupted: {journal.summary()}")
+        report: ApplyReport
+        if choice == "resume":
+            print("Resuming …")
+            report = resume(journal, conn, on_event=print_event)
+        else:
+            print("Rolling back …")
+            report = rollback(journal, conn, on_event=print_event)
+        print(report.render_text())
+        if not report.ok:
+            worst = EXIT_FAILED
+        elif choice == "resume" and "write-credentials" in {s.id for s in journal.plan.steps}:
+            _print_next_steps(journal.plan.step("write-credentials").call.params["profile"])
+    return worst
+
+
+def _ask_about_open(journals: list[Journal]) -> str | None:
+    """ "resume", "rollback" or None (leave it); refuses without a terminal."""
+    from tui.errors import BadInput
+
+    summaries = "; ".join(journal.summary() for journal in journals)
+    if not sys.stdin.isatty():
+        raise BadInput(
+            f"An enrollment was interrupted: {summaries}.",
+            hint="Run `keyhygiene enroll --resume` to finish it or `keyhygiene enroll "
+            "--rollback` to undo it, then enroll again if needed.",
+        )
+    print(f"An enrollment was interrupted: {summaries}.")
+    print("[r]esume it, roll it [b]ack, or [q]uit? ", end="", flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return {"r": "resume", "resume": "resume", "b": "rollback", "rollback": "rollback"}.get(answer)
+
+
+def _admin(args: argparse.Namespace, options: Any) -> Connection:
+    from tui.enrollment import admin_connection
+
+    ask = _prompt_mfa_code if sys.stdin.isatty() else None
+    return admin_connection(options, mfa_code=args.mfa_code, ask_mfa_code=ask)
+
+
+def _prompt_mfa_code(serial: str) -> str:
+    print(f"MFA code for {serial}: ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip()
+
+
+def _print_next_steps(profile: str) -> None:
+    from tui.credentials_file import credentials_path
+    from tui.enrollment import shown_path
+
+    print(
+        f"\nThis computer is registered. Its key is in the profile {profile} of "
+        f"{shown_path(str(credentials_path()))} (the secret was never shown).\n"
+        f"Try it: aws sts get-caller-identity --profile {profile}"
+    )

@@ -1,0 +1,721 @@
+"""Register this computer: the whole "adding a computer" checklist as one plan.
+
+The practice's checklist is: create a user, add it to a group, add it to the
+bucket policies, add it to the encryption keys. Done by hand it goes wrong,
+because groups cannot be principals in bucket or key policies. Here it is one
+reviewed plan, run on the new computer with an admin identity:
+
+1. the group `keyhygiene-devices` and the managed policy
+   `keyhygiene-rotate-own-key` (so that every computer can rotate its own key
+   and nothing else), created and attached when missing;
+2. the user `<person>-<device>` with its keyhygiene tags;
+3. its memberships: `keyhygiene-devices` and the chosen groups;
+4. its single access key, written straight into this computer's credentials
+   file (the secret never leaves memory otherwise), the region in the config
+   file, and a check that AWS answers to the new key;
+5. the bucket and KMS key policies of every chosen group, whitelisting it
+   (last, so that IAM had time to learn the new user: S3 and KMS refuse a
+   principal they do not know yet).
+
+`plan_enrollment` is pure: it reads a snapshot and a request and returns a
+plan. The local actions registered below do the file edits and the check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tui import credentials_file
+from tui.connection import DEFAULT_REGION, Connection, ConnectionOptions, translate_errors
+from tui.errors import BadInput, KeyHygieneError
+from tui.journal import Journal, open_journals
+from tui.model import (
+    DEVICES_GROUP,
+    TAG_DEVICE,
+    TAG_ENROLLED,
+    TAG_HOSTNAME,
+    TAG_PERSON,
+    Snapshot,
+)
+from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
+from tui.whitelist_plans import members_after_change, user_arn, whitelist_steps
+
+PLAN_KIND = "enroll"
+ROTATE_OWN_KEY_POLICY = "keyhygiene-rotate-own-key"
+ROTATE_OWN_KEY_ACTIONS = (
+    "iam:CreateAccessKey",
+    "iam:DeleteAccessKey",
+    "iam:GetUser",
+    "iam:ListAccessKeys",
+    "iam:UpdateAccessKey",
+)
+MAX_USER_NAME = 64
+MAX_GROUPS_PER_USER = 10
+MAX_TAG_VALUE = 256
+DEFAULT_DEVICE = "computer"
+
+# The person part may not hold a dash: it is what separates person from device.
+_PERSON = re.compile(r"^[A-Za-z0-9_+=,.@]+$")
+_DEVICE = re.compile(r"^[A-Za-z0-9_+=,.@-]+$")
+_PROFILE = re.compile(r"^[A-Za-z0-9_+=,.@-]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_TAG_VALUE_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
+_MFA_CODE = re.compile(r"^\d{6}$")
+# What STS answers while a brand-new key has not reached every endpoint yet.
+_NOT_YET_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied"})
+
+
+# --------------------------------------------------------------------------- the request
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    """What the person asked for. Unset fields get their defaults in `resolve`."""
+
+    person: str
+    device: str | None = None  # default: a slug of the host name
+    groups: tuple[str, ...] = ()
+    profile_name: str | None = None  # default: the user name
+    region: str | None = None  # default: us-east-1
+    hostname: str = field(default_factory=socket.gethostname)
+    enrolled_on: date | None = None  # default: today (UTC)
+    credentials_file: str | None = None  # default: the file botocore reads
+    config_file: str | None = None
+    endpoint_url: str | None = None  # for the key check (moto, LocalStack)
+    # Profiles of this computer's credentials file that hold a key already.
+    profiles_in_use: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A request checked against the snapshot, every default filled in."""
+
+    person: str
+    device: str
+    user_name: str
+    user_arn: str
+    groups: tuple[str, ...]  # chosen groups, IAM spelling, without keyhygiene-devices
+    profile_name: str
+    region: str
+    hostname: str
+    enrolled_on: str
+    credentials_file: str
+    config_file: str
+    endpoint_url: str | None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            TAG_PERSON: self.person,
+            TAG_DEVICE: self.device,
+            TAG_HOSTNAME: self.hostname,
+            TAG_ENROLLED: self.enrolled_on,
+        }
+
+
+def device_slug(hostname: str, *, max_length: int = MAX_USER_NAME) -> str:
+    """`Alice's MacBook-Pro.local` -> `alice-s-macbook-pro`: the host's first
+    label, lower case, runs of other characters turned into one dash."""
+    first = hostname.strip().split(".", 1)[0].lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", first).strip("-")
+    slug = slug[:max_length].rstrip("-")
+    return slug or DEFAULT_DEVICE[:max_length]
+
+
+def user_name_for(person: str, device: str) -> str:
+    return f"{person}-{device}"
+
+
+def proposed_device(person: str, hostname: str) -> str:
+    """The default device name: the host name's slug, cut so that the user name fits."""
+    room = max(1, MAX_USER_NAME - len(person) - 1)
+    return device_slug(hostname, max_length=room)
+
+
+def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
+    """Check the request against the account; raise `BadInput` saying what is wrong."""
+    _check_account_readable(snapshot, request.groups)
+    person = request.person.strip()
+    _check_person(person)
+    device = (request.device or "").strip() or proposed_device(person, request.hostname)
+    _check_device(device)
+    user_name = user_name_for(person, device)
+    if len(user_name) > MAX_USER_NAME:
+        raise BadInput(
+            f"The user name {user_name!r} is {len(user_name)} characters; IAM allows "
+            f"{MAX_USER_NAME}.",
+            hint="Use a shorter --device.",
+        )
+    _check_user_is_new(snapshot, user_name)
+    groups = _checked_groups(snapshot, request.groups)
+    profile = (request.profile_name or "").strip() or user_name
+    _check_profile(profile, request.profiles_in_use)
+    region = (request.region or "").strip() or DEFAULT_REGION
+    if not _REGION.match(region):
+        raise BadInput(f"{region!r} is not an AWS region name (like eu-west-1).")
+    enrolled = request.enrolled_on or datetime.now(timezone.utc).date()
+    return Enrollment(
+        person=person,
+        device=device,
+        user_name=user_name,
+        user_arn=user_arn(snapshot, user_name),
+        groups=groups,
+        profile_name=profile,
+        region=region,
+        hostname=_tag_value(request.hostname.strip() or "unknown"),
+        enrolled_on=enrolled.isoformat(),
+        credentials_file=str(request.credentials_file or credentials_file.credentials_path()),
+        config_file=str(request.config_file or credentials_file.config_path()),
+        endpoint_url=request.endpoint_url or None,
+    )
+
+
+def _check_account_readable(snapshot: Snapshot, groups: Collection[str]) -> None:
+    """Refuse to plan from a snapshot that missed what the plan depends on.
+
+    Without IAM, "user exists?" and "unknown group" cannot be answered; without
+    the bucket or key list, resources tagged for a group would be silently left
+    out of the whitelist updates. The problem's message names the permission.
+    """
+    needed = {"IAM users, groups and roles"}
+    if any(name.strip() for name in groups):
+        needed |= {"S3 bucket list", "KMS key list"}
+    for problem in snapshot.problems:
+        if problem.what in needed:
+            raise BadInput(
+                f"Could not read the {problem.what}: {problem.message}",
+                hint="Enrollment needs to see the whole account; fix that and retry.",
+            )
+
+
+def _check_person(person: str) -> None:
+    if not person:
+        raise BadInput("Say whose computer this is: --person NAME (for example alice).")
+    if not _PERSON.match(person):
+        raise BadInput(
+            f"{person!r} cannot be a person's name here: use letters, digits and _+=,.@ "
+            "(no dash: the dash separates the person from the device in the user name).",
+        )
+
+
+def _check_device(device: str) -> None:
+    if not _DEVICE.match(device):
+        raise BadInput(
+            f"{device!r} cannot be a device name: IAM user names allow letters, digits "
+            "and _+=,.@- only.",
+        )
+
+
+def _check_user_is_new(snapshot: Snapshot, user_name: str) -> None:
+    existing = snapshot.user(user_name)
+    if existing is None:
+        return
+    same = "" if existing.name == user_name else f" (as {existing.name}: IAM ignores case)"
+    enrolled = existing.tags.get(TAG_ENROLLED)
+    since = f", enrolled {enrolled}" if enrolled else ""
+    raise BadInput(
+        f"The user {user_name} exists already{same}{since}: a computer is enrolled once, "
+        "and keyhygiene will not take over another computer's user.",
+        hint="Pick another --device for this computer; to give an enrolled computer a new "
+        "key, rotate it from that computer.",
+    )
+
+
+def _checked_groups(snapshot: Snapshot, wanted: Collection[str]) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    unknown = []
+    for raw in wanted:
+        name = raw.strip()
+        if not name:
+            continue
+        group = snapshot.group(name)
+        if group is None:
+            unknown.append(name)
+        elif group.name != DEVICES_GROUP:
+            names[group.name] = None
+    if unknown:
+        known = ", ".join(g.name for g in snapshot.groups if g.name != DEVICES_GROUP) or "none"
+        raise BadInput(
+            f"Unknown group{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+            f"The account's groups: {known}.",
+        )
+    if len(names) + 1 > MAX_GROUPS_PER_USER:
+        raise BadInput(
+            f"A user can be in at most {MAX_GROUPS_PER_USER} groups; this asks for "
+            f"{len(names)} plus {DEVICES_GROUP}."
+        )
+    return tuple(names)
+
+
+def _check_profile(profile: str, in_use: Collection[str]) -> None:
+    if not _PROFILE.match(profile):
+        raise BadInput(
+            f"{profile!r} cannot be a profile name here: use letters, digits and _+=,.@-."
+        )
+    if profile in in_use:
+        raise BadInput(
+            f"The profile {profile!r} in this computer's credentials file holds a key already; "
+            "keyhygiene will not overwrite it.",
+            hint="Choose another --profile-name, or remove that profile first.",
+        )
+
+
+def _tag_value(text: str) -> str:
+    return _TAG_VALUE_UNSAFE.sub("-", text)[:MAX_TAG_VALUE]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def rotate_own_key_document(partition: str = "aws") -> dict[str, Any]:
+    """The only right a computer's user gets by default: manage its own keys."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RotateOwnKey",
+                "Effect": "Allow",
+                "Action": list(ROTATE_OWN_KEY_ACTIONS),
+                "Resource": f"arn:{partition}:iam::*:user/${{aws:username}}",
+            }
+        ],
+    }
+
+
+def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
+    """The plan that registers this computer; raises `BadInput` with nothing planned."""
+    enrollment = resolve(snapshot, request)
+    warnings: list[str] = []
+    steps = [
+        *_devices_group_steps(snapshot, warnings),
+        _create_user_step(enrollment),
+        *(_join_step(enrollment, group) for group in (DEVICES_GROUP, *enrollment.groups)),
+        *_key_steps(enrollment),
+        *whitelist_steps(
+            snapshot,
+            members_after_change(
+                snapshot, enrollment.user_name, joins=(DEVICES_GROUP, *enrollment.groups)
+            ),
+        ),
+    ]
+    warnings.extend(
+        f"Could not read the tags of {problem.what.removesuffix(': tags')}; if it is tagged "
+        "for one of the groups, its policy is not updated by this plan."
+        for problem in snapshot.problems
+        if problem.what.endswith(": tags") and enrollment.groups
+    )
+    if not enrollment.groups:
+        warnings.append(
+            f"{enrollment.user_name} joins no group besides {DEVICES_GROUP}: it will be able "
+            "to rotate its own key and nothing else."
+        )
+    return Plan(
+        kind=PLAN_KIND,
+        title=f"Register this computer as {enrollment.user_name}",
+        steps=tuple(steps),
+        warnings=tuple(warnings),
+    )
+
+
+def _partition(snapshot: Snapshot) -> str:
+    parts = snapshot.caller_arn.split(":")
+    return parts[1] if len(parts) > 1 and parts[0] == "arn" and parts[1] else "aws"
+
+
+def _policy_arn(snapshot: Snapshot) -> str:
+    return f"arn:{_partition(snapshot)}:iam::{snapshot.account_id}:policy/{ROTATE_OWN_KEY_POLICY}"
+
+
+def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
+    steps = []
+    group = snapshot.group(DEVICES_GROUP)
+    policy_arn = _policy_arn(snapshot)
+    if group is None:
+        steps.append(
+            Step(
+                id="create-devices-group",
+                description=f"Create the group {DEVICES_GROUP} (every enrolled computer is in it)",
+                call=Call("iam", "create_group", {"GroupName": DEVICES_GROUP}),
+                undo=Call("iam", "delete_group", {"GroupName": DEVICES_GROUP}),
+            )
+        )
+    existing = snapshot.managed_policies.get(policy_arn)
+    document = rotate_own_key_document(_partition(snapshot))
+    if existing is None:
+        steps.append(
+            Step(
+                id="create-rotate-policy",
+                description=f"Create the policy {ROTATE_OWN_KEY_POLICY}: a computer may "
+                "manage its own access keys, nothing else",
+                call=Call(
+                    "iam",
+                    "create_policy",
+                    {
+                        "PolicyName": ROTATE_OWN_KEY_POLICY,
+                        "PolicyDocument": json.dumps(document),
+                        "Description": "keyhygiene: each computer rotates its own key",
+                    },
+                ),
+                undo=Call("iam", "delete_policy", {"PolicyArn": policy_arn}),
+                after=document,
+                keep=("Policy.Arn",),
+            )
+        )
+    elif _allowed_actions(existing) != set(ROTATE_OWN_KEY_ACTIONS):
+        warnings.append(
+            f"The policy {ROTATE_OWN_KEY_POLICY} exists with other rights than keyhygiene's; "
+            "it is left as it is."
+        )
+    attached = group is not None and any(p.arn == policy_arn for p in group.attached_policies)
+    if not attached:
+        params = {"GroupName": DEVICES_GROUP, "PolicyArn": policy_arn}
+        steps.append(
+            Step(
+                id="attach-rotate-policy",
+                description=f"Attach {ROTATE_OWN_KEY_POLICY} to the group {DEVICES_GROUP}",
+                call=Call("iam", "attach_group_policy", params),
+                undo=Call("iam", "detach_group_policy", params),
+            )
+        )
+    return steps
+
+
+def _allowed_actions(document: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    raw = document.get("Statement", [])
+    for statement in raw if isinstance(raw, list) else [raw]:
+        if isinstance(statement, Mapping) and statement.get("Effect") == "Allow":
+            actions = statement.get("Action", [])
+            found.update([actions] if isinstance(actions, str) else actions)
+    return found
+
+
+def _create_user_step(enrollment: Enrollment) -> Step:
+    tags = [{"Key": key, "Value": value} for key, value in enrollment.tags.items()]
+    return Step(
+        id="create-user",
+        description=f"Create the user {enrollment.user_name}, tagged person "
+        f"{enrollment.person}, device {enrollment.device}, host {enrollment.hostname}",
+        call=Call("iam", "create_user", {"UserName": enrollment.user_name, "Tags": tags}),
+        undo=Call("iam", "delete_user", {"UserName": enrollment.user_name}),
+        keep=("User.Arn", "User.UserId"),
+    )
+
+
+def _join_step(enrollment: Enrollment, group: str) -> Step:
+    params = {"GroupName": group, "UserName": enrollment.user_name}
+    return Step(
+        id=f"join.{group}",
+        description=f"Add {enrollment.user_name} to the group {group}",
+        call=Call("iam", "add_user_to_group", params),
+        undo=Call("iam", "remove_user_from_group", params),
+    )
+
+
+def _key_steps(enrollment: Enrollment) -> list[Step]:
+    key_id = Ref("create-key", "AccessKey.AccessKeyId")
+    user = enrollment.user_name
+    profile = enrollment.profile_name
+    return [
+        Step(
+            id="create-key",
+            description=f"Create the access key of {user} (its secret stays in memory "
+            "until the next step writes it)",
+            call=Call("iam", "create_access_key", {"UserName": user}),
+            undo=Call("iam", "delete_access_key", {"UserName": user, "AccessKeyId": key_id}),
+            keep=("AccessKey.AccessKeyId",),
+        ),
+        Step(
+            id="write-credentials",
+            description=f"Write the key into the profile {profile} of "
+            f"{shown_path(enrollment.credentials_file)}",
+            call=Call(
+                LOCAL,
+                "enroll.write_credentials",
+                {
+                    "path": enrollment.credentials_file,
+                    "profile": profile,
+                    "access_key_id": key_id,
+                    "secret_access_key": Ref("create-key", "AccessKey.SecretAccessKey"),
+                },
+            ),
+            undo=Call(
+                LOCAL,
+                "enroll.remove_credentials",
+                {"path": enrollment.credentials_file, "profile": profile, "access_key_id": key_id},
+            ),
+        ),
+        Step(
+            id="set-region",
+            description=f"Set region {enrollment.region} for the profile {profile} in "
+            f"{shown_path(enrollment.config_file)}",
+            call=Call(
+                LOCAL,
+                "enroll.set_region",
+                {"path": enrollment.config_file, "profile": profile, "region": enrollment.region},
+            ),
+            undo=Call(
+                LOCAL,
+                "enroll.restore_region",
+                {
+                    "path": enrollment.config_file,
+                    "profile": profile,
+                    "previous": Ref("set-region", "previous_region"),
+                },
+            ),
+            keep=("previous_region",),
+        ),
+        Step(
+            id="verify-key",
+            description=f"Check that AWS answers to the profile {profile} as {user}",
+            call=Call(
+                LOCAL,
+                "enroll.verify_key",
+                {
+                    "profile": profile,
+                    "user_name": user,
+                    "credentials_file": enrollment.credentials_file,
+                    "config_file": enrollment.config_file,
+                    "region": enrollment.region,
+                    "endpoint_url": enrollment.endpoint_url,
+                    "attempts": 8,
+                    "first_delay": 1.0,
+                    "max_delay": 8.0,
+                },
+            ),
+            undo=Call(LOCAL, "enroll.nothing_to_undo", {"what": "the key check changed nothing"}),
+            keep=("Arn",),
+        ),
+    ]
+
+
+def shown_path(path: str) -> str:
+    """The path as people know it: `~/.aws/credentials`."""
+    home = str(Path.home())
+    return (
+        "~" + path[len(home) :] if home not in ("", "/") and path.startswith(home + "/") else path
+    )
+
+
+# --------------------------------------------------------------------------- local actions
+
+
+@local_action("enroll.write_credentials")
+def _write_credentials(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    path = params["path"]
+    profile = params["profile"]
+    present = credentials_file.read_profile(path, profile).get("aws_access_key_id")
+    if present and present != params["access_key_id"]:
+        # The profile got a key since the plan was made: never overwrite it.
+        raise BadInput(
+            f"The profile {profile!r} of {shown_path(path)} holds another key (…{present[-4:]}); "
+            "keyhygiene will not overwrite it.",
+            hint="Roll this enrollment back and choose another profile name.",
+        )
+    # The secret goes straight from the sealed parameters into the file.
+    credentials_file.set_access_key(
+        path, profile, params["access_key_id"], params["secret_access_key"]
+    )
+    return {"profile": profile, "access_key_id": params["access_key_id"]}
+
+
+@local_action("enroll.remove_credentials")
+def _remove_credentials(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    path = params["path"]
+    profile = params["profile"]
+    present = credentials_file.read_profile(path, profile).get("aws_access_key_id")
+    if present != params["access_key_id"]:
+        return {"removed": False}  # not ours (any more): leave it
+    credentials_file.write_profile_values(
+        path,
+        profile,
+        {},
+        remove=("aws_access_key_id", "aws_secret_access_key", *credentials_file.SESSION_TOKEN_KEYS),
+    )
+    return {"removed": True}
+
+
+@local_action("enroll.set_region")
+def _set_region(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    path = params["path"]
+    profile = params["profile"]
+    previous = credentials_file.read_profile(path, profile, config_style=True).get("region")
+    credentials_file.set_config_values(path, profile, {"region": params["region"]})
+    return {"previous_region": previous}
+
+
+@local_action("enroll.restore_region")
+def _restore_region(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    previous = params.get("previous")
+    if previous:
+        credentials_file.set_config_values(params["path"], params["profile"], {"region": previous})
+    else:
+        credentials_file.set_config_values(
+            params["path"], params["profile"], {}, remove=("region",)
+        )
+    return {"region": previous}
+
+
+@local_action("enroll.nothing_to_undo")
+def _nothing_to_undo(ctx: ApplyContext, params: Mapping[str, Any]) -> None:
+    return None
+
+
+@local_action("enroll.verify_key")
+def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """GetCallerIdentity through the profile just written, retried with backoff.
+
+    Going through the profile (not the key in memory) proves the file works
+    too, and lets a resumed run check a key written by an earlier process. A
+    new key can be refused for some seconds (eventual consistency), hence the
+    bounded retries; an answer naming another identity fails at once.
+    """
+    ctx.last_service = "sts"
+    sts = _profile_session(params).client(
+        "sts",
+        region_name=params["region"],
+        endpoint_url=params.get("endpoint_url") or None,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    user = params["user_name"]
+    attempts = max(1, int(params.get("attempts", 1)))
+    delay = float(params.get("first_delay", 1.0))
+    last_code = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            arn = str(sts.get_caller_identity()["Arn"])
+        except ClientError as exc:
+            last_code = str(exc.response.get("Error", {}).get("Code", ""))
+            if last_code not in _NOT_YET_CODES:
+                raise
+        else:
+            if not arn.endswith(f":user/{user}"):
+                raise KeyHygieneError(
+                    f"The profile {params['profile']} authenticates as {arn}, not as {user}."
+                )
+            return {"Arn": arn, "attempts": attempt}
+        if attempt < attempts:
+            ctx.sleep(delay)
+            delay = min(delay * 2, float(params.get("max_delay", 8.0)))
+    raise KeyHygieneError(
+        f"AWS still refused the new key of {user} after {attempts} tries ({last_code}).",
+        hint="On AWS a new key can take a few seconds to work: resume to check again, "
+        "or roll back.",
+    )
+
+
+def _profile_session(params: Mapping[str, Any]) -> boto3.Session:
+    # An explicit profile makes botocore ignore AWS_ACCESS_KEY_ID and friends.
+    core = botocore.session.Session(profile=params["profile"])
+    core.set_config_variable("credentials_file", params["credentials_file"])
+    core.set_config_variable("config_file", params["config_file"])
+    return boto3.Session(botocore_session=core)
+
+
+# --------------------------------------------------------------------------- around the plan
+
+
+def profiles_in_use(path: str | None = None) -> frozenset[str]:
+    """Profiles of the credentials file that hold an access key.
+
+    Also refuses (`CredentialsFileRefused`, a `BadInput`) a file botocore could
+    not read, before anything is created in AWS.
+    """
+    file = path or str(credentials_file.credentials_path())
+    return frozenset(
+        name
+        for name in credentials_file.list_profiles(file)
+        if credentials_file.read_profile(file, name).get("aws_access_key_id")
+    )
+
+
+def check_config_file(path: str | None = None) -> None:
+    """Refuse a config file botocore could not read, before anything changes."""
+    credentials_file.validate(path or credentials_file.config_path())
+
+
+def open_enrollments(directory: Path | None = None) -> list[Journal]:
+    """Enrollment runs that stopped half-way: to resume or roll back first."""
+    return [journal for journal in open_journals(directory) if journal.plan.kind == PLAN_KIND]
+
+
+class _TemporaryConnection(Connection):
+    """A Connection over a boto3 session made from temporary credentials."""
+
+    def __init__(self, options: ConnectionOptions, session: boto3.Session) -> None:
+        super().__init__(options)
+        self._temporary = session
+
+    @property
+    def session(self) -> boto3.Session:
+        return self._temporary
+
+
+def mfa_serial_of(profile: str | None, config_path: str | None = None) -> str | None:
+    """The profile's `mfa_serial` when keyhygiene must ask for a code itself.
+
+    A profile that assumes a role (`role_arn`) is left to botocore, which asks
+    for the code on its own.
+    """
+    values = credentials_file.read_profile(
+        config_path or credentials_file.config_path(), profile or "default", config_style=True
+    )
+    if "role_arn" in values:
+        return None
+    return values.get("mfa_serial") or None
+
+
+def admin_connection(
+    options: ConnectionOptions,
+    *,
+    mfa_code: str | None = None,
+    ask_mfa_code: Callable[[str], str] | None = None,
+    duration_seconds: int = 3600,
+) -> Connection:
+    """The admin identity's connection; with MFA, a GetSessionToken session.
+
+    `options.admin_profile` (else `options.profile`) names the profile. When
+    its config has `mfa_serial`, the code comes from `mfa_code`, else from
+    `ask_mfa_code(serial)`, else a `BadInput` says to pass one.
+    """
+    admin_options = options.for_admin()
+    base = Connection(admin_options)
+    serial = mfa_serial_of(admin_options.profile)
+    if serial is None:
+        return base
+    code = (mfa_code or (ask_mfa_code(serial) if ask_mfa_code else "") or "").strip()
+    if not code:
+        raise BadInput(
+            f"The profile {admin_options.profile_name} asks for an MFA code ({serial}).",
+            hint="Pass --mfa-code with the 6 digits your MFA device shows.",
+        )
+    if not _MFA_CODE.match(code):
+        raise BadInput("An MFA code is 6 digits.")
+    with translate_errors(
+        f"getting an MFA session for {admin_options.profile_name}", service="sts"
+    ):
+        # Sealed: the temporary secret stays out of every repr and traceback.
+        credentials = Sealed(
+            base.client("sts").get_session_token(
+                SerialNumber=serial, TokenCode=code, DurationSeconds=duration_seconds
+            )["Credentials"]
+        )
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=base.region,
+        )
+    return _TemporaryConnection(admin_options, session)
