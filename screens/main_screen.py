@@ -32,6 +32,7 @@ class MainScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Show only nodes whose name holds a text"),
         Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
         Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
+        Binding("e", "enroll", "Register computer", tooltip="Register this computer (one-time)"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -184,6 +185,26 @@ class MainScreen(Screen[None]):
         outline = build_outline(self.snapshot, self.app.now())  # type: ignore[attr-defined]
         self.outline = annotate(outline, self.findings)
         self._show_outline()
+
+    # ---- wizards --------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.snapshot is None or self.connection is None:
+            self.notify("The account is still loading.")
+            return False
+        return True
+
+    def _refresh_if_applied(self, report: object) -> None:
+        """After a wizard: reload, so that what was just done is what the tree shows."""
+        if report is not None:
+            self.action_refresh_account()
+
+    def action_enroll(self) -> None:
+        if not self._ready():
+            return
+        from screens.enroll_screen import EnrollScreen
+
+        assert self.snapshot is not None and self.connection is not None
+        self.app.push_screen(EnrollScreen(self.snapshot, self.connection), self._refresh_if_applied)
 
     # ---- findings ------------------------------------------------------------
     def action_findings(self) -> None:

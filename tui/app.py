@@ -91,6 +91,12 @@ class KeyHygieneApp(App[int]):
             yield SystemCommand(
                 "Refresh the account", "Load the account again", screen.action_refresh_account
             )
+        if hasattr(screen, "action_enroll"):
+            yield SystemCommand(
+                "Register this computer",
+                "One-time enrollment: user, groups, whitelists, key in ~/.aws/credentials",
+                screen.action_enroll,
+            )
         if hasattr(screen, "action_findings"):
             yield SystemCommand(
                 "Audit findings", "Every departure from the practice", screen.action_findings

@@ -402,6 +402,13 @@ def _bucket(conn: Connection, name: str, problems: list[LoadProblem]) -> Bucket:
     )
     tags = read("tags", lambda: s3.get_bucket_tagging(Bucket=name)["TagSet"], ("NoSuchTagSet",))
     grants = read("ACL", lambda: s3.get_bucket_acl(Bucket=name)["Grants"], ())
+    if policy and not _document(policy):
+        problems.append(
+            LoadProblem(
+                f"S3 bucket {name}: policy",
+                "The bucket policy is not a JSON object; keyhygiene will not edit it.",
+            )
+        )
     return Bucket(
         name=name,
         arn=arn,
