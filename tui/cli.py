@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "tui.commands.demo",
     "tui.commands.audit",
     "tui.commands.enroll",
+    "tui.commands.app",
 )
 
 
