@@ -33,6 +33,12 @@ class MainScreen(Screen[None]):
         Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
         Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
         Binding("e", "enroll", "Register computer", tooltip="Register this computer (one-time)"),
+        Binding(
+            "A",
+            "add_application",
+            "Add application",
+            tooltip="Group, EC2 role, KMS key and buckets, whitelisted and encrypted",
+        ),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -205,6 +211,16 @@ class MainScreen(Screen[None]):
 
         assert self.snapshot is not None and self.connection is not None
         self.app.push_screen(EnrollScreen(self.snapshot, self.connection), self._refresh_if_applied)
+
+    def action_add_application(self) -> None:
+        if not self._ready():
+            return
+        from screens.application_screen import ApplicationScreen
+
+        assert self.snapshot is not None and self.connection is not None
+        self.app.push_screen(
+            ApplicationScreen(self.snapshot, self.connection), self._refresh_if_applied
+        )
 
     # ---- findings ------------------------------------------------------------
     def action_findings(self) -> None:

@@ -97,6 +97,12 @@ class KeyHygieneApp(App[int]):
                 "One-time enrollment: user, groups, whitelists, key in ~/.aws/credentials",
                 screen.action_enroll,
             )
+        if hasattr(screen, "action_add_application"):
+            yield SystemCommand(
+                "Add an application",
+                "One group, EC2 role, KMS key and buckets, whitelisted and encrypted",
+                screen.action_add_application,
+            )
         if hasattr(screen, "action_findings"):
             yield SystemCommand(
                 "Audit findings", "Every departure from the practice", screen.action_findings

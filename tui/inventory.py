@@ -307,12 +307,14 @@ def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, lis
     iam = conn.client("iam")
     doing = "reading the credential report"
     deadline = time.monotonic() + 30
+    pause = 0.05  # AWS takes seconds to make a report, moto one round trip: start short
     with translate_errors(doing, service="iam"):
         while True:
             state = iam.generate_credential_report().get("State")
             if state == "COMPLETE" or time.monotonic() > deadline:
                 break
-            time.sleep(0.5)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
         answer = iam.get_credential_report()
     content = answer["Content"]
     text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
