@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "tui.commands.inventory",
     "tui.commands.demo",
     "tui.commands.audit",
+    "tui.commands.group",
+    "tui.commands.grant",
+    "tui.commands.sweep",
     "tui.commands.enroll",
     "tui.commands.app",
 )

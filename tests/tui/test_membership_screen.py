@@ -1,0 +1,177 @@
+"""MembershipScreen: pick, review in PlanScreen, apply; errors shown before any plan."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+from moto import mock_aws
+from textual.app import App
+from textual.widgets import Input, Select, Static
+
+from screens.membership_screen import MembershipScreen
+from screens.plan_screen import PlanScreen
+from tui.connection import Connection, ConnectionOptions
+from tui.inventory import load_snapshot
+from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS, Snapshot
+from tui.policy_documents import bucket_policy_with_whitelist
+
+ACCOUNT = "123456789012"
+NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)
+
+
+def _seed() -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for group in ("photos", "videos"):
+        iam.create_group(GroupName=group)
+    for user in ("alice-laptop", "alice-phone"):
+        iam.create_user(UserName=user)
+    iam.add_user_to_group(UserName="alice-laptop", GroupName="photos")
+    s3.create_bucket(Bucket="photos-data")
+    s3.put_bucket_tagging(
+        Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
+    )
+    document = bucket_policy_with_whitelist(
+        None,
+        bucket="photos-data",
+        principals=[f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"],
+        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root"],
+    )
+    s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
+    iam.generate_credential_report()
+
+
+@pytest.fixture
+def account() -> Iterator[tuple[Snapshot, Connection]]:
+    with mock_aws():
+        _seed()
+        conn = Connection(ConnectionOptions(region="us-east-1"))
+        yield load_snapshot(conn), conn
+
+
+class Host(App[None]):
+    def __init__(self, screen: MembershipScreen) -> None:
+        super().__init__()
+        self.membership = screen
+        self.result: object = "unset"
+
+    def on_mount(self) -> None:
+        self.push_screen(self.membership, lambda report: setattr(self, "result", report))
+
+
+def _groups(user: str) -> set[str]:
+    iam = boto3.client("iam", region_name="us-east-1")
+    return {g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]}
+
+
+async def test_lend_from_a_device_node_reviews_and_applies(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    snapshot, conn = account
+    screen = MembershipScreen(snapshot, conn, "lend", user="alice-phone", clock=lambda: NOW)
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        picker = screen.query_one("#ms-group", Select)
+        # The phone is in no group: both can be lent.
+        assert [value for _, value in screen.group_choices()] == ["photos", "videos"]
+        picker.value = "photos"
+        screen.query_one("#ms-duration", Select).value = "8h"
+        await pilot.pause()
+        expiry = str(screen.query_one("#ms-expiry", Static).render())
+        assert "Ends 2026-11-29T03:00:00Z (in 8 h)" in expiry
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        assert plan_screen.plan.title == (
+            "Lend group photos to alice-phone for 8 h, until 2026-11-29T03:00:00Z"
+        )
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.result is not None and app.result.ok  # type: ignore[attr-defined]
+    assert _groups("alice-phone") == {"photos"}
+    iam = boto3.client("iam", region_name="us-east-1")
+    assert EXPIRY_POLICY_NAME in iam.list_user_policies(UserName="alice-phone")["PolicyNames"]
+    tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="alice-phone")["Tags"]}
+    assert tags == {"keyhygiene:grant:photos": "2026-11-29T03:00:00Z"}
+
+
+async def test_a_typed_duration_wins_and_a_bad_one_is_refused_before_any_plan(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    snapshot, conn = account
+    screen = MembershipScreen(snapshot, conn, "lend", group="photos", clock=lambda: NOW)
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        # From the group: its permanent member is not offered, the phone is (and preselected).
+        assert [value for _, value in screen.user_choices()] == ["alice-phone"]
+        assert screen.query_one("#ms-user", Select).value == "alice-phone"
+        typed = screen.query_one("#ms-duration-text", Input)
+        typed.value = "45m"
+        await pilot.pause()
+        assert "in 45 min" in str(screen.query_one("#ms-expiry", Static).render())
+        typed.value = "45d"
+        await pilot.pause()
+        assert "longer than" in str(screen.query_one("#ms-expiry", Static).render())
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.screen is screen
+        assert "longer than" in str(screen.query_one("#ms-message", Static).render())
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.result is None
+    assert _groups("alice-phone") == set()
+
+
+async def test_add_and_remove_offer_only_what_makes_sense(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    snapshot, conn = account
+    remove = MembershipScreen(snapshot, conn, "remove", user="alice-laptop")
+    assert [value for _, value in remove.group_choices()] == ["photos"]
+    add = MembershipScreen(snapshot, conn, "add", user="alice-laptop")
+    assert [value for _, value in add.group_choices()] == ["videos"]
+    nothing = MembershipScreen(snapshot, conn, "remove", user="alice-phone")
+    app = Host(nothing)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "alice-phone is in no group" in str(
+            nothing.query_one("#ms-message", Static).render()
+        )
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.screen is nothing
+        assert "Choose a computer and a group" in str(
+            nothing.query_one("#ms-message", Static).render()
+        )
+
+
+async def test_add_from_a_group_node_applies_the_membership(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    snapshot, conn = account
+    screen = MembershipScreen(snapshot, conn, "add", group="videos")
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen.query_one("#ms-user", Select).value = "alice-phone"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, PlanScreen)
+        assert app.screen.plan.title == "Add alice-phone to group videos"
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.result is not None and app.result.ok  # type: ignore[attr-defined]
+    assert _groups("alice-phone") == {"videos"}

@@ -1,0 +1,1047 @@
+"""Group membership: permanent, lent for a limited time that AWS itself enforces, and swept.
+
+The practice keeps only the computers used often in a group; a rarely used one
+(the phone, the vacation laptop) is added for a limited time. Every function
+here turns a snapshot and a request into a `Plan` (no AWS call, no clock: the
+caller passes `now`), and every plan also brings the whitelists of the buckets
+and KMS keys tagged for the group in line with its members after the change
+(`tui.whitelist_plans`).
+
+A loan ("grant") of group G to user U adds four things: the membership, U's
+entries in the whitelists of G's buckets and keys, the tag
+`keyhygiene:grant:<G>` holding the expiry (ISO 8601, UTC; it is how keyhygiene
+knows a membership is temporary), and the inline policy `keyhygiene-expiry`, a
+Deny that AWS evaluates itself after the expiry (`DateGreaterThan
+aws:CurrentTime`), so that the loan ends even if keyhygiene never runs again.
+Lending again moves the expiry; ending early or the sweep (once the expiry is
+past) removes all four. The sweep is safe to run twice and while another
+keyhygiene runs: its first step re-reads the tags and stops if a loan changed
+since the snapshot, and its removals accept what another sweep already did.
+
+What the expiry policy denies. A user may hold several loans and permanent
+groups at once, and one inline policy must end each loan at its own time
+without taking away what stays. IAM cannot say "deny what group G allows";
+it can deny actions on resources. So for each loan we deny every action on
+the resources the group gives access to: the buckets (and their objects) and
+KMS keys tagged for it, and every resource its own IAM policies name. That
+ends the loan soundly: whatever G allowed, it allowed on those resources.
+Two cases need care, and both fail closed (deny more, never less):
+- a group whose policies allow something on every resource ("*", a
+  NotResource, or an attached policy whose document we cannot read, such as an
+  AWS managed one) cannot be ended by a resource list: the user is denied
+  every action after that loan's expiry, until the sweep removes the loan;
+- a resource reached by two loans is denied at the earlier expiry, and one
+  also reached by a permanent group is denied anyway: the user loses that
+  resource from the expiry until the next sweep (the TUI sweeps at every
+  start, cron with `keyhygiene sweep --yes`). The plan warns about both.
+Lending to the identity that runs keyhygiene is refused: its own expiry
+policy could deny it the rights it needs to sweep (the lock-out rule).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tui.errors import BadInput, KeyHygieneError
+from tui.model import (
+    EXPIRY_POLICY_NAME,
+    TAG_GRANT_PREFIX,
+    Group,
+    Snapshot,
+    User,
+)
+from tui.plans import (
+    ApplyContext,
+    ApplyReport,
+    Call,
+    ClientProvider,
+    Plan,
+    PlanEvent,
+    Ref,
+    Step,
+    apply_plan,
+    local_action,
+    rollback,
+)
+from tui.policy_documents import POLICY_VERSION, caller_principal_arn
+
+DEFAULT_MAX_DURATION = timedelta(days=30)
+MAX_GROUPS_PER_USER = 10
+MAX_TAGS_PER_USER = 50
+# IAM counts the characters of all of a user's inline policies together, not
+# counting white space; compact JSON without white space is what we measure.
+USER_INLINE_POLICIES_LIMIT = 2_048
+TAG_KEY_LIMIT = 128
+EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
+
+# Tag keys accept fewer characters than IAM names: no comma.
+_TAG_KEY_CHARS = re.compile(r"^[\w.:/=+\-@ ]+$")
+_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
+_UNITS: dict[str, timedelta] = {
+    "m": timedelta(minutes=1),
+    "min": timedelta(minutes=1),
+    "mins": timedelta(minutes=1),
+    "minute": timedelta(minutes=1),
+    "minutes": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "hour": timedelta(hours=1),
+    "hours": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "day": timedelta(days=1),
+    "days": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "week": timedelta(weeks=1),
+    "weeks": timedelta(weeks=1),
+}
+
+
+# --------------------------------------------------------------------------- time
+
+
+def parse_duration(text: str, *, maximum: timedelta = DEFAULT_MAX_DURATION) -> timedelta:
+    """`30m`, `2h`, `3d`, `1w`, `1d12h` -> a timedelta in (0, maximum].
+
+    Raises BadInput for anything else: empty, unparseable, zero, negative, too long.
+    """
+    cleaned = text.strip().lower()
+    if not cleaned:
+        raise BadInput("No duration given.", hint=_DURATION_HINT)
+    if cleaned.startswith("-"):
+        raise BadInput(f"The duration {text.strip()!r} is negative.", hint=_DURATION_HINT)
+    position = 0
+    total = timedelta()
+    for match in _DURATION_PART.finditer(cleaned):
+        if cleaned[position : match.start()].strip():
+            break
+        unit = _UNITS.get(match.group(2))
+        if unit is None:
+            raise BadInput(
+                f"The duration {text.strip()!r} has an unknown unit {match.group(2)!r}.",
+                hint=_DURATION_HINT,
+            )
+        total += int(match.group(1)) * unit
+        position = match.end()
+    if position == 0 or cleaned[position:].strip():
+        raise BadInput(f"The duration {text.strip()!r} is not understood.", hint=_DURATION_HINT)
+    if total <= timedelta():
+        raise BadInput(f"The duration {text.strip()!r} is zero.", hint=_DURATION_HINT)
+    if total > maximum:
+        raise BadInput(
+            f"The duration {text.strip()!r} ({describe_duration(total)}) is longer than the "
+            f"longest loan allowed, {describe_duration(maximum)}.",
+            hint="Lend for less and extend the loan later, or add the computer to the group "
+            "permanently.",
+        )
+    return total
+
+
+_DURATION_HINT = "Give a number and a unit: 30m, 2h, 3d or 1w (combinations like 1d12h work too)."
+
+
+def describe_duration(duration: timedelta) -> str:
+    """A short human form: `2 h`, `3 d 4 h`, `45 min`."""
+    minutes = int(duration.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+    ]
+    return " ".join(part for part in parts if part) or "less than a minute"
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive datetime is refused, as it has no defined instant."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("A time without a time zone cannot be compared with an expiry.")
+    return moment.astimezone(timezone.utc)
+
+
+def format_expiry(moment: datetime) -> str:
+    """The tag's and the policy's form: `2026-11-28T21:00:00Z` (UTC, whole seconds)."""
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    """An expiry tag's value as a UTC datetime; None when it is not a readable ISO 8601 time."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # keyhygiene always writes UTC
+    return moment.astimezone(timezone.utc)
+
+
+def parse_now(text: str) -> datetime:
+    """The injected clock of the command line (`--now`, `KEYHYGIENE_NOW`)."""
+    moment = parse_expiry(text)
+    if moment is None:
+        raise BadInput(
+            f"{text!r} is not an ISO 8601 time.", hint="For example 2026-11-28T21:00:00Z."
+        )
+    return moment
+
+
+def remaining_text(expiry: str | None, now: datetime) -> str:
+    """`1 h 59 min left`, `expired 3 min ago`, or `unreadable expiry`."""
+    moment = parse_expiry(expiry)
+    if moment is None:
+        return "unreadable expiry"
+    delta = moment - utc(now)
+    if delta <= timedelta():
+        return f"expired {describe_duration(-delta)} ago"
+    return f"{describe_duration(delta)} left"
+
+
+# --------------------------------------------------------------------------- grants
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A temporary membership as tagged on the user."""
+
+    user: str
+    group: str
+    expiry_text: str  # the tag's value, as found
+
+    @property
+    def expiry(self) -> datetime | None:
+        return parse_expiry(self.expiry_text)
+
+    @property
+    def tag_key(self) -> str:
+        return TAG_GRANT_PREFIX + self.group
+
+    def expired(self, now: datetime) -> bool:
+        """Past its expiry; an unreadable expiry counts as expired (fail closed)."""
+        moment = self.expiry
+        return moment is None or moment <= utc(now)
+
+
+def grants_of(snapshot: Snapshot) -> tuple[Grant, ...]:
+    """Every temporary membership in the account, by user then group."""
+    return tuple(
+        Grant(user.name, group, expiry)
+        for user in snapshot.users
+        for group, expiry in sorted(user.grants().items())
+    )
+
+
+def expired_grants(snapshot: Snapshot, now: datetime) -> tuple[Grant, ...]:
+    """The grants `sweep` would remove at `now`."""
+    return tuple(grant for grant in grants_of(snapshot) if grant.expired(now))
+
+
+# --------------------------------------------------------------------------- expiry policy
+
+
+@dataclass(frozen=True)
+class GroupReach:
+    """What membership of a group gives access to, as IAM resource ARNs (patterns allowed)."""
+
+    group: str
+    resources: tuple[str, ...]
+    everything: bool = False  # some right is not limited to a list of resources
+    why_everything: str = ""
+    labels: tuple[str, ...] = ()  # "bucket christopher-photos", for the plan's words
+
+
+def group_reach(snapshot: Snapshot, group_name: str) -> GroupReach:
+    """The resources a member of `group_name` reaches: tagged buckets (and their
+    objects), tagged KMS keys, and every Resource its IAM policies allow on."""
+    resources: dict[str, None] = {}
+    labels: list[str] = []
+    for bucket in snapshot.buckets_for_group(group_name):
+        resources[bucket.arn] = None
+        resources[bucket.arn + "/*"] = None
+        labels.append(f"bucket {bucket.name}")
+    for key in snapshot.kms_keys_for_group(group_name):
+        resources[key.arn] = None
+        labels.append(f"KMS key {key.label}")
+    group = snapshot.group(group_name)
+    reasons: list[str] = []
+    named = 0
+    for policy_name, document in _group_documents(snapshot, group) if group else ():
+        if document is None:
+            reasons.append(f"its attached policy {policy_name} could not be read")
+            continue
+        for statement in _allow_statements(document):
+            if "NotResource" in statement:
+                reasons.append(f"its policy {policy_name} allows with NotResource")
+                continue
+            for resource in _strings(statement.get("Resource")):
+                if resource == "*":
+                    reasons.append(f'its policy {policy_name} allows on every resource ("*")')
+                elif resource not in resources:
+                    resources[resource] = None
+                    named += 1
+    if named:
+        labels.append(f"{named} resource{'s' if named != 1 else ''} its policies name")
+    return GroupReach(
+        group=group.name if group else group_name,
+        resources=tuple(sorted(resources)),
+        everything=bool(reasons),
+        why_everything="; ".join(dict.fromkeys(reasons)),
+        labels=tuple(labels),
+    )
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    """The `keyhygiene-expiry` document for a user's loans, and what it means in words."""
+
+    document: dict[str, Any] | None  # None: no loan left, the policy goes
+    summary: str  # what it denies and why, for the plan step
+    warnings: tuple[str, ...] = ()
+
+
+def expiry_policy(
+    snapshot: Snapshot,
+    user: User,
+    grants: Mapping[str, datetime],
+    *,
+    groups_after: Iterable[str] | None = None,
+) -> ExpiryPolicy:
+    """The expiry policy for `user` holding `grants` (group -> expiry), see the module docstring.
+
+    `grants` are the loans the user holds once the plan is applied, and
+    `groups_after` its groups then (default: its groups now); those of its
+    groups that are not on loan are its permanent ones.
+    """
+    if not grants:
+        return ExpiryPolicy(None, "no loan is left")
+    loaned = {name.lower() for name in grants}
+    after = user.groups if groups_after is None else tuple(groups_after)
+    permanent = [g for g in after if g.lower() not in loaned]
+    permanent_reach = {r for g in permanent for r in group_reach(snapshot, g).resources}
+    deny_at: dict[str, datetime] = {}
+    broad: list[tuple[datetime, str, str]] = []  # (expiry, group, why)
+    warnings: list[str] = []
+    parts: list[str] = []
+    for group_name, expiry in sorted(grants.items()):
+        reach = group_reach(snapshot, group_name)
+        if reach.everything:
+            broad.append((expiry, reach.group, reach.why_everything))
+        for resource in reach.resources:
+            # Reached by two loans: the earlier expiry wins (fail closed).
+            deny_at[resource] = min(expiry, deny_at.get(resource, expiry))
+        overlap = sorted(set(reach.resources) & permanent_reach)
+        if overlap:
+            warnings.append(
+                f"{user.name}'s permanent groups also reach {len(overlap)} of the resources "
+                f"of group {reach.group} ({', '.join(overlap[:3])}{', …' if len(overlap) > 3 else ''}): "
+                f"from {format_expiry(expiry)} until keyhygiene sweeps the loan, "
+                f"{user.name} is denied those too."
+            )
+        if not reach.everything and not reach.resources:
+            warnings.append(
+                f"Group {reach.group} gives access to nothing keyhygiene can name (no bucket or "
+                "KMS key tagged for it, no resource in its policies): the expiry policy has "
+                "nothing to deny for this loan; the sweep still ends it."
+            )
+        if not reach.everything:  # else the full deny below says it
+            what = ", ".join(reach.labels) or "none tagged or named"
+            parts.append(
+                f"after {format_expiry(expiry)} every action on the resources of group "
+                f"{reach.group} ({what})"
+            )
+    statements: list[dict[str, Any]] = []
+    earliest_broad = min(broad) if broad else None
+    if earliest_broad is not None:
+        when, group_name, why = earliest_broad
+        statements.append(_deny_statement(EXPIRY_SID_PREFIX + "All", ["*"], when))
+        parts.append(
+            f"after {format_expiry(when)} every action at all, because the rights of group "
+            f"{group_name} cannot be tied to a list of resources ({why})"
+        )
+        warnings.append(
+            f"After {format_expiry(when)}, {user.name} is denied every action, its permanent "
+            f"rights included, until keyhygiene sweeps the loan of {group_name} ({why})."
+        )
+    by_time: dict[datetime, list[str]] = {}
+    for resource, when in deny_at.items():
+        if earliest_broad is None or when < earliest_broad[0]:
+            by_time.setdefault(when, []).append(resource)
+    for when in sorted(by_time):
+        sid = EXPIRY_SID_PREFIX + format_expiry(when).replace("-", "").replace(":", "")
+        statements.append(_deny_statement(sid, sorted(by_time[when]), when))
+    document = {"Version": POLICY_VERSION, "Statement": statements} if statements else None
+    summary = (
+        "AWS itself denies "
+        + "; and ".join(parts)
+        + f", so {'each loan ends' if len(grants) > 1 else 'the loan ends'} on time even if "
+        "keyhygiene never runs again"
+    )
+    if document is None:
+        summary = "the loans give access to no resource keyhygiene can name, so nothing is denied"
+    return ExpiryPolicy(document, summary, tuple(warnings))
+
+
+def _deny_statement(sid: str, resources: list[str], when: datetime) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": resources[0] if resources == ["*"] else resources,
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": format_expiry(when)}},
+    }
+
+
+def inline_policies_size(documents: Iterable[Mapping[str, Any]]) -> int:
+    """Characters IAM counts against a user's inline policy limit (conservatively)."""
+    return sum(len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False)) for doc in documents)
+
+
+def ensure_inline_policies_fit(user: User, document: Mapping[str, Any] | None) -> None:
+    others = [p.document for p in user.inline_policies if p.name != EXPIRY_POLICY_NAME]
+    size = inline_policies_size([*others, *([document] if document else [])])
+    if size > USER_INLINE_POLICIES_LIMIT:
+        raise BadInput(
+            f"{user.name}'s inline policies would total {size:,} characters with the new "
+            f"{EXPIRY_POLICY_NAME}; IAM accepts at most {USER_INLINE_POLICIES_LIMIT:,} a user. "
+            "Nothing was changed.",
+            hint="End some of its other loans first, tag fewer buckets for the group, or "
+            "remove inline policies the user no longer needs.",
+        )
+
+
+def _group_documents(
+    snapshot: Snapshot, group: Group
+) -> list[tuple[str, Mapping[str, Any] | None]]:
+    documents: list[tuple[str, Mapping[str, Any] | None]] = [
+        (policy.name, policy.document) for policy in group.inline_policies
+    ]
+    for attached in group.attached_policies:
+        documents.append((attached.name, snapshot.managed_policies.get(attached.arn)))
+    return documents
+
+
+def _allow_statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    raw = document.get("Statement", [])
+    items = raw if isinstance(raw, list) else [raw]
+    return [s for s in items if isinstance(s, Mapping) and s.get("Effect") == "Allow"]
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(item for item in value if isinstance(item, str))
+    return ()
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _find_user(snapshot: Snapshot, name: str) -> User:
+    user = snapshot.user(name.strip())
+    if user is None:
+        raise BadInput(f"There is no IAM user {name!r} in account {snapshot.account_id}.")
+    return user
+
+
+def _find_group(snapshot: Snapshot, name: str) -> Group:
+    group = snapshot.group(name.strip())
+    if group is None:
+        raise BadInput(
+            f"There is no IAM group {name!r} in account {snapshot.account_id}.",
+            hint="Create the group first (an application is named by its group).",
+        )
+    return group
+
+
+def _in_group(user: User, group: Group) -> bool:
+    return group.name.lower() in {g.lower() for g in user.groups}
+
+
+def _grant_value(user: User, group: Group) -> str | None:
+    """The grant tag's value for `group` (matched without regard to case), if any."""
+    lowered = group.name.lower()
+    for name, value in user.grants().items():
+        if name.lower() == lowered:
+            return value
+    return None
+
+
+def _check_not_revoked(user: User, doing: str) -> None:
+    if user.revoked:
+        raise BadInput(
+            f"{user.name} is revoked: it cannot be {doing}. Nothing was changed.",
+            hint="Enroll the computer again if it should have access.",
+        )
+
+
+def _check_group_room(user: User, group: Group) -> None:
+    if not _in_group(user, group) and len(user.groups) >= MAX_GROUPS_PER_USER:
+        raise BadInput(
+            f"{user.name} is already in {len(user.groups)} groups, the most IAM allows "
+            f"({MAX_GROUPS_PER_USER}). Nothing was changed.",
+            hint="Remove it from a group it no longer needs first.",
+        )
+
+
+def _check_not_actor(snapshot: Snapshot, user: User) -> None:
+    if user.arn == caller_principal_arn(snapshot.caller_arn):
+        raise BadInput(
+            f"{user.name} is the identity running keyhygiene: lending it a group would give "
+            "it an expiry policy that could deny it the rights it needs to sweep. Nothing was "
+            "changed.",
+            hint="Add it to the group permanently, or run keyhygiene with another --admin-profile.",
+        )
+
+
+def _grant_tag_key(user: User, group: Group) -> str:
+    key = TAG_GRANT_PREFIX + group.name
+    if len(key) > TAG_KEY_LIMIT or not _TAG_KEY_CHARS.match(key):
+        raise BadInput(
+            f"Group {group.name!r} cannot be lent: the tag key {key!r} would break IAM's tag "
+            f"rules (at most {TAG_KEY_LIMIT} characters; letters, digits, spaces and _.:/=+-@).",
+            hint="Add the computer to the group permanently instead.",
+        )
+    if key not in user.tags and len(user.tags) >= MAX_TAGS_PER_USER:
+        raise BadInput(
+            f"{user.name} already has {len(user.tags)} tags, the most IAM allows. Nothing was "
+            "changed.",
+            hint="Remove tags it no longer needs first.",
+        )
+    return key
+
+
+def _readable_grants(user: User, *, without: str | None = None) -> dict[str, datetime]:
+    """The user's loans with a readable expiry, but `without` (a group name)."""
+    found: dict[str, datetime] = {}
+    for group_name, value in user.grants().items():
+        if without is not None and group_name.lower() == without.lower():
+            continue
+        moment = parse_expiry(value)
+        if moment is not None:
+            found[group_name] = moment
+    return found
+
+
+def _unreadable_grants_warning(user: User) -> list[str]:
+    bad = sorted(g for g, v in user.grants().items() if parse_expiry(v) is None)
+    if not bad:
+        return []
+    return [
+        f"{user.name}'s loan of {', '.join(bad)} has an unreadable expiry tag; its expiry "
+        "policy leaves it out and `keyhygiene sweep` will remove it."
+    ]
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def plan_add_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
+    """Make `user_name` a permanent member of `group_name` (a loan becomes permanent)."""
+    user = _find_user(snapshot, user_name)
+    group = _find_group(snapshot, group_name)
+    _check_not_revoked(user, f"added to {group.name}")
+    loan = _grant_value(user, group)
+    if _in_group(user, group) and loan is None:
+        raise BadInput(f"{user.name} is already a permanent member of {group.name}.")
+    _check_group_room(user, group)
+    steps: list[Step] = []
+    if not _in_group(user, group):
+        steps.append(_add_to_group_step(user, group))
+    steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) | {user.name}}))
+    warnings: list[str] = []
+    if loan is not None:
+        steps.append(
+            _untag_step(
+                "grant-untag",
+                user,
+                {TAG_GRANT_PREFIX + _tag_group(user, group): loan},
+                why=f"the membership of {group.name} is no longer temporary",
+            )
+        )
+        policy = expiry_policy(snapshot, user, _readable_grants(user, without=group.name))
+        steps.extend(_expiry_policy_steps(user, policy))
+        warnings.extend(policy.warnings)
+    title = (
+        f"Make {user.name}'s loan of {group.name} permanent"
+        if loan is not None
+        else f"Add {user.name} to group {group.name}"
+    )
+    return Plan("group-add", title, tuple(steps), tuple(warnings))
+
+
+def plan_remove_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
+    """Take `user_name` out of `group_name`; a loan is ended with everything it added."""
+    user = _find_user(snapshot, user_name)
+    group = _find_group(snapshot, group_name)
+    if _grant_value(user, group) is not None:
+        return plan_end_grant(snapshot, user.name, group.name)
+    if not _in_group(user, group):
+        raise BadInput(f"{user.name} is not a member of {group.name}. Nothing was changed.")
+    steps = [_remove_from_group_step(user, group)]
+    steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) - {user.name}}))
+    return Plan("group-remove", f"Remove {user.name} from group {group.name}", tuple(steps))
+
+
+def plan_grant(
+    snapshot: Snapshot,
+    user_name: str,
+    group_name: str,
+    duration: timedelta | str,
+    *,
+    now: datetime,
+    max_duration: timedelta = DEFAULT_MAX_DURATION,
+) -> Plan:
+    """Lend `group_name` to `user_name` until `now + duration`, or move an existing loan's expiry.
+
+    Order, for a run cut short: the tag and the expiry policy come first, so a
+    half-applied loan still ends on time and `sweep` still finds it; then the
+    membership and the whitelists.
+    """
+    if isinstance(duration, str):
+        duration = parse_duration(duration, maximum=max_duration)
+    elif duration <= timedelta() or duration > max_duration:
+        raise BadInput(
+            f"A loan lasts more than nothing and at most {describe_duration(max_duration)} "
+            f"(asked: {describe_duration(duration) if duration > timedelta() else 'nothing'})."
+        )
+    user = _find_user(snapshot, user_name)
+    group = _find_group(snapshot, group_name)
+    _check_not_revoked(user, f"lent group {group.name}")
+    current = _grant_value(user, group)
+    if _in_group(user, group) and current is None:
+        raise BadInput(
+            f"{user.name} is a permanent member of {group.name}: there is nothing to lend.",
+            hint=f"Remove it from {group.name} first if it should only have a loan.",
+        )
+    _check_group_room(user, group)
+    _check_not_actor(snapshot, user)
+    tag_key = (
+        _grant_tag_key(user, group)
+        if current is None
+        else TAG_GRANT_PREFIX + _tag_group(user, group)
+    )
+    expiry = utc(now).replace(microsecond=0) + duration
+    expiry_text = format_expiry(expiry)
+    grants = _readable_grants(user, without=group.name)
+    grants[group.name] = expiry
+    policy = expiry_policy(snapshot, user, grants)
+    ensure_inline_policies_fit(user, policy.document)
+
+    steps: list[Step] = [_tag_step(user, tag_key, expiry_text, current)]
+    steps.extend(_expiry_policy_steps(user, policy))
+    if not _in_group(user, group):
+        steps.append(_add_to_group_step(user, group))
+    steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) | {user.name}}))
+    if current is None:
+        title = f"Lend group {group.name} to {user.name} for {describe_duration(duration)}, until {expiry_text}"
+        kind = "grant"
+    else:
+        title = (
+            f"Move the end of {user.name}'s loan of {group.name} from {current} to {expiry_text}"
+        )
+        kind = "grant-extend"
+    warnings = [*policy.warnings, *_unreadable_grants_warning(user)]
+    return Plan(kind, title, tuple(steps), tuple(warnings))
+
+
+def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
+    """End a loan now: membership, whitelist entries, tag and expiry policy statement.
+
+    The membership goes first and the expiry policy last, so that until the
+    very end something still takes the loan's rights away.
+    """
+    user = _find_user(snapshot, user_name)
+    group = _find_group(snapshot, group_name)
+    current = _grant_value(user, group)
+    if current is None:
+        if _in_group(user, group):
+            raise BadInput(
+                f"{user.name} is a permanent member of {group.name}, not on loan.",
+                hint=f"Use `keyhygiene group remove {user.name} {group.name}` to take it out.",
+            )
+        raise BadInput(f"{user.name} has no loan of {group.name}. Nothing was changed.")
+    steps: list[Step] = []
+    if _in_group(user, group):
+        steps.append(_remove_from_group_step(user, group))
+    steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) - {user.name}}))
+    tag_key = TAG_GRANT_PREFIX + _tag_group(user, group)
+    steps.append(_untag_step("grant-untag", user, {tag_key: current}, why="the loan is over"))
+    policy = expiry_policy(
+        snapshot,
+        user,
+        _readable_grants(user, without=group.name),
+        groups_after=[g for g in user.groups if g.lower() != group.name.lower()],
+    )
+    steps.extend(_expiry_policy_steps(user, policy))
+    return Plan(
+        "grant-end",
+        f"End {user.name}'s loan of {group.name} now",
+        tuple(steps),
+        tuple(policy.warnings),
+    )
+
+
+def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
+    """Remove every loan whose expiry is past at `now` (an empty plan when there is none).
+
+    Safe to run twice and while another keyhygiene runs: the first step checks
+    that the loans are still tagged as the snapshot saw them (so a loan
+    extended or ended meanwhile is not swept from stale data), and the
+    removals tolerate what another sweep already removed.
+    """
+    expired = expired_grants(snapshot, now)
+    if not expired:
+        return Plan("sweep", "Sweep expired loans: none", ())
+    by_user: dict[str, list[Grant]] = {}
+    for grant in expired:
+        by_user.setdefault(grant.user, []).append(grant)
+    steps: list[Step] = [_check_grants_step(expired)]
+    members_after: dict[str, set[str]] = {}
+    warnings: list[str] = []
+    for index, grant in enumerate(expired, 1):
+        user = _find_user(snapshot, grant.user)
+        group = snapshot.group(grant.group)
+        if grant.expiry is None:
+            warnings.append(
+                f"{user.name}'s loan of {grant.group} has an unreadable expiry "
+                f"({grant.expiry_text!r}): it is swept as if expired."
+            )
+        if group is None or not _in_group(user, group):
+            continue
+        steps.append(_sweep_remove_step(index, user, group, grant))
+        members_after.setdefault(group.name, _members(group)).discard(user.name)
+    steps.extend(_whitelist_steps(snapshot, members_after))
+    for index, (user_name, grants) in enumerate(sorted(by_user.items()), 1):
+        user = _find_user(snapshot, user_name)
+        names = ", ".join(g.group for g in grants)
+        steps.append(
+            _untag_step(
+                f"sweep-untag-{index}",
+                user,
+                {g.tag_key: g.expiry_text for g in grants},
+                why=f"its loan of {names} expired",
+            )
+        )
+        swept = {g.group.lower() for g in grants}
+        remaining = {g: t for g, t in _readable_grants(user).items() if g.lower() not in swept}
+        policy = expiry_policy(
+            snapshot,
+            user,
+            remaining,
+            groups_after=[g for g in user.groups if g.lower() not in swept],
+        )
+        steps.extend(
+            _expiry_policy_steps(user, policy, step_id=f"sweep-expiry-{index}", tolerant=True)
+        )
+    count = len(expired)
+    return Plan(
+        "sweep",
+        f"Sweep {count} expired loan{'s' if count != 1 else ''}",
+        tuple(steps),
+        tuple(warnings),
+    )
+
+
+def sweep_plan(snapshot: Snapshot, now: datetime) -> Plan:
+    """What the TUI runs at start, in a worker: `plan_sweep` by another name."""
+    return plan_sweep(snapshot, now=now)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What `apply_sweep` did, with the sentence the TUI shows in its notification."""
+
+    plan: Plan
+    grants: tuple[Grant, ...]  # the expired loans the plan removes
+    report: ApplyReport | None = None  # None: nothing had expired, nothing ran
+    rolled_back: ApplyReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is None or self.report.ok
+
+    @property
+    def message(self) -> str:
+        """ "" when nothing expired; else what was removed, or why nothing was."""
+        if self.report is None:
+            return ""
+        loans = ", ".join(f"{g.user} from {g.group}" for g in self.grants)
+        count = len(self.grants)
+        if self.report.ok:
+            return f"Removed {count} expired loan{'s' if count != 1 else ''}: {loans}."
+        failed = next((r for r in self.report.results if r.status == "failed"), None)
+        why = f": {failed.message}" if failed and failed.message else ""
+        undone = " What was done was rolled back." if self.rolled_back is not None else ""
+        return f"Could not remove the expired loans ({loans}){why}.{undone}"
+
+
+def apply_sweep(
+    snapshot: Snapshot,
+    clients: ClientProvider,
+    *,
+    now: datetime,
+    on_event: Callable[[PlanEvent], None] | None = None,
+) -> SweepOutcome:
+    """Compute and apply the sweep with a journal; roll back a failed run.
+
+    Blocking (AWS calls): the TUI runs it in a thread worker at start and
+    shows `outcome.message` when it is not empty.
+    """
+    from tui.journal import Journal
+
+    plan = plan_sweep(snapshot, now=now)
+    grants = expired_grants(snapshot, now)
+    if not plan.steps:
+        return SweepOutcome(plan, grants)
+    report = apply_plan(plan, clients, journal=Journal.create(plan), on_event=on_event)
+    undone = None
+    if not report.ok and report.done:
+        undone = rollback(report, clients, on_event=on_event)
+    return SweepOutcome(plan, grants, report, undone)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _members(group: Group) -> set[str]:
+    return set(group.members)
+
+
+def _tag_group(user: User, group: Group) -> str:
+    """The group name as written in the user's grant tag (its case may differ)."""
+    lowered = group.name.lower()
+    return next((g for g in user.grants() if g.lower() == lowered), group.name)
+
+
+def _add_to_group_step(user: User, group: Group) -> Step:
+    params = {"UserName": user.name, "GroupName": group.name}
+    return Step(
+        id="membership-add",
+        description=f"Add {user.name} to group {group.name}",
+        call=Call("iam", "add_user_to_group", params),
+        undo=Call("iam", "remove_user_from_group", params),
+    )
+
+
+def _remove_from_group_step(user: User, group: Group) -> Step:
+    params = {"UserName": user.name, "GroupName": group.name}
+    return Step(
+        id="membership-remove",
+        description=f"Remove {user.name} from group {group.name}",
+        call=Call("iam", "remove_user_from_group", params),
+        undo=Call("iam", "add_user_to_group", params),
+    )
+
+
+def _tag_step(user: User, key: str, value: str, previous: str | None) -> Step:
+    if previous is None:
+        description = f"Tag {user.name} with {key} = {value}: the loan ends then"
+        undo = Call("iam", "untag_user", {"UserName": user.name, "TagKeys": [key]})
+    else:
+        description = (
+            f"Change {user.name}'s tag {key} from {previous} to {value}: the loan ends then"
+        )
+        undo = Call(
+            "iam", "tag_user", {"UserName": user.name, "Tags": [{"Key": key, "Value": previous}]}
+        )
+    return Step(
+        id="grant-tag",
+        description=description,
+        call=Call(
+            "iam", "tag_user", {"UserName": user.name, "Tags": [{"Key": key, "Value": value}]}
+        ),
+        undo=undo,
+    )
+
+
+def _untag_step(step_id: str, user: User, tags: Mapping[str, str], *, why: str) -> Step:
+    keys = sorted(tags)
+    return Step(
+        id=step_id,
+        description=f"Remove tag{'s' if len(keys) != 1 else ''} {', '.join(keys)} from {user.name}: {why}",
+        call=Call("iam", "untag_user", {"UserName": user.name, "TagKeys": keys}),
+        undo=Call(
+            "iam",
+            "tag_user",
+            {"UserName": user.name, "Tags": [{"Key": k, "Value": tags[k]} for k in keys]},
+        ),
+    )
+
+
+def _current_expiry_document(user: User) -> dict[str, Any] | None:
+    for policy in user.inline_policies:
+        if policy.name == EXPIRY_POLICY_NAME:
+            return json.loads(json.dumps(policy.document))
+    return None
+
+
+def _expiry_policy_steps(
+    user: User,
+    policy: ExpiryPolicy,
+    *,
+    step_id: str = "grant-expiry-policy",
+    tolerant: bool = False,
+) -> list[Step]:
+    """Put, replace or delete `keyhygiene-expiry`; nothing when it is already right."""
+    before = _current_expiry_document(user)
+    after = policy.document
+    if before == after:
+        return []
+    target = {"UserName": user.name, "PolicyName": EXPIRY_POLICY_NAME}
+    restore = (
+        Call("iam", "put_user_policy", {**target, "PolicyDocument": json.dumps(before)})
+        if before is not None
+        else Call("iam", "delete_user_policy", target)
+    )
+    if after is None:
+        call = (
+            Call("local", "membership.delete_user_policy", target)
+            if tolerant
+            else Call("iam", "delete_user_policy", target)
+        )
+        return [
+            Step(
+                id=step_id,
+                description=f"Delete inline policy {EXPIRY_POLICY_NAME} from {user.name}: "
+                "no loan is left for it to end",
+                call=call,
+                undo=restore,
+                before=before,
+            )
+        ]
+    verb = "Put" if before is None else "Replace"
+    return [
+        Step(
+            id=step_id,
+            description=f"{verb} inline policy {EXPIRY_POLICY_NAME} on {user.name}: {policy.summary}",
+            call=Call("iam", "put_user_policy", {**target, "PolicyDocument": json.dumps(after)}),
+            undo=restore,
+            before=before,
+            after=after,
+        )
+    ]
+
+
+def _check_grants_step(grants: Sequence[Grant]) -> Step:
+    entries = [{"UserName": g.user, "TagKey": g.tag_key, "Value": g.expiry_text} for g in grants]
+    return Step(
+        id="sweep-check",
+        description="Check that the expired loans are still tagged as read (none was extended "
+        "or ended meanwhile)",
+        call=Call("local", "membership.check_grants", {"Grants": entries}),
+    )
+
+
+def _sweep_remove_step(index: int, user: User, group: Group, grant: Grant) -> Step:
+    params = {"UserName": user.name, "GroupName": group.name}
+    return Step(
+        id=f"sweep-remove-{index}",
+        description=f"Remove {user.name} from group {group.name}: its loan ended {grant.expiry_text}",
+        call=Call("local", "membership.remove_user_from_group", params),
+        undo=Call(
+            "local",
+            "membership.restore_membership",
+            {**params, "Removed": Ref(f"sweep-remove-{index}", "Removed")},
+        ),
+        keep=("Removed",),
+    )
+
+
+def _whitelist_steps(snapshot: Snapshot, members_after: Mapping[str, set[str]]) -> list[Step]:
+    """The bucket and key policy steps that make every whitelist of the groups
+    in `members_after` equal to those members plus the groups' roles."""
+    if not members_after:
+        return []
+    from tui.whitelist_plans import whitelist_steps
+
+    return list(whitelist_steps(snapshot, members_after, snapshot.caller_arn))
+
+
+# --------------------------------------------------------------------------- local actions
+# Registered at import time so that a journal read at the next start can run them.
+
+
+class GrantChanged(KeyHygieneError):
+    """A loan the sweep was about to remove changed since the account was read."""
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = (getattr(exc, "response", {}) or {}).get("Error", {}).get("Code")
+    return code == "NoSuchEntity"
+
+
+@local_action("membership.check_grants")
+def _check_grants(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    iam = ctx.client("iam")
+    changed: list[str] = []
+    tags_by_user: dict[str, dict[str, str]] = {}
+    for entry in params["Grants"]:
+        user = entry["UserName"]
+        if user not in tags_by_user:
+            tags_by_user[user] = _user_tags(iam, user)
+        now_value = tags_by_user[user].get(entry["TagKey"])
+        if now_value != entry["Value"]:
+            state = "gone" if now_value is None else f"now {now_value}"
+            changed.append(f"{user} {entry['TagKey']} ({state})")
+    if changed:
+        raise GrantChanged(
+            "Some loans changed since the account was read: " + "; ".join(changed) + ". "
+            "Nothing was swept.",
+            hint="Run the sweep again: it reads the account afresh.",
+        )
+    return {"Checked": len(params["Grants"])}
+
+
+def _user_tags(iam: Any, user: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in iam.get_paginator("list_user_tags").paginate(UserName=user):
+        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+    return tags
+
+
+@local_action("membership.remove_user_from_group")
+def _remove_user_from_group(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """remove_user_from_group that accepts "not a member" (another sweep was first)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        ctx.client("iam").remove_user_from_group(
+            UserName=params["UserName"], GroupName=params["GroupName"]
+        )
+    except ClientError as exc:
+        if not _is_missing(exc):
+            raise
+        return {"Removed": False}
+    return {"Removed": True}
+
+
+@local_action("membership.restore_membership")
+def _restore_membership(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The undo of the tolerant removal: add back only what this run removed."""
+    if params.get("Removed"):
+        ctx.client("iam").add_user_to_group(
+            UserName=params["UserName"], GroupName=params["GroupName"]
+        )
+    return {}
+
+
+@local_action("membership.delete_user_policy")
+def _delete_user_policy(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """delete_user_policy that accepts "no such policy" (another sweep was first)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        ctx.client("iam").delete_user_policy(
+            UserName=params["UserName"], PolicyName=params["PolicyName"]
+        )
+    except ClientError as exc:
+        if not _is_missing(exc):
+            raise
+        return {"Deleted": False}
+    return {"Deleted": True}
