@@ -265,9 +265,9 @@ def _readable_policy(
     for problem in snapshot.problems:
         if problem.what == f"{what}: policy":
             raise BadInput(
-                f"The policy of {what} could not be read ({problem.message}), so keyhygiene "
-                "cannot change it without losing its other statements.",
-                hint="Fix that (the message names the missing permission), reload and retry.",
+                f"The policy of {what} could not be used: {problem.message.rstrip('.')}. "
+                "Changing it would lose its other statements.",
+                hint="Fix the policy or the missing permission named above, reload and retry.",
             )
     if policy is None:
         return None

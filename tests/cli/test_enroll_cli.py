@@ -207,7 +207,7 @@ def test_a_bucket_policy_that_is_not_json_is_refused(account: Account) -> None:
     account.s3.put_bucket_policy(Bucket="photos-data", Policy="{oops")
     result = run_cli(*account.args(*ENROLL, "--yes"))
     assert result.returncode == 2
-    assert "not a valid JSON policy document" in result.stderr
+    assert "not a JSON object" in result.stderr
     assert "alice-laptop" not in account.state()["users"]
 
 
