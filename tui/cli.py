@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "tui.commands.grant",
     "tui.commands.sweep",
     "tui.commands.enroll",
+    "tui.commands.revoke",
     "tui.commands.app",
 )
 
