@@ -33,6 +33,11 @@ class MainScreen(Screen[None]):
         Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
         Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
         Binding("e", "enroll", "Register computer", tooltip="Register this computer (one-time)"),
+        Binding("plus", "membership('add')", "Add to group", show=False),
+        Binding("minus", "membership('remove')", "Remove from group", show=False),
+        Binding(
+            "l", "membership('lend')", "Lend", tooltip="Lend a computer to a group for a while"
+        ),
         Binding(
             "A",
             "add_application",
@@ -48,6 +53,7 @@ class MainScreen(Screen[None]):
         self.connection: Connection | None = None
         self.outline: OutlineNode | None = None
         self.findings: list[Finding] = []
+        self._swept = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,6 +119,34 @@ class MainScreen(Screen[None]):
             )
         self.set_status(status)
         self._show_details(tree.cursor_node.data if tree.cursor_node else None)
+        if not self._swept and message.connection is not None:
+            self._swept = True
+            self.sweep_expired_grants()
+
+    @work(thread=True, group="sweep", exit_on_error=False)
+    def sweep_expired_grants(self) -> None:
+        """Remove expired loans at start (AWS already denies them; this tidies up)."""
+        from tui.membership import apply_sweep
+
+        if self.snapshot is None or self.connection is None:
+            return
+        try:
+            outcome = apply_sweep(self.snapshot, self.connection, now=self.app.now())  # type: ignore[attr-defined]
+        except KeyHygieneError as exc:
+            self.app.call_from_thread(
+                self.notify, f"Sweep of expired loans failed: {exc}", severity="error"
+            )
+            return
+        if outcome.message:
+            self.app.call_from_thread(
+                self.notify,
+                outcome.message,
+                title="Expired loans",
+                severity="information" if outcome.ok else "error",
+                timeout=10,
+            )
+        if outcome.report is not None:
+            self.app.call_from_thread(self.action_refresh_account)
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.query_one(AccountTree).loading = False
@@ -211,6 +245,39 @@ class MainScreen(Screen[None]):
 
         assert self.snapshot is not None and self.connection is not None
         self.app.push_screen(EnrollScreen(self.snapshot, self.connection), self._refresh_if_applied)
+
+    def action_membership(self, action: str) -> None:
+        """Add to / remove from / lend to a group, from the device, group or member under the cursor."""
+        if not self._ready():
+            return
+        from screens.membership_screen import MembershipScreen
+
+        assert self.snapshot is not None and self.connection is not None
+        user, group = self._cursor_user_and_group()
+        self.app.push_screen(
+            MembershipScreen(
+                self.snapshot,
+                self.connection,
+                action,
+                user=user,
+                group=group,
+                clock=self.app.now,  # type: ignore[attr-defined]
+            ),
+            self._refresh_if_applied,
+        )
+
+    def _cursor_user_and_group(self) -> tuple[str | None, str | None]:
+        node = self.query_one(AccountTree).cursor_node
+        data = node.data if node else None
+        if data is None:
+            return None, None
+        if data.kind in ("device", "user"):
+            return data.ref, None
+        if data.kind == "group":
+            return None, data.ref
+        if data.kind == "member" and node is not None and node.parent and node.parent.data:
+            return data.ref, node.parent.data.ref
+        return None, None
 
     def action_add_application(self) -> None:
         if not self._ready():

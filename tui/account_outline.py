@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from tui.audit import Finding, severity_rank
+from tui.membership import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
 from tui.policy_documents import whitelisted_principals
 
@@ -25,6 +26,7 @@ class OutlineNode:
     children: tuple[OutlineNode, ...] = ()
     note: str = ""  # a short dim remark after the label
     warn: bool = False  # stands out (expired grant, public bucket...)
+    search: str = ""  # more text the filter matches (a device's host name)
     findings: int = 0  # audit findings on this very resource
     worst: str | None = None  # their worst severity
 
@@ -73,15 +75,9 @@ def user_note(user: User, snapshot: Snapshot, now: datetime) -> str:
 
 
 def grant_countdown(expiry: str, now: datetime) -> str:
-    try:
-        when = datetime.fromisoformat(expiry.replace("Z", "+00:00"))
-    except ValueError:
-        return "unreadable expiry"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    if when <= now:
-        return "EXPIRED"
-    return f"{age_text(now - (when - now), now)} left"
+    """`1 h 59 min left` or `EXPIRED 3 min ago`: a loan's countdown in the tree."""
+    text = remaining_text(expiry, now)
+    return text.replace("expired", "EXPIRED", 1)
 
 
 def build_outline(snapshot: Snapshot, now: datetime | None = None) -> OutlineNode:
@@ -136,7 +132,10 @@ def device_node(user: User, snapshot: Snapshot, now: datetime, kind: str = "devi
         ref=user.name,
         children=keys,
         note=user_note(user, snapshot, now),
-        warn=user.revoked or len(user.active_keys) > 1,
+        search=user.hostname or "",
+        warn=user.revoked
+        or len(user.active_keys) > 1
+        or any(grant_countdown(e, now).startswith("EXPIRED") for e in user.grants().values()),
     )
 
 
@@ -167,7 +166,7 @@ def _groups(snapshot: Snapshot, now: datetime) -> OutlineNode:
                     kind="member",
                     ref=name,
                     note=f"lent: {grant_countdown(expiry, now)}" if expiry else "",
-                    warn=bool(expiry) and grant_countdown(expiry, now) == "EXPIRED",
+                    warn=bool(expiry) and grant_countdown(expiry, now).startswith("EXPIRED"),
                 )
             )
         groups.append(
@@ -330,7 +329,7 @@ def filter_outline(node: OutlineNode, text: str) -> OutlineNode | None:
     needle = text.strip().lower()
     if not needle:
         return node
-    haystack = " ".join((node.label, node.ref or "", node.note)).lower()
+    haystack = " ".join((node.label, node.ref or "", node.note, node.search)).lower()
     if needle in haystack and node.kind != "account":
         return node
     children = tuple(

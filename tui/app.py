@@ -97,6 +97,15 @@ class KeyHygieneApp(App[int]):
                 "One-time enrollment: user, groups, whitelists, key in ~/.aws/credentials",
                 screen.action_enroll,
             )
+        if hasattr(screen, "action_membership"):
+            for action, name, help_text in (
+                ("add", "Add to group", "Add the selected computer to a group, for good"),
+                ("remove", "Remove from group", "Take the selected computer out of a group"),
+                ("lend", "Lend to group…", "Add a computer to a group for a limited time"),
+            ):
+                yield SystemCommand(
+                    name, help_text, lambda action=action: screen.action_membership(action)
+                )
         if hasattr(screen, "action_add_application"):
             yield SystemCommand(
                 "Add an application",
