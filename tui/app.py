@@ -22,6 +22,12 @@ class KeyHygieneApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "keyhygiene"
     BINDINGS = [
+        Binding(
+            "ctrl+r",
+            "revoke",
+            "Revoke!",
+            tooltip="Emergency: cut a lost or stolen computer out of the account",
+        ),
         Binding("question_mark", "show_help_panel", "Keys", tooltip="List the keys of this screen"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -85,8 +91,26 @@ class KeyHygieneApp(App[int]):
         findings += run_local_audit(snapshot, profile=self.options.profile, home=home)
         return findings
 
+    def action_revoke(self) -> None:
+        """The emergency revoke screen, from anywhere, on the loaded account."""
+        from screens.main_screen import MainScreen
+        from screens.revoke_screen import RevokeScreen
+
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        if main is None or main.snapshot is None or main.connection is None:
+            self.notify("The account is still loading; try again in a moment.", severity="warning")
+            return
+        if isinstance(self.screen, RevokeScreen):
+            return
+        self.push_screen(RevokeScreen(main.snapshot, main.connection), main._refresh_if_applied)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Emergency revoke of a lost or stolen computer",
+            "Deactivate its keys, deny everything, then undo its groups and whitelists",
+            self.action_revoke,
+        )
         if hasattr(screen, "action_refresh_account"):
             yield SystemCommand(
                 "Refresh the account", "Load the account again", screen.action_refresh_account

@@ -112,7 +112,7 @@ def load_snapshot(
         buckets = tuple(_results(bucket_fs))
         kms_keys = tuple(_results(key_fs))
 
-    users = tuple(_with_report_keys(user, report) for user in iam.users) if iam else ()
+    users = tuple(_with_report(user, report) for user in iam.users) if iam else ()
     return Snapshot(
         account_id=identity.account_id,
         caller_arn=identity.arn,
@@ -298,7 +298,16 @@ def _tags(raw: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
 # ---- credential report ------------------------------------------------------
 
 
-def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, list[AccessKey]]]:
+@dataclass(frozen=True)
+class _ReportEntry:
+    """One user's row of the credential report."""
+
+    keys: tuple[AccessKey, ...]
+    password_enabled: bool
+    mfa_active: bool
+
+
+def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, _ReportEntry]]:
     """Keys by user name from the credential report, and when AWS made it.
 
     AWS regenerates the report at most every four hours, so it may be stale;
@@ -318,16 +327,17 @@ def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, lis
         answer = iam.get_credential_report()
     content = answer["Content"]
     text = content.decode("utf-8") if isinstance(content, bytes) else str(content)
-    keys: dict[str, list[AccessKey]] = {}
+    entries: dict[str, _ReportEntry] = {}
     for row in csv.DictReader(io.StringIO(text)):
         name = row.get("user", "")
         if name == "<root_account>":
             continue
+        keys = []
         for slot in (1, 2):
             rotated = _report_time(row.get(f"access_key_{slot}_last_rotated"))
             if rotated is None:
                 continue
-            keys.setdefault(name, []).append(
+            keys.append(
                 AccessKey(
                     user=name,
                     status="Active"
@@ -339,7 +349,12 @@ def _credential_report(conn: Connection) -> tuple[datetime | None, dict[str, lis
                     slot=slot,
                 )
             )
-    return _plausible_report_time(answer.get("GeneratedTime")), keys
+        entries[name] = _ReportEntry(
+            keys=tuple(keys),
+            password_enabled=row.get("password_enabled") == "true",
+            mfa_active=row.get("mfa_active") == "true",
+        )
+    return _plausible_report_time(answer.get("GeneratedTime")), entries
 
 
 def _plausible_report_time(generated: datetime | None) -> datetime | None:
@@ -355,8 +370,16 @@ def _plausible_report_time(generated: datetime | None) -> datetime | None:
     return generated
 
 
-def _with_report_keys(user: User, report: Mapping[str, list[AccessKey]]) -> User:
-    return replace(user, access_keys=tuple(report.get(user.name, ())))
+def _with_report(user: User, report: Mapping[str, _ReportEntry]) -> User:
+    entry = report.get(user.name)
+    if entry is None:
+        return user
+    return replace(
+        user,
+        access_keys=entry.keys,
+        password_enabled=entry.password_enabled,
+        mfa_active=entry.mfa_active,
+    )
 
 
 def _report_time(value: str | None) -> datetime | None:
