@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "tui.commands.group",
     "tui.commands.grant",
     "tui.commands.sweep",
+    "tui.commands.rotate",
+    "tui.commands.credential_process",
     "tui.commands.enroll",
     "tui.commands.revoke",
     "tui.commands.app",

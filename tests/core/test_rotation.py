@@ -1,0 +1,699 @@
+"""Key rotation against moto's IAM and STS, in-process: plan, apply, verify, faults, crashes, recovery."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from tui import credentials_file, rotation, vault
+from tui.connection import ConnectionOptions
+from tui.credentials_file import CredentialsFileRefused
+from tui.errors import BadInput, KeyHygieneError
+from tui.journal import open_journals
+from tui.plans import PlanEvent
+from tui.rotation import (
+    EXIT_AWS,
+    EXIT_ROTATED,
+    EXIT_VERIFY_FAILED,
+    HeldKey,
+    HeldKeyClients,
+    KeyInfo,
+    KeyLocation,
+    RotationFacts,
+    RotationOutcome,
+    RotationRequest,
+    Secret,
+    TwoActiveKeys,
+    execute_rotation,
+    finish_or_roll_back,
+    held_key,
+    inspect_rotation,
+    pending_rotations,
+    plan_rotation,
+)
+from tui.state_dir import state_dir
+
+USER = "christopher-laptop"
+PROFILE = "laptop"
+ARN = f"arn:aws:iam::123456789012:user/{USER}"
+ALL_STEPS = (
+    "delete-other",
+    "create",
+    "write",
+    "verify",
+    "deactivate",
+    "verify-again",
+    "delete-old",
+)
+
+
+class SimulatedCrash(BaseException):
+    """Stands for SIGKILL: neither the engine nor rotation code may catch it."""
+
+
+class FakeClock:
+    """Time that passes only when the code sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client(service: str, **credentials: str) -> Any:
+    """A client sharing rotation's model loader: parsing the IAM model again
+    for every test would cost more than the tests themselves."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", rotation._shared_loader())
+    return session.create_client(service, region_name="us-east-1", **credentials)
+
+
+@dataclass
+class Account:
+    iam: Any
+    location: KeyLocation
+    old_key_id: str
+    old_secret: str
+    before: bytes  # the credentials file as set up
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self.iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]
+
+    def statuses(self) -> dict[str, str]:
+        return {key["AccessKeyId"]: key["Status"] for key in self.keys()}
+
+
+def credentials_text(key_id: str, secret: str, newline: str = "\n") -> str:
+    lines = [
+        "# This computer's keys. Do not share.",
+        "[work]",
+        "aws_access_key_id = AKIAWORKWORKWORKWORK",
+        "aws_secret_access_key = not-a-real-secret-for-work",
+        "",
+        f"[{PROFILE}]",
+        "; rotated by keyhygiene",
+        f"AWS_ACCESS_KEY_ID = {key_id}",
+        f"aws_secret_access_key={secret}",
+        "region = us-east-1",
+        "",
+        "[zeta]",
+        "output = json",
+    ]
+    return newline.join(lines) + newline
+
+
+@pytest.fixture
+def account(isolated_aws: Path) -> Iterator[Account]:
+    vault.reset_memory_backend()
+    rotation.forget_backups()
+    with mock_aws():
+        iam = client("iam")
+        iam.create_user(UserName=USER)
+        key = iam.create_access_key(UserName=USER)["AccessKey"]
+        location = KeyLocation.for_profile(PROFILE)
+        text = credentials_text(key["AccessKeyId"], key["SecretAccessKey"], newline="\r\n")
+        location.credentials_file.write_bytes(text.encode())
+        os.chmod(location.credentials_file, 0o600)
+        location.config_file.write_text(f"[profile {PROFILE}]\nregion = us-east-1\n")
+        yield Account(iam, location, key["AccessKeyId"], key["SecretAccessKey"], text.encode())
+    rotation.forget_backups()
+
+
+@pytest.fixture
+def fake() -> FakeClock:
+    return FakeClock()
+
+
+def request(**changes: Any) -> RotationRequest:
+    values: dict[str, Any] = {"profile": PROFILE, "verify_interval": 0.2, "verify_timeout": 5.0}
+    values.update(changes)
+    return RotationRequest(**values)
+
+
+def clients_for(account: Account, cls: type[HeldKeyClients] = HeldKeyClients) -> HeldKeyClients:
+    return cls(ConnectionOptions(profile=PROFILE, region="us-east-1"), account.location)
+
+
+def rotate(
+    account: Account,
+    fake: FakeClock,
+    *,
+    clients: HeldKeyClients | None = None,
+    on_event: Callable[[PlanEvent], None] | None = None,
+    **changes: Any,
+) -> RotationOutcome:
+    clients = clients or clients_for(account)
+    plan = plan_rotation(inspect_rotation(clients), request(**changes))
+    return execute_rotation(plan, clients, on_event=on_event, clock=fake.clock, sleep=fake.sleep)
+
+
+def normal_run(account: Account, fake: FakeClock, **changes: Any) -> None:
+    """What `keyhygiene rotate --yes` does: deal with an interrupted run, then rotate if needed."""
+    for pending in pending_rotations(profile=PROFILE):
+        outcome = finish_or_roll_back(
+            pending, clients=clients_for(account), clock=fake.clock, sleep=fake.sleep
+        )
+        assert outcome.ok, outcome.render_text()
+        if outcome.action == "finish":
+            return
+    outcome = rotate(account, fake, **changes)
+    assert outcome.ok, outcome.render_text()
+
+
+def assert_one_working_key(account: Account) -> str:
+    """Exactly one key on the user, active, held by the profile, signing as the user."""
+    keys = account.keys()
+    assert len(keys) == 1, keys
+    held = held_key(account.location)
+    assert held is not None
+    assert keys[0]["AccessKeyId"] == held.access_key_id
+    assert keys[0]["Status"] == "Active"
+    sts = client(
+        "sts", aws_access_key_id=held.access_key_id, aws_secret_access_key=held.secret.reveal()
+    )
+    assert sts.get_caller_identity()["Arn"] == ARN
+    assert open_journals() == []
+    return held.access_key_id
+
+
+def file_secret(account: Account) -> str:
+    values = credentials_file.read_profile(account.location.credentials_file, PROFILE)
+    return values["aws_secret_access_key"]
+
+
+def all_journal_text() -> str:
+    return "\n".join(path.read_text() for path in sorted(state_dir().rglob("*.json")))
+
+
+Selector = Callable[[str, dict[str, Any]], bool]  # (signing key id, API params) -> fail?
+
+
+class FaultyClients(HeldKeyClients):
+    """Clients on which one API operation fails, as AWS would make it fail."""
+
+    fault: tuple[str, str, str] | None = None  # (service, Operation, error code)
+    selector: Selector = staticmethod(lambda key_id, params: True)  # type: ignore[assignment]
+
+    def client_for_key(self, service: str, key: HeldKey) -> Any:
+        client = super().client_for_key(service, key)
+        if self.fault and self.fault[0] == service and not getattr(client, "_faulty", False):
+            client._faulty = True
+            client.meta.events.register(
+                f"before-parameter-build.{service}.{self.fault[1]}",
+                self._raiser(key.access_key_id),
+            )
+        return client
+
+    def _raiser(self, key_id: str) -> Callable[..., None]:
+        def raise_fault(params: dict[str, Any], **_: Any) -> None:
+            if self.fault is None or not self.selector(key_id, params):
+                return
+            code = self.fault[2]
+            status = {"InternalError": 500, "Throttling": 400, "AccessDenied": 403}[code]
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": f"injected {code}"},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                },
+                self.fault[1],
+            )
+
+        return raise_fault
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def facts(**changes: Any) -> RotationFacts:
+    location = KeyLocation(PROFILE, Path("/home/c/.aws/credentials"), Path("/home/c/.aws/config"))
+    values: dict[str, Any] = {
+        "location": location,
+        "store": "file",
+        "account_id": "123456789012",
+        "user_name": USER,
+        "user_arn": ARN,
+        "current_key_id": "AKIAOLDOLDOLDOLDOLD1",
+        "keys": (KeyInfo("AKIAOLDOLDOLDOLDOLD1", "Active"),),
+        "file_mode": 0o600,
+    }
+    values.update(changes)
+    return RotationFacts(**values)
+
+
+def test_plan_reads_as_the_steps_it_runs() -> None:
+    plan = plan_rotation(facts(), request(verify_timeout=60, verify_successes=3))
+    assert [step.id for step in plan.steps] == list(ALL_STEPS[1:])
+    text = plan.render_text()
+    assert text.startswith(f"Plan (rotate): Rotate the access key of {USER} (profile {PROFILE})")
+    assert f"1. Create a new access key for {USER}" in text
+    assert f'do:   iam:CreateAccessKey {{"UserName": "{USER}"}}' in text
+    assert "journal keeps: AccessKey.AccessKeyId" in text
+    assert (
+        f"2. Write the new key into /home/c/.aws/credentials, profile [{PROFILE}], "
+        "in place of AKIAOLDOLDOLDOLDOLD1; every other line stays as it is"
+    ) in text
+    assert f"must answer {ARN} 3 times in a row" in text
+    assert "retrying with backoff for up to 60 s" in text
+    assert "4. Deactivate the old key AKIAOLDOLDOLDOLDOLD1" in text
+    assert '"Status": "Inactive"' in text and '"Status": "Active"' in text
+    assert "6. Delete the old key AKIAOLDOLDOLDOLDOLD1" in text
+    assert "Secret" not in text
+    # No secret can be in a plan: it is data about names and ids only.
+    assert "SecretAccessKey" not in json.dumps(plan.to_json())
+
+
+def test_a_second_active_key_stops_the_plan_unless_asked() -> None:
+    two = (KeyInfo("AKIAOLDOLDOLDOLDOLD1", "Active"), KeyInfo("AKIAOTHEROTHEROTHER2", "Active"))
+    with pytest.raises(TwoActiveKeys) as caught:
+        plan_rotation(facts(keys=two), request())
+    message = str(caught.value)
+    assert "second active access key, AKIAOTHEROTHEROTHER2" in message
+    assert "One computer keeps one key" in message and "--delete-other" in message
+    plan = plan_rotation(facts(keys=two), request(delete_other=True))
+    assert plan.steps[0].id == "delete-other"
+    assert "ACTIVE" in plan.steps[0].description
+    assert any("whatever uses it stops working" in warning for warning in plan.warnings)
+
+
+def test_an_inactive_second_key_is_deleted_as_part_of_the_plan() -> None:
+    two = (KeyInfo("AKIAOLDOLDOLDOLDOLD1", "Active"), KeyInfo("AKIAOTHEROTHEROTHER2", "Inactive"))
+    plan = plan_rotation(facts(keys=two), request())
+    assert [step.id for step in plan.steps] == list(ALL_STEPS)
+    assert "other access key AKIAOTHEROTHEROTHER2 (inactive" in plan.steps[0].description
+
+
+def test_plan_warnings_for_a_wide_file_and_a_move_to_the_keyring() -> None:
+    plan = plan_rotation(facts(file_mode=0o644), request())
+    assert any("mode 0644" in warning for warning in plan.warnings)
+    plan = plan_rotation(facts(), request(store="keyring", credential_process="kh cp"))
+    assert any("credential_process = kh cp" in warning for warning in plan.warnings)
+    write = plan.step("write").call.params
+    assert write["store"] == "keyring" and write["credential_process"] == "kh cp"
+
+
+def test_requests_are_checked() -> None:
+    with pytest.raises(BadInput):
+        RotationRequest(profile=PROFILE, verify_timeout=0)
+    with pytest.raises(BadInput):
+        RotationRequest(profile=PROFILE, verify_successes=0)
+    with pytest.raises(BadInput):
+        RotationRequest(profile=PROFILE, store="pastebin")  # type: ignore[arg-type]
+
+
+def test_secret_never_shows_in_its_wrapper() -> None:
+    secret = Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY")
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", repr([secret])]
+    assert all("EXAMPLEKEY" not in text for text in shown)
+    assert secret.reveal().endswith("EXAMPLEKEY")
+    key = HeldKey("AKIA1", secret, "file")
+    assert "EXAMPLEKEY" not in repr(key)
+
+
+# --------------------------------------------------------------------------- rotating
+
+
+def test_rotation_leaves_one_verified_key_in_an_otherwise_identical_file(
+    account: Account, fake: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    events: list[PlanEvent] = []
+    outcome = rotate(account, fake, on_event=events.append)
+
+    assert outcome.exit_code == EXIT_ROTATED, outcome.render_text()
+    new_id = assert_one_working_key(account)
+    assert new_id != account.old_key_id and outcome.new_key_id == new_id
+    new_secret = file_secret(account)
+    # Every other byte of the file is as it was: CRLF, comments, key spelling.
+    after = account.location.credentials_file.read_bytes()
+    expected = account.before.replace(account.old_key_id.encode(), new_id.encode()).replace(
+        account.old_secret.encode(), new_secret.encode()
+    )
+    assert after == expected
+    assert stat.S_IMODE(account.location.credentials_file.stat().st_mode) == 0o600
+    # The proof was made with the new key, and the report says so.
+    assert outcome.proof_arn == ARN
+    text = outcome.render_text()
+    assert f"now holds the new key …{new_id[-4:]}" in text
+    assert "Proof, made with the new key" in text
+    # 3 successes in a row, twice, 0.2 s apart; no failure, so no backoff.
+    assert fake.sleeps == [0.2] * 4
+    assert [event.kind for event in events].count("step_done") == 6
+    # The secrets are nowhere: journal, report, events, logs (botocore logs bodies at DEBUG).
+    places = {
+        "journal": all_journal_text(),
+        "report": text,
+        "outcome": repr(outcome),
+        "events": repr(events),
+        "logs": caplog.text,
+    }
+    assert "SecretAccessKey" in caplog.text  # botocore did log the CreateAccessKey body
+    for name, place in places.items():
+        for secret in (new_secret, account.old_secret):
+            assert secret not in place, f"a secret leaked into the {name}"
+
+
+def test_rotation_into_the_keyring_and_back(account: Account, fake: FakeClock) -> None:
+    outcome = rotate(account, fake, store="keyring", credential_process="kh credential-process")
+    assert outcome.ok, outcome.render_text()
+    first = assert_one_working_key(account)
+    plaintext = credentials_file.read_profile(account.location.credentials_file, PROFILE)
+    assert "aws_access_key_id" not in plaintext and "aws_secret_access_key" not in plaintext
+    assert plaintext["region"] == "us-east-1"  # the rest of the profile stays
+    assert account.old_secret.encode() not in account.location.credentials_file.read_bytes()
+    config = credentials_file.read_profile(account.location.config_file, PROFILE, config_style=True)
+    assert config["credential_process"] == "kh credential-process"
+    stored = vault.load_key(PROFILE)
+    assert stored is not None and stored.access_key_id == first
+    assert held_key(account.location).store == "keyring"  # type: ignore[union-attr]
+
+    # Keyring to keyring: the entry is replaced, the files stay.
+    config_bytes = account.location.config_file.read_bytes()
+    assert rotate(account, fake, credential_process="kh credential-process").ok
+    second = assert_one_working_key(account)
+    assert second != first and vault.load_key(PROFILE).access_key_id == second  # type: ignore[union-attr]
+    assert account.location.config_file.read_bytes() == config_bytes
+
+    # And back to the file: credential_process and the keyring entry go.
+    assert rotate(account, fake, store="file").ok
+    third = assert_one_working_key(account)
+    assert held_key(account.location).store == "file"  # type: ignore[union-attr]
+    assert third not in (first, second)
+    assert vault.load_key(PROFILE) is None
+    config = credentials_file.read_profile(account.location.config_file, PROFILE, config_style=True)
+    assert "credential_process" not in config
+
+
+def test_keyring_rollback_puts_everything_back(account: Account, fake: FakeClock) -> None:
+    assert rotate(account, fake, store="keyring", credential_process="kh credential-process").ok
+    held = held_key(account.location)
+    files = (
+        account.location.credentials_file.read_bytes(),
+        account.location.config_file.read_bytes(),
+    )
+
+    def never(clients: Any, key: HeldKey) -> tuple[str, str]:
+        return "", "InvalidClientTokenId"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", never)
+        outcome = rotate(account, fake, store="file")
+    assert outcome.exit_code == EXIT_VERIFY_FAILED
+    assert held_key(account.location) == held
+    assert (
+        account.location.credentials_file.read_bytes(),
+        account.location.config_file.read_bytes(),
+    ) == files
+    assert_one_working_key(account)
+
+
+def test_verification_retries_with_backoff_until_enough_successes(
+    account: Account, fake: FakeClock
+) -> None:
+    answers = iter(["bad", "bad", "ok", "bad", "ok", "ok", "ok"])
+    real = rotation._who_am_i
+
+    def flaky(clients: Any, key: HeldKey) -> tuple[str, str]:
+        answer = next(answers, "ok")
+        if answer == "bad" and key.access_key_id != account.old_key_id:
+            return "", "InvalidClientTokenId"
+        return real(clients, key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", flaky)
+        outcome = rotate(account, fake, verify_successes=3, verify_timeout=60)
+    assert outcome.ok, outcome.render_text()
+    # bad, bad (backoff 0.5, 1.0), ok (0.2), bad (2.0: a failure resets the run), ok, ok, ok.
+    assert fake.sleeps[:6] == [0.5, 1.0, 0.2, 2.0, 0.2, 0.2]
+    assert outcome.report is not None and outcome.report.kept["verify"]["Tries"] == 7
+    assert_one_working_key(account)
+
+
+def test_a_key_that_never_verifies_is_rolled_back(account: Account, fake: FakeClock) -> None:
+    def never(clients: Any, key: HeldKey) -> tuple[str, str]:
+        return "", "InvalidClientTokenId"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", never)
+        outcome = rotate(account, fake, verify_timeout=20)
+
+    assert outcome.exit_code == EXIT_VERIFY_FAILED
+    # Bounded: the waits add up to no more than the timeout, doubling to 8 s.
+    assert sum(fake.sleeps) <= 20
+    assert fake.sleeps[:5] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    text = outcome.render_text()
+    assert "never verified" in text and "InvalidClientTokenId" in text
+    assert "holds the old key" in text
+    assert account.location.credentials_file.read_bytes() == account.before
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert open_journals() == []
+
+
+def test_failing_after_the_deactivation_reactivates_the_old_key(
+    account: Account, fake: FakeClock
+) -> None:
+    calls = {"n": 0}
+    real = rotation._who_am_i
+
+    def fails_later(clients: Any, key: HeldKey) -> tuple[str, str]:
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first verification passes, the second never does
+            return "", "InvalidClientTokenId"
+        return real(clients, key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", fails_later)
+        outcome = rotate(account, fake)
+
+    assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
+    assert outcome.undo_report is not None
+    assert {r.step_id for r in outcome.undo_report.undone} == {"deactivate", "write", "create"}
+    # Moto authenticates an inactive key too: the status is the proof.
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert account.location.credentials_file.read_bytes() == account.before
+
+
+def test_a_file_botocore_cannot_parse_is_refused_untouched(account: Account) -> None:
+    broken = account.before + b"[work]\r\nregion = eu-west-1\r\n"
+    account.location.credentials_file.write_bytes(broken)
+    with pytest.raises(CredentialsFileRefused) as caught:
+        inspect_rotation(clients_for(account))
+    assert "duplicate section [work]" in str(caught.value)
+    assert caught.value.exit_code == 2
+    assert account.location.credentials_file.read_bytes() == broken
+    assert account.statuses() == {account.old_key_id: "Active"}
+
+
+def test_a_profile_without_a_key_is_bad_input(account: Account) -> None:
+    other = KeyLocation("zeta", account.location.credentials_file, account.location.config_file)
+    clients = HeldKeyClients(ConnectionOptions(profile="zeta"), other)
+    with pytest.raises(BadInput, match="holds no long-term access key"):
+        inspect_rotation(clients)
+
+
+# --------------------------------------------------------------------------- faults
+
+# (name, service, operation, which call: a selector over (signing key, params))
+API_CALLS = {
+    "identify": ("sts", "GetCallerIdentity", lambda a: lambda key, p: key == a.old_key_id),
+    "list": ("iam", "ListAccessKeys", lambda a: lambda key, p: True),
+    "delete-other": (
+        "iam",
+        "DeleteAccessKey",
+        lambda a: lambda key, p: p.get("AccessKeyId") != a.old_key_id,
+    ),
+    "create": ("iam", "CreateAccessKey", lambda a: lambda key, p: True),
+    "verify": ("sts", "GetCallerIdentity", lambda a: lambda key, p: key != a.old_key_id),
+    "deactivate": ("iam", "UpdateAccessKey", lambda a: lambda key, p: True),
+    "delete-old": (
+        "iam",
+        "DeleteAccessKey",
+        lambda a: lambda key, p: p.get("AccessKeyId") == a.old_key_id,
+    ),
+}
+FAULTS = ["Throttling", "InternalError", "AccessDenied"]
+
+
+@pytest.mark.parametrize("code", FAULTS)
+@pytest.mark.parametrize("call", list(API_CALLS))
+def test_a_fault_at_each_api_call_ends_clearly_and_consistently(
+    account: Account, fake: FakeClock, call: str, code: str
+) -> None:
+    other = account.iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    account.iam.update_access_key(UserName=USER, AccessKeyId=other, Status="Inactive")
+    service, operation, selector = API_CALLS[call]
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = (service, operation, code)
+    clients.selector = selector(account)  # type: ignore[assignment]
+    wording = {
+        "Throttling": "kept throttling",
+        "InternalError": "InternalError",
+        "AccessDenied": f"lacks {service}:{operation}",
+    }[code]
+
+    if call in ("identify", "list"):
+        with pytest.raises(KeyHygieneError) as caught:
+            inspect_rotation(clients)
+        assert caught.value.exit_code == EXIT_AWS and wording in str(caught.value)
+        assert account.location.credentials_file.read_bytes() == account.before
+        assert account.statuses() == {account.old_key_id: "Active", other: "Inactive"}
+        return
+    plan = plan_rotation(inspect_rotation(clients), request(verify_timeout=3))
+    outcome = execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep)
+
+    text = outcome.render_text()
+    if call == "verify":
+        assert outcome.exit_code == EXIT_VERIFY_FAILED, text
+        assert f"last problem: {code}" in text
+    else:
+        assert outcome.exit_code == EXIT_AWS, text
+        assert wording in text
+    if call == "delete-other":
+        assert outcome.headline.startswith("Nothing was changed")
+    if call == "create":
+        assert "failed at step 2" in text and "no new key was made" in text
+    if call == "delete-old":
+        assert "Run `keyhygiene rotate` again to finish" in text
+    else:
+        assert open_journals() == []
+    for secret in (account.old_secret, file_secret(account)):
+        assert secret not in text and secret not in all_journal_text()
+    # A consistent state: one active key, the one the profile holds.
+    active = [key for key, status in account.statuses().items() if status == "Active"]
+    held = held_key(account.location)
+    assert held is not None and active == [held.access_key_id]
+    # The next normal run ends with one working key and nothing left over.
+    normal_run(account, fake)
+    assert_one_working_key(account)
+
+
+def test_fault_messages_name_the_missing_permission(account: Account, fake: FakeClock) -> None:
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = ("iam", "CreateAccessKey", "AccessDenied")
+    outcome = rotate(account, fake, clients=clients)
+    assert outcome.exit_code == EXIT_AWS
+    assert outcome.headline.startswith("Nothing was changed: ")
+    assert "lacks iam:CreateAccessKey" in outcome.headline
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert open_journals() == []
+
+
+# --------------------------------------------------------------------------- crashes
+
+CRASH_POINTS = [f"{step}:before" for step in ALL_STEPS] + list(ALL_STEPS)
+
+
+@pytest.mark.parametrize("where", CRASH_POINTS)
+def test_a_run_killed_at_any_step_is_recovered_by_the_next_run(
+    account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    other = account.iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
+    account.iam.update_access_key(UserName=USER, AccessKeyId=other, Status="Inactive")
+
+    def die() -> None:
+        raise SimulatedCrash(where)
+
+    monkeypatch.setattr(rotation, "_die", die)
+    monkeypatch.setenv(rotation.CRASH_ENV, where)
+    with pytest.raises(SimulatedCrash):
+        rotate(account, fake)
+    # The process is gone: so are its memory and its environment.
+    monkeypatch.delenv(rotation.CRASH_ENV)
+    rotation.forget_backups()
+
+    pending = pending_rotations(profile=PROFILE)
+    assert len(pending) == 1
+    step = where.split(":")[0]
+    written = step in ("verify", "deactivate", "verify-again", "delete-old") or where == "write"
+    assert pending[0].action == ("finish" if written else "roll_back"), pending[0].description
+    assert account.old_secret not in pending[0].description
+
+    normal_run(account, fake)
+    new_id = assert_one_working_key(account)
+    assert new_id not in (account.old_key_id, other)
+    for path in sorted(state_dir().rglob("*.json")):
+        text = path.read_text()
+        assert account.old_secret not in text and file_secret(account) not in text
+
+
+def test_recovery_describes_what_it_will_do(
+    account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setenv(rotation.CRASH_ENV, "create")
+    with pytest.raises(SimulatedCrash):
+        rotate(account, fake)
+    monkeypatch.delenv(rotation.CRASH_ENV)
+    rotation.forget_backups()
+    (pending,) = pending_rotations()
+    assert pending.action == "roll_back"
+    assert "A new key may have been created but never written" in pending.description
+    assert "step 1 was interrupted" in pending.description
+    outcome = finish_or_roll_back(pending, clients=clients_for(account))
+    assert outcome.ok and outcome.action == "roll_back"
+    assert "Deleted the key(s) the interrupted run created and never wrote" in outcome.headline
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert pending_rotations() == []
+
+
+# --------------------------------------------------------------------------- vault
+
+
+def test_memory_vault_round_trip_and_hidden_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    vault.reset_memory_backend()
+    assert vault.load_key("p") is None
+    vault.store_key("p", "AKIA1", Secret("s3cr3t-value-0123456789"))
+    key = vault.load_key("p")
+    assert key is not None and key.access_key_id == "AKIA1"
+    assert key.secret.reveal() == "s3cr3t-value-0123456789"
+    assert "s3cr3t" not in repr(key) and "s3cr3t" not in repr(vault.keyring_backend())
+    assert vault.delete_key("p") and vault.load_key("p") is None and not vault.delete_key("p")
+
+
+def test_file_vault_is_private(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "vault" / "keys.json"
+    monkeypatch.setenv(vault.ENV_VAR, f"file:{path}")
+    vault.store_key("p", "AKIA1", Secret("another-secret-0123456789"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert vault.load_key("p").secret.reveal() == "another-secret-0123456789"  # type: ignore[union-attr]
+
+
+def test_no_usable_keyring_is_said_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    from keyring.backends import chainer, fail, null
+
+    monkeypatch.delenv(vault.ENV_VAR)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
+    usable, sentence = vault.keyring_status()
+    assert not usable and "No usable OS keyring" in sentence
+    with pytest.raises(vault.KeyringUnavailable) as caught:
+        rotation.check_store_usable("keyring")
+    assert caught.value.exit_code == 2 and "stays in the credentials file" in str(caught.value)
+    rotation.check_store_usable("file", "file")  # the file needs no keyring
+
+    class Empty(chainer.ChainerBackend):
+        backends: list[Any] = []
+
+    assert "no backend to chain" in vault.unusable_reason(Empty())
+    assert "disabled" in vault.unusable_reason(null.Keyring())
+    monkeypatch.setenv(vault.ENV_VAR, "bogus")
+    with pytest.raises(BadInput, match="not understood"):
+        vault.keyring_backend()

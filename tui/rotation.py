@@ -1,0 +1,1556 @@
+"""Rotate this computer's one access key, straight into ~/.aws/credentials.
+
+The rotation is a `Plan` (tui/plans.py), reviewed before it runs:
+
+1. (if the user has a second key) delete it: an inactive one always, an active
+   one only when asked (`delete_other`), since two active keys break
+   one-key-per-computer;
+2. create the new key (the journal keeps its id, the secret stays in memory);
+3. write it where the profile keeps its key: the credentials file, or the OS
+   keyring plus `credential_process` in the config file. The old bytes stay in
+   memory so that a failure can put them back;
+4. verify it: several `sts:GetCallerIdentity` successes in a row, made with
+   the key *as written* (read back from the file or keyring), retrying with
+   exponential backoff up to a bound (60 s by default): AWS is eventually
+   consistent and one success proves little (rhyeal/aws-rotate-iam-keys#81);
+5. deactivate the old key; 6. verify again; 7. delete the old key.
+
+If the new key never verifies, the previous files are restored and the new key
+is deleted. Nothing is ever deleted that the profile still holds.
+
+Which key signs the calls. Every call goes through `HeldKeyClients`, which
+signs with the key the profile holds *now*: the old key until step 3, the new
+one after. So the steps after the deactivation run with the new key (on real
+AWS an inactive key cannot sign; moto would not notice), and a rollback that
+restores the file goes back to the old key by itself.
+
+A crash. The journal (no secret) lets the next run decide from what the
+profile actually holds:
+- the profile holds the new key: the write took effect; finish the run
+  (verify, deactivate, delete the old key). The old secret was replaced, so
+  going forward is the only way that keeps a working key;
+- the profile still holds the old key: the new key's secret is lost (it was
+  in memory only); roll back, deleting the new key, and any key an interrupted
+  CreateAccessKey may have made.
+`pending_rotations()` describes that choice; `finish_or_roll_back()` makes it.
+
+Secrets travel only in `Secret` objects (repr `****`), in the plan engine's
+sealed results, and in the `_BACKUPS` kept in memory for a rollback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import botocore.session
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader
+
+from tui import credentials_file, vault
+from tui.connection import DEFAULT_REGION, ConnectionOptions, client_config, translate_errors
+from tui.errors import BadInput, KeyHygieneError
+from tui.journal import Journal, open_journals
+from tui.plans import (
+    ApplyContext,
+    ApplyReport,
+    Call,
+    Plan,
+    PlanEvent,
+    Ref,
+    ResultNotAvailable,
+    Step,
+    apply_plan,
+    local_action,
+    resume,
+    rollback,
+)
+from tui.vault import Secret
+
+log = logging.getLogger(__name__)
+
+Store = Literal["file", "keyring"]
+STORES: tuple[Store, ...] = ("file", "keyring")
+
+PLAN_KIND = "rotate"
+STEP_DELETE_OTHER = "delete-other"
+STEP_CREATE = "create"
+STEP_WRITE = "write"
+STEP_VERIFY = "verify"
+STEP_DEACTIVATE = "deactivate"
+STEP_VERIFY_AGAIN = "verify-again"
+STEP_DELETE_OLD = "delete-old"
+VERIFY_STEPS = (STEP_VERIFY, STEP_VERIFY_AGAIN)
+NEW_KEY_PATH = "AccessKey.AccessKeyId"
+
+DEFAULT_VERIFY_TIMEOUT = 60.0
+DEFAULT_VERIFY_SUCCESSES = 3
+DEFAULT_VERIFY_INTERVAL = 1.0
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 8.0
+
+EXIT_ROTATED = 0
+EXIT_VERIFY_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_AWS = 3
+
+# Test hook: `KEYHYGIENE_TEST_CRASH_AT=<step id>` kills the process (SIGKILL)
+# right after that step took effect and before the journal records it;
+# `<step id>:before` kills it as the step starts.
+CRASH_ENV = "KEYHYGIENE_TEST_CRASH_AT"
+
+# An interrupted CreateAccessKey leaves no key id in the journal: a key of
+# the user created after the step started (with this much clock skew) and
+# held by nothing is the one it made.
+ORPHAN_CLOCK_SKEW = timedelta(minutes=5)
+
+CREDENTIAL_KEYS = (
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    *credentials_file.SESSION_TOKEN_KEYS,
+)
+
+
+class VerificationFailed(KeyHygieneError):
+    """The new key did not authenticate as the user within the bound."""
+
+
+class SecretLost(KeyHygieneError):
+    """A step needs the new key's secret, which died with an earlier process."""
+
+
+# --------------------------------------------------------------------------- logs
+
+_SECRET_IN_BODY = re.compile(
+    r"(<SecretAccessKey>)[^<]*(</SecretAccessKey>)"
+    r"|(\"?SecretAccessKey\"?\s*[:=]\s*\"?)[^\"',\s}]+",
+    re.IGNORECASE,
+)
+
+
+class _RedactSecretKeys(logging.Filter):
+    """botocore logs every response body at DEBUG, CreateAccessKey's too:
+    mask the secret before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "secretaccesskey" in message.lower():
+            record.msg = _SECRET_IN_BODY.sub(_mask_match, message)
+            record.args = ()
+        return True
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)}****{match.group(2)}"
+    return f"{match.group(3)}****"
+
+
+for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+    logging.getLogger(_logger_name).addFilter(_RedactSecretKeys())
+
+
+# --------------------------------------------------------------------------- where the key lives
+
+
+@dataclass(frozen=True)
+class KeyLocation:
+    """Where a profile keeps its key: the two files botocore reads (and the keyring)."""
+
+    profile: str
+    credentials_file: Path
+    config_file: Path
+
+    @classmethod
+    def for_profile(cls, profile: str) -> KeyLocation:
+        return cls(
+            profile,
+            credentials_file.credentials_path().absolute(),
+            credentials_file.config_path().absolute(),
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> KeyLocation:
+        return cls(
+            str(params["profile"]),
+            Path(params["credentials_file"]),
+            Path(params["config_file"]),
+        )
+
+    def params(self) -> dict[str, str]:
+        return {
+            "profile": self.profile,
+            "credentials_file": str(self.credentials_file),
+            "config_file": str(self.config_file),
+        }
+
+    @property
+    def shown_credentials(self) -> str:
+        return _shown(self.credentials_file)
+
+    @property
+    def shown_config(self) -> str:
+        return _shown(self.config_file)
+
+
+@dataclass(frozen=True)
+class HeldKey:
+    """The access key a profile holds, and where."""
+
+    access_key_id: str
+    secret: Secret = field(repr=False)
+    store: Store
+
+
+def held_key(location: KeyLocation) -> HeldKey | None:
+    """The long-term key botocore would use for the profile, or None.
+
+    The credentials file wins over `credential_process` (botocore's order),
+    so plaintext keys there are what counts even if the config names
+    keyhygiene's credential process.
+    """
+    values = credentials_file.read_profile(location.credentials_file, location.profile)
+    key_id = values.get("aws_access_key_id", "")
+    if key_id and values.get("aws_secret_access_key"):
+        return HeldKey(key_id, Secret(values["aws_secret_access_key"]), "file")
+    config = credentials_file.read_profile(
+        location.config_file, location.profile, config_style=True
+    )
+    if is_keyhygiene_process(config.get("credential_process", "")):
+        stored = vault.load_key(location.profile)
+        if stored is not None:
+            return HeldKey(stored.access_key_id, stored.secret, "keyring")
+    return None
+
+
+def held_key_id(location: KeyLocation) -> str | None:
+    key = held_key(location)
+    return key.access_key_id if key else None
+
+
+def is_keyhygiene_process(command: str) -> bool:
+    """True for a `credential_process` that is keyhygiene's own."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return "credential-process" in words
+
+
+def credential_process_command(profile: str) -> str:
+    """`<absolute keyhygiene> credential-process --profile NAME`, quoted for botocore
+    (which splits it as a POSIX shell would)."""
+    beside = Path(sys.executable).parent / "keyhygiene"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        program = [str(beside.absolute())]
+    elif found := shutil.which("keyhygiene"):
+        program = [str(Path(found).absolute())]
+    else:
+        program = [str(Path(sys.executable).absolute()), "-m", "tui.cli"]
+    return shlex.join([*program, "credential-process", "--profile", profile])
+
+
+def key_tail(key_id: str | None) -> str:
+    """`…WXYZ`: enough to tell keys apart on screen."""
+    return f"…{key_id[-4:]}" if key_id else "…"
+
+
+def _shown(path: Path) -> str:
+    home = os.path.expanduser("~")
+    text = str(path)
+    if home not in ("", "/") and text.startswith(home + os.sep):
+        return "~" + text[len(home) :]
+    return text
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class NoKeyHeld(BadInput):
+    """The profile holds no long-term access key keyhygiene can rotate."""
+
+
+class HeldKeyClients:
+    """A plan `ClientProvider` whose clients sign with the key the profile holds now.
+
+    Clients are cached per key id; `api_calls` counts API operations made
+    through them (the benchmark's figure).
+    """
+
+    def __init__(
+        self, options: ConnectionOptions, location: KeyLocation, *, max_attempts: int = 8
+    ) -> None:
+        self.options = options
+        self.location = location
+        self._config = client_config(max_attempts=max_attempts)
+        self._lock = threading.Lock()
+        self._sessions: dict[str, botocore.session.Session] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def api_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def held(self) -> HeldKey:
+        key = held_key(self.location)
+        if key is None:
+            raise NoKeyHeld(
+                f"Profile {self.location.profile!r} holds no long-term access key: not in "
+                f"{self.location.shown_credentials}, nor in the keyring through keyhygiene's "
+                f"credential_process in {self.location.shown_config}.",
+                hint="Use --profile with this computer's profile, or enroll the computer first.",
+            )
+        return key
+
+    def client(self, service: str) -> Any:
+        return self.client_for_key(service, self.held())
+
+    def client_for_key(self, service: str, key: HeldKey) -> Any:
+        with self._lock:
+            cached = self._clients.get((key.access_key_id, service))
+            if cached is not None:
+                return cached
+            session = self._sessions.get(key.access_key_id)
+            if session is None:
+                with translate_errors("opening an AWS session", profile=self.location.profile):
+                    session = self._session_for(key)
+                self._sessions[key.access_key_id] = session
+            kwargs: dict[str, Any] = {"config": self._config}
+            if self.options.endpoint_url:
+                kwargs["endpoint_url"] = self.options.endpoint_url
+            with translate_errors("creating an AWS client", profile=self.location.profile):
+                region = (
+                    self.options.region or session.get_config_variable("region") or DEFAULT_REGION
+                )
+                client = session.create_client(service, region_name=region, **kwargs)
+            client.meta.events.register("before-call", self._count)
+            if os.environ.get(CRASH_ENV):
+                client.meta.events.register("after-call", _crash_after_call)
+            self._clients[(key.access_key_id, service)] = client
+            return client
+
+    def _session_for(self, key: HeldKey) -> botocore.session.Session:
+        # The profile's own settings (region, endpoint_url) with the key given
+        # explicitly: its credential_process, if any, is not run. A botocore
+        # session (the clients are the same as boto3's) sharing one model
+        # loader: each new session would otherwise parse the IAM and endpoint
+        # models again, which costs more than the calls themselves.
+        session = botocore.session.get_session()
+        session.register_component("data_loader", _shared_loader())
+        session.set_config_variable("profile", self.location.profile)
+        session.set_credentials(key.access_key_id, key.secret.reveal())
+        return session
+
+    def _count(self, model: Any = None, **_: Any) -> None:
+        name = getattr(model, "name", "?")
+        service = getattr(getattr(model, "service_model", None), "service_name", "?")
+        with self._lock:
+            self.calls[f"{service}:{name}"] += 1
+
+    def __repr__(self) -> str:
+        return f"HeldKeyClients(profile={self.location.profile!r})"
+
+
+_LOADER: Loader | None = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader() -> Loader:
+    """One botocore model loader for the process: it caches what it parsed."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.session.get_session().get_component("data_loader")
+        return _LOADER
+
+
+# --------------------------------------------------------------------------- crash hook (tests)
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def crash_point(where: str) -> None:
+    """Kill this process if the crash test asked for `where`."""
+    if os.environ.get(CRASH_ENV) == where:
+        _die()
+
+
+# After-call events of the API steps, for the crash hook.
+_CRASH_AFTER = {
+    "after-call.iam.CreateAccessKey": STEP_CREATE,
+    "after-call.iam.UpdateAccessKey": STEP_DEACTIVATE,
+}
+
+
+def _crash_after_call(event_name: str = "", **_: Any) -> None:
+    step = _CRASH_AFTER.get(event_name)
+    if step is not None:
+        crash_point(step)
+
+
+def _crash_on_event(event: PlanEvent) -> None:
+    if event.kind == "step_started" and not event.undo and event.step_id:
+        crash_point(f"{event.step_id}:before")
+
+
+# --------------------------------------------------------------------------- facts and plan
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    access_key_id: str
+    status: str  # "Active" | "Inactive"
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RotationFacts:
+    """What a rotation plan is made from: found with two API calls and the files."""
+
+    location: KeyLocation
+    store: Store  # where the profile keeps its key now
+    account_id: str
+    user_name: str
+    user_arn: str
+    current_key_id: str
+    keys: tuple[KeyInfo, ...]
+    file_mode: int | None = None  # the credentials file's permission bits
+
+    @property
+    def current_key(self) -> KeyInfo:
+        return next(key for key in self.keys if key.access_key_id == self.current_key_id)
+
+    @property
+    def other_keys(self) -> tuple[KeyInfo, ...]:
+        return tuple(key for key in self.keys if key.access_key_id != self.current_key_id)
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    profile: str
+    store: Store | None = None  # None: where the key is now
+    delete_other: bool = False
+    verify_timeout: float = DEFAULT_VERIFY_TIMEOUT
+    verify_successes: int = DEFAULT_VERIFY_SUCCESSES
+    verify_interval: float = DEFAULT_VERIFY_INTERVAL
+    credential_process: str | None = None  # None: credential_process_command(profile)
+
+    def __post_init__(self) -> None:
+        if self.store is not None and self.store not in STORES:
+            raise BadInput(f"--store must be one of {', '.join(STORES)}, not {self.store!r}.")
+        if not 0 < self.verify_timeout <= 3600:
+            raise BadInput("The verification timeout must be more than 0 and at most 3600 seconds.")
+        if not 1 <= self.verify_successes <= 20:
+            raise BadInput("The number of successes in a row must be between 1 and 20.")
+        if not 0 <= self.verify_interval <= 60:
+            raise BadInput("The pause between checks must be between 0 and 60 seconds.")
+
+
+def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
+    """Who this computer is and which keys its user has (sts:GetCallerIdentity,
+    iam:ListAccessKeys), with the key the profile holds. Refuses, before any
+    call, files botocore could not parse."""
+    location = clients.location
+    credentials_file.validate(location.credentials_file)
+    credentials_file.validate(location.config_file)
+    held = clients.held()
+    if held.access_key_id.startswith("ASIA"):
+        raise BadInput(
+            f"Profile {location.profile!r} holds temporary credentials ({key_tail(held.access_key_id)}); "
+            "only a long-term access key can be rotated."
+        )
+    with translate_errors("asking AWS who this computer's key belongs to", service="sts"):
+        answer = clients.client("sts").get_caller_identity()
+    arn, account = str(answer["Arn"]), str(answer["Account"])
+    if ":user/" not in arn:
+        raise BadInput(
+            f"Profile {location.profile!r} is {arn}, not an IAM user: keyhygiene rotates the "
+            "access key of this computer's IAM user."
+        )
+    user = arn.split(":user/", 1)[1].rsplit("/", 1)[-1]
+    keys = _list_keys(clients, user)
+    if held.access_key_id not in {key.access_key_id for key in keys}:
+        raise BadInput(
+            f"The key of profile {location.profile!r} ({held.access_key_id}) is not one of "
+            f"{user}'s access keys; nothing to rotate."
+        )
+    return RotationFacts(
+        location=location,
+        store=held.store,
+        account_id=account,
+        user_name=user,
+        user_arn=arn,
+        current_key_id=held.access_key_id,
+        keys=keys,
+        file_mode=_mode(location.credentials_file) if held.store == "file" else None,
+    )
+
+
+def _list_keys(clients: Any, user: str) -> tuple[KeyInfo, ...]:
+    with translate_errors(f"listing the access keys of {user}", service="iam"):
+        pages = clients.client("iam").get_paginator("list_access_keys").paginate(UserName=user)
+        items = [item for page in pages for item in page.get("AccessKeyMetadata", [])]
+    return tuple(
+        KeyInfo(str(item["AccessKeyId"]), str(item.get("Status", "")), item.get("CreateDate"))
+        for item in items
+    )
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(Path(os.path.realpath(path)).stat().st_mode)
+    except OSError:
+        return None
+
+
+class TwoActiveKeys(BadInput):
+    """The user has a second active key; rotating would keep two working keys."""
+
+
+def plan_rotation(facts: RotationFacts, request: RotationRequest) -> Plan:
+    """The rotation as a plan. Pure: no AWS call, no file written."""
+    location = facts.location
+    user = facts.user_name
+    old = facts.current_key_id
+    store: Store = request.store or facts.store
+    if facts.current_key.status != "Active":
+        raise BadInput(
+            f"The key of profile {location.profile!r} ({old}) is inactive in AWS, so it cannot "
+            "sign the rotation.",
+            hint="Reactivate it (an administrator can), then rotate.",
+        )
+    warnings: list[str] = []
+    steps: list[Step] = []
+    for number, other in enumerate(facts.other_keys, 1):
+        if other.status == "Active" and not request.delete_other:
+            raise TwoActiveKeys(
+                f"{user} has a second active access key, {other.access_key_id} "
+                f"(created {_day(other.created)}), besides the one in profile "
+                f"{location.profile!r} ({old}). One computer keeps one key: a second "
+                "working key is a copy somewhere else, and rotating would leave it working.",
+                hint=(
+                    "If this computer's user should have only this key, pass --delete-other "
+                    "to delete the other one as part of the plan; otherwise find where it is "
+                    "used first."
+                ),
+            )
+        step_id = STEP_DELETE_OTHER if number == 1 else f"{STEP_DELETE_OTHER}-{number}"
+        steps.append(_delete_other_step(step_id, facts, other))
+        if other.status == "Active":
+            warnings.append(
+                f"The other key {other.access_key_id} is active: whatever uses it stops working."
+            )
+    command = request.credential_process or credential_process_command(location.profile)
+    steps.append(
+        Step(
+            STEP_CREATE,
+            f"Create a new access key for {user} (the old key keeps working meanwhile)",
+            Call("iam", "create_access_key", {"UserName": user}),
+            undo=_delete_call(facts, Ref(STEP_CREATE, NEW_KEY_PATH)),
+            keep=(NEW_KEY_PATH,),
+        )
+    )
+    write: dict[str, Any] = {
+        **location.params(),
+        "user_name": user,
+        "store": store,
+        "old_store": facts.store,
+        "access_key_id": Ref(STEP_CREATE, NEW_KEY_PATH),
+        "old_access_key_id": old,
+    }
+    if store == "keyring":
+        write["credential_process"] = command
+    steps.append(
+        Step(
+            STEP_WRITE,
+            _write_description(location, store, facts.store, old),
+            Call("local", "rotation.write_key", write),
+            # The undo finds the rest (files, stores) in this step's own call.
+            undo=Call(
+                "local",
+                "rotation.restore_key",
+                {"profile": location.profile, "access_key_id": Ref(STEP_CREATE, NEW_KEY_PATH)},
+            ),
+            keep=("store",),
+        )
+    )
+    steps.append(_verify_step(STEP_VERIFY, facts, request, again=False))
+    steps.append(
+        Step(
+            STEP_DEACTIVATE,
+            f"Deactivate the old key {old} (it can be switched back on if something is wrong)",
+            Call(
+                "iam",
+                "update_access_key",
+                {"UserName": user, "AccessKeyId": old, "Status": "Inactive"},
+            ),
+            undo=Call(
+                "iam",
+                "update_access_key",
+                {"UserName": user, "AccessKeyId": old, "Status": "Active"},
+            ),
+        )
+    )
+    steps.append(_verify_step(STEP_VERIFY_AGAIN, facts, request, again=True))
+    steps.append(
+        Step(
+            STEP_DELETE_OLD,
+            f"Delete the old key {old}",
+            _delete_call(facts, old),
+            keep=("AccessKeyId",),
+        )
+    )
+    warnings.extend(_store_warnings(facts, store, command))
+    return Plan(
+        PLAN_KIND,
+        f"Rotate the access key of {user} (profile {location.profile})",
+        tuple(steps),
+        warnings=tuple(warnings),
+    )
+
+
+def _delete_other_step(step_id: str, facts: RotationFacts, other: KeyInfo) -> Step:
+    state = "inactive" if other.status != "Active" else "ACTIVE"
+    return Step(
+        step_id,
+        f"Delete {facts.user_name}'s other access key {other.access_key_id} ({state}, created "
+        f"{_day(other.created)}): a computer keeps one key, and AWS allows only two",
+        _delete_call(facts, other.access_key_id),
+        keep=("AccessKeyId",),
+    )
+
+
+def _delete_call(facts: RotationFacts, key_id: str | Ref) -> Call:
+    # A local action rather than a bare iam:DeleteAccessKey: it refuses to
+    # delete the key the profile holds, and a key already gone counts as deleted.
+    return Call(
+        "local", "rotation.delete_key", {"UserName": facts.user_name, "AccessKeyId": key_id}
+    )
+
+
+def _verify_step(
+    step_id: str, facts: RotationFacts, request: RotationRequest, *, again: bool
+) -> Step:
+    checks = request.verify_successes
+    times = "time" if checks == 1 else "times in a row"
+    when = "again, now that the old key is off" if again else "as written"
+    return Step(
+        step_id,
+        f"Check the new key {when}: sts:GetCallerIdentity with it must answer {facts.user_arn} "
+        f"{checks} {times}, retrying with backoff for up to {request.verify_timeout:g} s",
+        Call(
+            "local",
+            "rotation.verify_key",
+            {
+                "profile": facts.location.profile,
+                "access_key_id": Ref(STEP_CREATE, NEW_KEY_PATH),
+                "user_arn": facts.user_arn,
+                "successes": checks,
+                "timeout": request.verify_timeout,
+                "interval": request.verify_interval,
+            },
+        ),
+        keep=("Arn", "AccessKeyId", "Tries"),
+    )
+
+
+def _write_description(location: KeyLocation, store: Store, old_store: Store, old: str) -> str:
+    if store == "file":
+        text = (
+            f"Write the new key into {location.shown_credentials}, profile [{location.profile}], "
+            f"in place of {old}; every other line stays as it is"
+        )
+        if old_store == "keyring":
+            text += (
+                f", and take the key out of the keyring and credential_process out of "
+                f"{location.shown_config}"
+            )
+    else:
+        text = (
+            f"Put the new key in the OS keyring (entry {vault.SERVICE_NAME}/{location.profile}), "
+            f"in place of {old}"
+        )
+        if old_store == "file":
+            text += (
+                f"; set credential_process in {location.shown_config} and remove the plaintext "
+                f"key from {location.shown_credentials}"
+            )
+    return text + ". The old content stays in memory until the new key works"
+
+
+def _store_warnings(facts: RotationFacts, store: Store, command: str) -> list[str]:
+    location = facts.location
+    warnings = []
+    if store == "keyring" and facts.store == "file":
+        warnings.append(
+            f"The secret moves from {location.shown_credentials} to the OS keyring; profile "
+            f"{location.profile} will get `credential_process = {command}`."
+        )
+    if store == "file" and facts.store == "keyring":
+        warnings.append(
+            f"The secret moves from the OS keyring back to {location.shown_credentials}."
+        )
+    mode = facts.file_mode
+    if store == "file" and mode is not None and mode & 0o077:
+        warnings.append(
+            f"{location.shown_credentials} has mode {mode:04o}: others can read it. It will be 0600."
+        )
+    return warnings
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.date().isoformat() if isinstance(moment, datetime) else "on an unknown date"
+
+
+# --------------------------------------------------------------------------- local actions
+
+
+class _Backup:
+    """What the write replaced, for a rollback in this process. Memory only."""
+
+    __slots__ = ("credentials", "config", "config_touched", "vault_key", "vault_touched")
+
+    def __init__(self) -> None:
+        self.credentials: bytes | None = None
+        self.config: bytes | None = None
+        self.config_touched = False
+        self.vault_key: vault.StoredKey | None = None
+        self.vault_touched = False
+
+    def __repr__(self) -> str:
+        return "<rotation backup, hidden>"
+
+
+# New key id -> what its write replaced. A crash loses it, on purpose: it
+# holds the old secret, which must not outlive the process.
+_BACKUPS: dict[str, _Backup] = {}
+_BACKUPS_LOCK = threading.Lock()
+
+
+def forget_backups() -> None:
+    """Drop the in-memory backups, as the death of the process would (tests)."""
+    with _BACKUPS_LOCK:
+        _BACKUPS.clear()
+
+
+def _new_secret(ctx: ApplyContext) -> Secret | None:
+    """The new key's secret from this run's memory, or None after a restart."""
+    try:
+        return Secret(ctx.results[STEP_CREATE]["AccessKey"]["SecretAccessKey"])
+    except ResultNotAvailable:
+        return None
+
+
+def _location(ctx: ApplyContext, profile: str) -> KeyLocation:
+    """The files of the profile being rotated: those of the clients that sign
+    with its key (so that reading the key and signing with it agree)."""
+    location = getattr(ctx.clients, "location", None)
+    if not isinstance(location, KeyLocation) or location.profile != profile:
+        raise KeyHygieneError(
+            f"A rotation step of profile {profile!r} ran without that profile's clients "
+            "(a bug: use HeldKeyClients)."
+        )
+    return location
+
+
+@local_action("rotation.write_key")
+def _write_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    location = _location(ctx, str(params["profile"]))
+    if location != KeyLocation.from_params(params):
+        raise KeyHygieneError(
+            f"The plan writes {params['credentials_file']}, but profile {location.profile!r} "
+            f"is read from {location.credentials_file} now; make a new plan."
+        )
+    new_id = str(params["access_key_id"])
+    secret = _new_secret(ctx)
+    if secret is None:
+        # Resumed after a crash: fine only if the write had taken effect.
+        if held_key_id(location) != new_id:
+            raise SecretLost(
+                f"The new key {new_id} was never written to profile {location.profile!r}, "
+                "and its secret was lost when the earlier run stopped.",
+                hint="Roll this run back (the new key gets deleted), then rotate again.",
+            )
+        _finish_write(params, location)
+        return {"store": params["store"], "resumed": True}
+    backup = _backup_for(params, location)
+    with _BACKUPS_LOCK:
+        _BACKUPS[new_id] = backup
+    tightened = None
+    if params["store"] == "file":
+        result = credentials_file.set_access_key(
+            location.credentials_file, location.profile, new_id, secret.reveal()
+        )
+        tightened = result.tightened_from
+    else:
+        vault.store_key(location.profile, new_id, secret)
+    _finish_write(params, location)
+    _crash_if_running(ctx, STEP_WRITE, "rotation.write_key")
+    out: dict[str, Any] = {"store": params["store"]}
+    if tightened is not None:
+        out["tightened_from"] = f"{tightened:04o}"
+    return out
+
+
+def _backup_for(params: Mapping[str, Any], location: KeyLocation) -> _Backup:
+    backup = _Backup()
+    backup.credentials = credentials_file.backup_bytes(location.credentials_file)
+    if "keyring" in (params["store"], params["old_store"]):
+        backup.config = credentials_file.backup_bytes(location.config_file)
+        backup.config_touched = True
+        backup.vault_key = vault.load_key(location.profile)
+        backup.vault_touched = True
+    return backup
+
+
+def _finish_write(params: Mapping[str, Any], location: KeyLocation) -> None:
+    """The part of the write that needs no secret, safe to run twice."""
+    if params["store"] == "keyring":
+        credentials_file.set_config_values(
+            location.config_file,
+            location.profile,
+            {"credential_process": str(params["credential_process"])},
+        )
+        # Plaintext keys in the credentials file would win over credential_process.
+        credentials_file.write_profile_values(
+            location.credentials_file, location.profile, {}, remove=CREDENTIAL_KEYS
+        )
+    elif params["old_store"] == "keyring":
+        _drop_credential_process(location)
+        vault.delete_key(location.profile)
+
+
+def _drop_credential_process(location: KeyLocation) -> None:
+    config = credentials_file.read_profile(
+        location.config_file, location.profile, config_style=True
+    )
+    if is_keyhygiene_process(config.get("credential_process", "")):
+        credentials_file.set_config_values(
+            location.config_file, location.profile, {}, remove=("credential_process",)
+        )
+
+
+@local_action("rotation.restore_key")
+def _restore_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    location = _location(ctx, str(params["profile"]))
+    new_id = str(params["access_key_id"])
+    # Undoing the write step: its own call says what it wrote.
+    assert ctx.step is not None
+    written = ctx.step.call.params
+    with _BACKUPS_LOCK:
+        backup = _BACKUPS.pop(new_id, None)
+    if backup is not None:
+        credentials_file.restore_bytes(location.credentials_file, backup.credentials)
+        if backup.config_touched:
+            credentials_file.restore_bytes(location.config_file, backup.config)
+        if backup.vault_touched:
+            if backup.vault_key is not None:
+                vault.store_key(
+                    location.profile, backup.vault_key.access_key_id, backup.vault_key.secret
+                )
+            else:
+                vault.delete_key(location.profile)
+        return {"restored": "the previous files, from memory"}
+    if held_key_id(location) == new_id:
+        raise KeyHygieneError(
+            f"Profile {location.profile!r} holds the new key {new_id}, and the previous "
+            "content is gone with the run that wrote it: the old key cannot be put back.",
+            hint="Finish the rotation instead (run `keyhygiene rotate` again).",
+        )
+    # The write never took effect; tidy what its first part may have left.
+    if written["old_store"] == "file" and written["store"] == "keyring":
+        _drop_credential_process(location)
+        try:
+            stored = vault.load_key(location.profile)
+        except vault.KeyringUnavailable:
+            stored = None
+        if stored is not None and stored.access_key_id == new_id:
+            vault.delete_key(location.profile)
+    return {"restored": "nothing: the new key had not been written"}
+
+
+@local_action("rotation.verify_key")
+def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    result = verify_held_key(
+        ctx.clients,
+        _location(ctx, str(params["profile"])),
+        str(params["access_key_id"]),
+        str(params["user_arn"]),
+        successes=int(params["successes"]),
+        timeout=float(params["timeout"]),
+        interval=float(params["interval"]),
+        clock=ctx.clock,
+        sleep=ctx.sleep,
+    )
+    step_id = ctx.step.id if ctx.step else STEP_VERIFY
+    _crash_if_running(ctx, step_id, "rotation.verify_key")
+    return result
+
+
+@local_action("rotation.delete_key")
+def _delete_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    key_id = str(params["AccessKeyId"])
+    location = getattr(ctx.clients, "location", None)
+    if isinstance(location, KeyLocation) and held_key_id(location) == key_id:
+        raise KeyHygieneError(
+            f"Refusing to delete {key_id}: profile {location.profile!r} holds it, and it would "
+            "leave this computer without a working key."
+        )
+    gone = False
+    try:
+        ctx.client("iam").delete_access_key(UserName=params["UserName"], AccessKeyId=key_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        gone = True  # deleted already (by a run that stopped before journaling it)
+    if ctx.step is not None:
+        _crash_if_running(ctx, ctx.step.id, "rotation.delete_key")
+    return {"AccessKeyId": key_id, "AlreadyGone": gone}
+
+
+def _crash_if_running(ctx: ApplyContext, step_id: str, action: str) -> None:
+    # Only while the step runs, not while it is undone.
+    if ctx.step is not None and ctx.step.call.operation == action:
+        crash_point(step_id)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify_held_key(
+    clients: Any,
+    location: KeyLocation,
+    key_id: str,
+    user_arn: str,
+    *,
+    successes: int = DEFAULT_VERIFY_SUCCESSES,
+    timeout: float = DEFAULT_VERIFY_TIMEOUT,
+    interval: float = DEFAULT_VERIFY_INTERVAL,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Prove that the profile holds `key_id` and that it signs as `user_arn`,
+    `successes` times in a row; on failure retry with exponential backoff
+    (0.5 s, 1 s, 2 s ... 8 s) until `timeout` seconds have passed."""
+    started = clock()
+    deadline = started + timeout
+    in_a_row = tries = 0
+    backoff = FIRST_BACKOFF
+    last_problem = ""
+    while True:
+        held = held_key(location)
+        if held is None or held.access_key_id != key_id:
+            raise VerificationFailed(
+                f"Profile {location.profile!r} does not hold the new key {key_id} "
+                f"(it holds {held.access_key_id if held else 'no key'})."
+            )
+        tries += 1
+        arn, problem = _who_am_i(clients, held)
+        if problem:
+            in_a_row, last_problem = 0, problem
+            pause, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
+        elif arn != user_arn:
+            raise VerificationFailed(f"The new key {key_id} signs as {arn}, not as {user_arn}.")
+        else:
+            in_a_row += 1
+            if in_a_row >= successes:
+                return {
+                    "Arn": arn,
+                    "AccessKeyId": key_id,
+                    "Tries": tries,
+                    "Seconds": round(clock() - started, 3),
+                }
+            pause = interval
+        if clock() + pause > deadline:
+            raise VerificationFailed(
+                f"The new key {key_id} did not answer as {user_arn} {successes} time(s) in a row "
+                f"within {timeout:g} s ({tries} tries; last problem: {last_problem or 'none'})."
+            )
+        sleep(pause)
+
+
+def _who_am_i(clients: Any, key: HeldKey) -> tuple[str, str]:
+    """(ARN, "") on success, ("", what went wrong) on failure."""
+    try:
+        client = _client_with_key(clients, "sts", key)
+        return str(client.get_caller_identity()["Arn"]), ""
+    except ClientError as exc:
+        return "", str(exc.response.get("Error", {}).get("Code") or "ClientError")
+    except (BotoCoreError, KeyHygieneError) as exc:
+        return "", type(exc).__name__
+
+
+def _client_with_key(clients: Any, service: str, key: HeldKey) -> Any:
+    if hasattr(clients, "client_for_key"):
+        return clients.client_for_key(service, key)
+    # Any other provider: same region and endpoint, signed with `key`.
+    base = clients.client(service)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _shared_loader())
+    return session.create_client(
+        service,
+        region_name=base.meta.region_name,
+        endpoint_url=base.meta.endpoint_url,
+        aws_access_key_id=key.access_key_id,
+        aws_secret_access_key=key.secret.reveal(),
+        config=client_config(max_attempts=3),
+    )
+
+
+# --------------------------------------------------------------------------- running it
+
+
+@dataclass(frozen=True)
+class RotationOutcome:
+    """How a rotation (or the recovery of one) ended; `render_text` says it for people."""
+
+    plan: Plan
+    exit_code: int
+    headline: str
+    report: ApplyReport | None = None
+    undo_report: ApplyReport | None = None
+    old_key_id: str | None = None
+    new_key_id: str | None = None
+    proof_arn: str | None = None
+    api_calls: int = 0
+    elapsed: float = 0.0
+    action: str = "rotate"  # "rotate", "finish", "roll_back"
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_ROTATED
+
+    @property
+    def new_key_tail(self) -> str:
+        return key_tail(self.new_key_id)
+
+    def render_text(self, *, details: bool = True) -> str:
+        lines = [self.headline]
+        if details and self.report is not None:
+            lines += ["", self.report.render_text()]
+        if details and self.undo_report is not None:
+            lines += ["", self.undo_report.render_text()]
+        if self.proof_arn:
+            lines += [
+                "",
+                f"Proof, made with the new key {self.new_key_tail}: AWS says this computer is "
+                f"{self.proof_arn}.",
+            ]
+        return "\n".join(lines)
+
+
+def execute_rotation(
+    plan: Plan,
+    clients: HeldKeyClients,
+    *,
+    on_event: Callable[[PlanEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    journal_dir: Path | None = None,
+) -> RotationOutcome:
+    """Apply a rotation plan with a journal, then decide: done (exit 0), rolled
+    back after a failed verification (1), or failed with what was done and
+    undone (3). A failure while deleting the old key is left for the next run
+    to finish: the new key works and the old one is already off."""
+    started = clock()
+    calls_before = clients.api_calls
+    journal = Journal.create(plan, journal_dir)
+    report = apply_plan(
+        plan,
+        clients,
+        journal=journal,
+        on_event=_with_crash_hook(on_event),
+        should_stop=should_stop,
+        clock=clock,
+        sleep=sleep,
+    )
+    old_id = _plan_value(plan, "old_access_key_id")
+    new_id = report.kept.get(STEP_CREATE, {}).get(NEW_KEY_PATH)
+
+    def outcome(code: int, headline: str, **more: Any) -> RotationOutcome:
+        return RotationOutcome(
+            plan,
+            code,
+            headline,
+            report=report,
+            old_key_id=old_id,
+            new_key_id=new_id,
+            api_calls=clients.api_calls - calls_before,
+            elapsed=clock() - started,
+            **more,
+        )
+
+    if report.ok:
+        _drop_backup(new_id)
+        proof = prove_identity(clients)
+        return outcome(
+            EXIT_ROTATED,
+            f"Rotated: profile {clients.location.profile} now holds the new key "
+            f"{key_tail(new_id)}; the old key {old_id} is deleted.",
+            proof_arn=proof,
+        )
+    stopped_at = _first_unfinished(report)
+    if stopped_at == STEP_DELETE_OLD:
+        _drop_backup(new_id)
+        return outcome(
+            EXIT_AWS,
+            f"Almost done: the new key {key_tail(new_id)} is in use and verified, and the old key "
+            f"{old_id} is deactivated, but deleting it failed: "
+            f"{report.result(STEP_DELETE_OLD).message or 'the run was stopped'}. "
+            "Run `keyhygiene rotate` again to finish this run.",
+        )
+    create_started = _step_started_at(journal, STEP_CREATE)
+    undo = rollback(report, clients, on_event=on_event, clock=clock, sleep=sleep)
+    if undo.ok:
+        _drop_backup(new_id)
+    orphans, orphan_problem = _orphans_after_failed_create(
+        report, plan, clients, old_id, create_started
+    )
+    if not report.done:
+        headline = f"Nothing was changed: {_failure_message(report) or 'the run was cancelled'}"
+        if orphans:
+            headline += (
+                f"\nThe failed CreateAccessKey had made a key after all: {', '.join(orphans)}, "
+                "now deleted."
+            )
+        if orphan_problem:
+            headline += f"\nCould not check for a key left behind: {orphan_problem}"
+        return outcome(EXIT_AWS, headline, undo_report=undo if undo.results else None)
+    return outcome(
+        _failure_code(report, undo),
+        _failure_headline(report, undo, clients.location, old_id, new_id),
+        undo_report=undo,
+    )
+
+
+def _orphans_after_failed_create(
+    report: ApplyReport,
+    plan: Plan,
+    clients: HeldKeyClients,
+    old_id: str,
+    create_started: datetime | None,
+) -> tuple[list[str], str]:
+    """A CreateAccessKey that timed out may have made a key all the same."""
+    try:
+        failed = report.result(STEP_CREATE).status == "failed"
+    except KeyError:
+        failed = False
+    if not failed:
+        return [], ""
+    try:
+        return _delete_orphans(plan, clients, old_id, None, create_started), ""
+    except KeyHygieneError as exc:
+        return [], exc.message
+
+
+def _with_crash_hook(
+    on_event: Callable[[PlanEvent], None] | None,
+) -> Callable[[PlanEvent], None] | None:
+    if not os.environ.get(CRASH_ENV):
+        return on_event
+
+    def hooked(event: PlanEvent) -> None:
+        if on_event is not None:
+            on_event(event)
+        _crash_on_event(event)
+
+    return hooked
+
+
+def _drop_backup(new_id: str | None) -> None:
+    if new_id:
+        with _BACKUPS_LOCK:
+            _BACKUPS.pop(new_id, None)
+
+
+def _first_unfinished(report: ApplyReport) -> str | None:
+    for result in report.results:
+        if result.status != "done":
+            return result.step_id
+    return None
+
+
+def _failure_message(report: ApplyReport) -> str:
+    for result in report.results:
+        if result.status == "failed":
+            return result.message
+    return ""
+
+
+def _failure_code(report: ApplyReport, undo: ApplyReport) -> int:
+    failed = [result.step_id for result in report.failed]
+    if undo.ok and failed and failed[0] in VERIFY_STEPS:
+        return EXIT_VERIFY_FAILED
+    return EXIT_AWS
+
+
+def _failure_headline(
+    report: ApplyReport,
+    undo: ApplyReport,
+    location: KeyLocation,
+    old_id: str | None,
+    new_id: str | None,
+) -> str:
+    failed = report.failed[0] if report.failed else None
+    where = (
+        f"step {report.plan.number(failed.step_id)} ({report.plan.step(failed.step_id).description})"
+        if failed
+        else "a cancelled step"
+    )
+    reason = failed.message if failed else "the run was cancelled"
+    done = [report.plan.step(result.step_id).description for result in report.done]
+    undone = [report.plan.step(result.step_id).description for result in undo.undone]
+    kept = [
+        report.plan.step(result.step_id).description
+        for result in undo.results
+        if result.status != "undone" and result.step_id not in VERIFY_STEPS
+    ]
+    verification = bool(failed and failed.step_id in VERIFY_STEPS)
+    lines = [
+        (
+            f"The new key {key_tail(new_id)} never verified: {reason}"
+            if verification
+            else f"The rotation failed at {where}: {reason}"
+        )
+    ]
+    lines.append("Done before the failure: " + ("; ".join(done) if done else "nothing") + ".")
+    lines.append("Undone: " + ("; ".join(undone) if undone else "nothing") + ".")
+    if kept:
+        lines.append("Not undone: " + "; ".join(kept) + ".")
+    if undo.ok:
+        lines.append(
+            f"Profile {location.profile} holds the old key {old_id}, as before; "
+            + ("the new key is deleted." if new_id else "no new key was made.")
+        )
+    else:
+        lines.append(
+            "The rollback is incomplete: fix the cause and run `keyhygiene rotate` again, which "
+            "finishes rolling back first."
+        )
+    return "\n".join(lines)
+
+
+def prove_identity(clients: HeldKeyClients) -> str | None:
+    """Who AWS says the profile's key is, asked with that very key."""
+    try:
+        return str(clients.client("sts").get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError, KeyHygieneError) as exc:
+        log.warning("Could not make the final who-am-I proof: %s", type(exc).__name__)
+        return None
+
+
+def _plan_value(plan: Plan, name: str) -> Any:
+    """A parameter of the plan's write step (profile, files, user, old key, stores)."""
+    return plan.step(STEP_WRITE).call.params.get(name)
+
+
+# --------------------------------------------------------------------------- recovery
+
+RecoveryAction = Literal["finish", "roll_back", "busy", "blocked"]
+
+
+@dataclass(frozen=True)
+class PendingRotation:
+    """An interrupted rotation found at start, and what keyhygiene will do about it."""
+
+    journal: Journal = field(repr=False, compare=False)
+    profile: str
+    user_name: str
+    old_key_id: str
+    new_key_id: str | None
+    action: RecoveryAction
+    description: str
+
+    @property
+    def location(self) -> KeyLocation:
+        return KeyLocation.from_params(self.journal.plan.step(STEP_WRITE).call.params)
+
+
+def pending_rotations(
+    directory: Path | None = None, *, profile: str | None = None
+) -> list[PendingRotation]:
+    """The interrupted rotations in the state directory, oldest first, each with
+    the action it needs. Reads only local files (and the keyring): no AWS call."""
+    found = []
+    for journal in open_journals(directory):
+        if journal.plan.kind != PLAN_KIND:
+            continue
+        try:
+            params = journal.plan.step(STEP_WRITE).call.params
+        except KeyError:
+            continue
+        if profile is not None and params.get("profile") != profile:
+            continue
+        found.append(_describe_pending(journal, params))
+    return found
+
+
+def pending_rotation(
+    profile: str | None = None, directory: Path | None = None
+) -> PendingRotation | None:
+    """The first interrupted rotation (of `profile`, if given), or None."""
+    pending = pending_rotations(directory, profile=profile)
+    return pending[0] if pending else None
+
+
+def _describe_pending(journal: Journal, params: Mapping[str, Any]) -> PendingRotation:
+    location = KeyLocation.from_params(params)
+    user = str(params["user_name"])
+    old = str(params["old_access_key_id"])
+    new = journal.kept_values().get(STEP_CREATE, {}).get(NEW_KEY_PATH)
+    base = f"{journal.summary()}."
+
+    def pending(action: RecoveryAction, text: str) -> PendingRotation:
+        return PendingRotation(journal, location.profile, user, old, new, action, f"{base} {text}")
+
+    if journal.held_by_other_process():
+        return pending("busy", "Another keyhygiene process is running it now; leave it be.")
+    try:
+        holding = held_key_id(location)
+    except KeyHygieneError as exc:
+        return pending(
+            "blocked", f"Cannot tell what profile {location.profile} holds: {exc.message}"
+        )
+    if new and holding == new:
+        return pending(
+            "finish",
+            f"Profile {location.profile} already holds the new key {key_tail(new)}: keyhygiene "
+            f"will finish the rotation (verify it, deactivate and delete the old key {old}).",
+        )
+    if new:
+        lost = f"The new key {new} was created but never written, and its secret is lost"
+    else:
+        lost = "A new key may have been created but never written, and its secret is lost"
+    return pending(
+        "roll_back",
+        f"{lost}: keyhygiene will roll back (delete that key); profile {location.profile} "
+        f"keeps its key {holding or 'as it is'}.",
+    )
+
+
+def finish_or_roll_back(
+    pending: PendingRotation,
+    options: ConnectionOptions | None = None,
+    *,
+    clients: HeldKeyClients | None = None,
+    on_event: Callable[[PlanEvent], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RotationOutcome:
+    """Finish an interrupted rotation whose new key the profile holds, or roll
+    back one whose new key was never written (deleting any key it created).
+
+    A failure while finishing is not rolled back: the old secret is gone, so
+    the new key is the only one that can work; the journal stays open for the
+    next try.
+    """
+    if pending.action == "busy":
+        raise BadInput(pending.description)
+    # Decide afresh: the state may have changed since the description was made.
+    fresh = _describe_pending(pending.journal, pending.journal.plan.step(STEP_WRITE).call.params)
+    if fresh.action == "blocked":
+        raise BadInput(fresh.description)
+    if clients is None:
+        clients = HeldKeyClients(
+            options or ConnectionOptions(profile=fresh.profile), fresh.location
+        )
+    if fresh.action == "finish":
+        return _finish(fresh, clients, on_event, clock, sleep)
+    return _roll_back(fresh, clients, on_event, clock, sleep)
+
+
+# The name the TUI and the command use; the two are one function.
+recover_rotation = finish_or_roll_back
+
+
+def _finish(
+    pending: PendingRotation,
+    clients: HeldKeyClients,
+    on_event: Callable[[PlanEvent], None] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> RotationOutcome:
+    journal = pending.journal
+    started, calls_before = clock(), clients.api_calls
+    if journal.state == "rollback_incomplete":
+        journal.set_state("stopped")  # going forward after all: the new key is held
+    report = resume(journal, clients, on_event=on_event, clock=clock, sleep=sleep)
+    common = {
+        "report": report,
+        "old_key_id": pending.old_key_id,
+        "new_key_id": pending.new_key_id,
+        "action": "finish",
+    }
+    if report.ok:
+        proof = prove_identity(clients)
+        return RotationOutcome(
+            journal.plan,
+            EXIT_ROTATED,
+            f"Finished the interrupted rotation: profile {pending.profile} holds the new key "
+            f"{key_tail(pending.new_key_id)}; the old key {pending.old_key_id} is deleted.",
+            proof_arn=proof,
+            api_calls=clients.api_calls - calls_before,
+            elapsed=clock() - started,
+            **common,
+        )
+    failed = report.failed[0] if report.failed else None
+    code = EXIT_VERIFY_FAILED if failed and failed.step_id in VERIFY_STEPS else EXIT_AWS
+    return RotationOutcome(
+        journal.plan,
+        code,
+        f"Could not finish the interrupted rotation: {failed.message if failed else 'stopped'}. "
+        f"Profile {pending.profile} holds the new key {key_tail(pending.new_key_id)}; nothing was "
+        "rolled back (the old secret is gone). Fix the cause and run `keyhygiene rotate` again.",
+        api_calls=clients.api_calls - calls_before,
+        elapsed=clock() - started,
+        **common,
+    )
+
+
+def _roll_back(
+    pending: PendingRotation,
+    clients: HeldKeyClients,
+    on_event: Callable[[PlanEvent], None] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> RotationOutcome:
+    journal = pending.journal
+    started, calls_before = clock(), clients.api_calls
+    create_started = _step_started_at(journal, STEP_CREATE)
+    undo = rollback(journal, clients, on_event=on_event, clock=clock, sleep=sleep)
+    try:
+        orphans = _delete_orphans(
+            journal.plan, clients, pending.old_key_id, pending.new_key_id, create_started
+        )
+    except KeyHygieneError as exc:
+        orphans, orphan_problem = [], exc.message
+    else:
+        orphan_problem = ""
+    ok = undo.ok and not orphan_problem
+    lines = [
+        f"Rolled back the interrupted rotation of profile {pending.profile}"
+        + ("" if ok else " only in part")
+        + f": it keeps its key {pending.old_key_id}."
+    ]
+    undone = [journal.plan.step(result.step_id).description for result in undo.undone]
+    if undone:
+        lines.append("Undone: " + "; ".join(undone) + ".")
+    if orphans:
+        lines.append(
+            "Deleted the key(s) the interrupted run created and never wrote: "
+            + ", ".join(orphans)
+            + "."
+        )
+    if orphan_problem:
+        lines.append(f"Could not check for a key left behind: {orphan_problem}")
+    return RotationOutcome(
+        journal.plan,
+        EXIT_ROTATED if ok else EXIT_AWS,
+        "\n".join(lines),
+        undo_report=undo,
+        old_key_id=pending.old_key_id,
+        new_key_id=pending.new_key_id,
+        api_calls=clients.api_calls - calls_before,
+        elapsed=clock() - started,
+        action="roll_back",
+    )
+
+
+def _step_started_at(journal: Journal, step_id: str) -> datetime | None:
+    record = journal.to_json().get("steps", {}).get(step_id, {})
+    try:
+        return datetime.fromisoformat(str(record.get("started_at")))
+    except ValueError:
+        return None
+
+
+def _delete_orphans(
+    plan: Plan,
+    clients: HeldKeyClients,
+    old_key_id: str,
+    new_key_id: str | None,
+    create_started: datetime | None,
+) -> list[str]:
+    """Delete the keys this run created that nothing holds. A known one by id;
+    after an interrupted CreateAccessKey (no id journaled), a key created after
+    that step started (every key older than the plan is named in it)."""
+    user = str(_plan_value(plan, "user_name"))
+    known = {old_key_id}
+    for step in plan.steps:
+        if step.id.startswith(STEP_DELETE_OTHER):
+            known.add(str(step.call.params["AccessKeyId"]))
+    holding = held_key_id(clients.location)
+    deleted = []
+    for key in _list_keys(clients, user):
+        if key.access_key_id in known or key.access_key_id == holding:
+            continue
+        ours = key.access_key_id == new_key_id or (
+            new_key_id is None
+            and create_started is not None
+            and isinstance(key.created, datetime)
+            and key.created >= create_started.astimezone(timezone.utc) - ORPHAN_CLOCK_SKEW
+        )
+        if not ours:
+            continue
+        with translate_errors(f"deleting the orphan key {key.access_key_id}", service="iam"):
+            try:
+                clients.client("iam").delete_access_key(
+                    UserName=user, AccessKeyId=key.access_key_id
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                    raise
+        deleted.append(key.access_key_id)
+    return deleted
+
+
+def check_store_usable(store: Store | None, current: Store | None = None) -> None:
+    """Raise `KeyringUnavailable` (exit 2, nothing changed) when the keyring is
+    asked for, or in use, and this computer has none."""
+    if "keyring" in (store, current):
+        vault.keyring_backend()
+
+
+__all__ = [
+    "HeldKey",
+    "HeldKeyClients",
+    "KeyInfo",
+    "KeyLocation",
+    "PendingRotation",
+    "RotationFacts",
+    "RotationOutcome",
+    "RotationRequest",
+    "Secret",
+    "TwoActiveKeys",
+    "VerificationFailed",
+    "check_store_usable",
+    "credential_process_command",
+    "execute_rotation",
+    "finish_or_roll_back",
+    "held_key",
+    "inspect_rotation",
+    "pending_rotation",
+    "pending_rotations",
+    "plan_rotation",
+    "prove_identity",
+    "recover_rotation",
+    "verify_held_key",
+]
