@@ -9,7 +9,9 @@ moto or LocalStack alike.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +20,9 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions as bexc
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 
 from tui.errors import ConnectionProblem, KeyHygieneError, from_client_error
 
@@ -45,6 +49,60 @@ class ConnectionOptions:
     def for_admin(self) -> ConnectionOptions:
         """Options whose `profile` is the admin identity."""
         return replace(self, profile=self.admin_profile or self.profile)
+
+
+# ---- secrets in botocore's logs ------------------------------------------------
+
+_SECRET_IN_BODY = re.compile(
+    r"(<SecretAccessKey>)[^<]*(</SecretAccessKey>)"
+    r"|(\"?SecretAccessKey\"?\s*[:=]\s*\"?)[^\"',\s}]+",
+    re.IGNORECASE,
+)
+
+
+class RedactSecretKeys(logging.Filter):
+    """botocore logs every response body at DEBUG, CreateAccessKey's too:
+    mask the secret before any handler sees it. Installed when this module is
+    imported, which every path to AWS does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "secretaccesskey" in message.lower():
+            record.msg = _SECRET_IN_BODY.sub(_mask_match, message)
+            record.args = ()
+        return True
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)}****{match.group(2)}"
+    return f"{match.group(3)}****"
+
+
+for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+    logging.getLogger(_logger_name).addFilter(RedactSecretKeys())
+
+
+# ---- one model loader for the process -------------------------------------------
+
+_LOADER: Loader | None = None
+_LOADER_LOCK = threading.Lock()
+
+
+def shared_loader() -> Loader:
+    """One botocore model loader for the process: each new session otherwise
+    parses the service models again (about 0.1-0.3 s each)."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.session.get_session().get_component("data_loader")
+        return _LOADER
+
+
+def new_botocore_session() -> botocore.session.Session:
+    session = botocore.session.get_session()
+    session.register_component("data_loader", shared_loader())
+    return session
 
 
 def client_config(*, max_attempts: int = 8) -> Config:
@@ -91,6 +149,7 @@ class Connection:
         if self._session is None:
             with translate_errors("opening the AWS session", profile=self.options.profile_name):
                 self._session = boto3.Session(
+                    botocore_session=new_botocore_session(),
                     profile_name=self.options.profile or None,
                     region_name=self.options.region or None,
                 )

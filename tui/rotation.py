@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -59,10 +58,15 @@ from typing import Any, Literal
 
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.loaders import Loader
 
 from tui import credentials_file, vault
-from tui.connection import DEFAULT_REGION, ConnectionOptions, client_config, translate_errors
+from tui.connection import (
+    DEFAULT_REGION,
+    ConnectionOptions,
+    client_config,
+    shared_loader,
+    translate_errors,
+)
 from tui.errors import BadInput, KeyHygieneError
 from tui.journal import Journal, open_journals
 from tui.plans import (
@@ -131,37 +135,6 @@ class VerificationFailed(KeyHygieneError):
 
 class SecretLost(KeyHygieneError):
     """A step needs the new key's secret, which died with an earlier process."""
-
-
-# --------------------------------------------------------------------------- logs
-
-_SECRET_IN_BODY = re.compile(
-    r"(<SecretAccessKey>)[^<]*(</SecretAccessKey>)"
-    r"|(\"?SecretAccessKey\"?\s*[:=]\s*\"?)[^\"',\s}]+",
-    re.IGNORECASE,
-)
-
-
-class _RedactSecretKeys(logging.Filter):
-    """botocore logs every response body at DEBUG, CreateAccessKey's too:
-    mask the secret before any handler sees it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "secretaccesskey" in message.lower():
-            record.msg = _SECRET_IN_BODY.sub(_mask_match, message)
-            record.args = ()
-        return True
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    if match.group(1):
-        return f"{match.group(1)}****{match.group(2)}"
-    return f"{match.group(3)}****"
-
-
-for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
-    logging.getLogger(_logger_name).addFilter(_RedactSecretKeys())
 
 
 # --------------------------------------------------------------------------- where the key lives
@@ -351,7 +324,7 @@ class HeldKeyClients:
         # loader: each new session would otherwise parse the IAM and endpoint
         # models again, which costs more than the calls themselves.
         session = botocore.session.get_session()
-        session.register_component("data_loader", _shared_loader())
+        session.register_component("data_loader", shared_loader())
         session.set_config_variable("profile", self.location.profile)
         session.set_credentials(key.access_key_id, key.secret.reveal())
         return session
@@ -364,19 +337,6 @@ class HeldKeyClients:
 
     def __repr__(self) -> str:
         return f"HeldKeyClients(profile={self.location.profile!r})"
-
-
-_LOADER: Loader | None = None
-_LOADER_LOCK = threading.Lock()
-
-
-def _shared_loader() -> Loader:
-    """One botocore model loader for the process: it caches what it parsed."""
-    global _LOADER
-    with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = botocore.session.get_session().get_component("data_loader")
-        return _LOADER
 
 
 # --------------------------------------------------------------------------- crash hook (tests)
@@ -1003,7 +963,7 @@ def _client_with_key(clients: Any, service: str, key: HeldKey) -> Any:
     # Any other provider: same region and endpoint, signed with `key`.
     base = clients.client(service)
     session = botocore.session.get_session()
-    session.register_component("data_loader", _shared_loader())
+    session.register_component("data_loader", shared_loader())
     return session.create_client(
         service,
         region_name=base.meta.region_name,

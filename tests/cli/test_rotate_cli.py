@@ -16,6 +16,7 @@ import pytest
 from helpers import ROOT
 
 from tui import cli, credentials_file, rotation
+from tui.connection import shared_loader
 from tui.state_dir import state_dir
 
 USER = "christopher-laptop"
@@ -46,7 +47,7 @@ def admin_client(
     endpoint: str, service: str, key_id: str = "testing", secret: str = "testing"
 ) -> Any:
     session = botocore.session.get_session()
-    session.register_component("data_loader", rotation._shared_loader())
+    session.register_component("data_loader", shared_loader())
     return session.create_client(
         service,
         region_name="us-east-1",

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tui import credentials_file, rotation, vault
-from tui.connection import ConnectionOptions
+from tui.connection import ConnectionOptions, shared_loader
 from tui.credentials_file import CredentialsFileRefused
 from tui.errors import BadInput, KeyHygieneError
 from tui.journal import open_journals
@@ -81,7 +81,7 @@ def client(service: str, **credentials: str) -> Any:
     """A client sharing rotation's model loader: parsing the IAM model again
     for every test would cost more than the tests themselves."""
     session = botocore.session.get_session()
-    session.register_component("data_loader", rotation._shared_loader())
+    session.register_component("data_loader", shared_loader())
     return session.create_client(service, region_name="us-east-1", **credentials)
 
 

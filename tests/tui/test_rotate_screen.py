@@ -16,7 +16,7 @@ from textual.widgets import Button, Checkbox, Static
 
 from screens.rotate_screen import RotateScreen
 from tui import credentials_file, rotation, vault
-from tui.connection import ConnectionOptions
+from tui.connection import ConnectionOptions, shared_loader
 from tui.rotation import KeyLocation, RotationOutcome
 from tui.widgets.plan_view import PlanView
 
@@ -50,7 +50,7 @@ def iam(isolated_aws: Path) -> Iterator[Any]:
     rotation.forget_backups()
     with mock_aws():
         session = botocore.session.get_session()
-        session.register_component("data_loader", rotation._shared_loader())
+        session.register_component("data_loader", shared_loader())
         client = session.create_client("iam", region_name="us-east-1")
         client.create_user(UserName=USER)
         key = client.create_access_key(UserName=USER)["AccessKey"]
