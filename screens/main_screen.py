@@ -32,7 +32,8 @@ class MainScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Show only nodes whose name holds a text"),
         Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
         Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
-        Binding("e", "enroll", "Register computer", tooltip="Register this computer (one-time)"),
+        Binding("k", "rotate_key", "Rotate key", tooltip="Rotate this computer's access key"),
+        Binding("e", "enroll", "Enroll", tooltip="Register this computer (one-time)"),
         Binding("plus", "membership('add')", "Add to group", show=False),
         Binding("minus", "membership('remove')", "Remove from group", show=False),
         Binding(
@@ -41,7 +42,7 @@ class MainScreen(Screen[None]):
         Binding(
             "A",
             "add_application",
-            "Add application",
+            "New app",
             tooltip="Group, EC2 role, KMS key and buckets, whitelisted and encrypted",
         ),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -122,6 +123,59 @@ class MainScreen(Screen[None]):
         if not self._swept and message.connection is not None:
             self._swept = True
             self.sweep_expired_grants()
+            self.startup_checks()
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def startup_checks(self) -> None:
+        """Interrupted runs first (finish or roll back), then an old key of this computer."""
+        from tui.recovery import interrupted_runs
+        from tui.rotation import pending_rotations
+
+        try:
+            rotations = pending_rotations()
+            runs = interrupted_runs()
+        except KeyHygieneError as exc:
+            self.app.call_from_thread(
+                self.notify, f"Could not read the journals of earlier runs: {exc}", severity="error"
+            )
+            return
+        self.app.call_from_thread(self._offer_recovery, bool(rotations), runs)
+
+    def _offer_recovery(self, rotation_pending: bool, runs: list) -> None:  # type: ignore[type-arg]
+        from screens.recovery_screen import RecoveryScreen
+        from screens.rotate_screen import RotateScreen
+
+        if rotation_pending:
+            # The rotate screen shows the interrupted rotation and offers to finish or undo it.
+            self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+        elif runs and self.connection is not None:
+            self.app.push_screen(RecoveryScreen(runs, self.connection), self._refresh_if_applied)
+        else:
+            self._offer_rotation_if_old()
+
+    def _offer_rotation_if_old(self) -> None:
+        from screens.confirm_screen import ConfirmScreen
+        from tui.audit import DEFAULT_ROTATION_AGE_DAYS
+
+        user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
+        now = self.app.now()  # type: ignore[attr-defined]
+        ages = [(now - k.created).days for k in (user.active_keys if user else ()) if k.created]
+        if not ages or max(ages) < DEFAULT_ROTATION_AGE_DAYS:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_rotate_key()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"This computer's access key is {max(ages)} days old (the practice: rotate every "
+                f"{DEFAULT_ROTATION_AGE_DAYS} days). Rotate it now? The new key goes straight into "
+                "the credentials file and is verified before the old one is removed.",
+                yes="Rotate now",
+            ),
+            answered,
+        )
 
     @work(thread=True, group="sweep", exit_on_error=False)
     def sweep_expired_grants(self) -> None:
@@ -237,6 +291,11 @@ class MainScreen(Screen[None]):
         """After a wizard: reload, so that what was just done is what the tree shows."""
         if report is not None:
             self.action_refresh_account()
+
+    def action_rotate_key(self) -> None:
+        from screens.rotate_screen import RotateScreen
+
+        self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
 
     def action_enroll(self) -> None:
         if not self._ready():

@@ -47,7 +47,7 @@ def describe(snapshot: Snapshot, node: OutlineNode, now: datetime | None = None)
                 "The secret of a key is never shown: it lives only in its computer's credentials file.",
             )
             if user.name == snapshot.this_user:
-                hints += ("This is this computer's key: rotate it with `keyhygiene rotate`.",)
+                hints += ("This is this computer's key: press k to rotate it (or run `keyhygiene rotate`).",)
             return Details(f"Access key {key.id_tail}", tuple(facts), (), hints)
     if kind == "group" and snapshot.group(ref):
         group = snapshot.group(ref)

@@ -115,6 +115,12 @@ class KeyHygieneApp(App[int]):
             yield SystemCommand(
                 "Refresh the account", "Load the account again", screen.action_refresh_account
             )
+        if hasattr(screen, "action_rotate_key"):
+            yield SystemCommand(
+                "Rotate this computer's key",
+                "New key straight into ~/.aws/credentials, verified, old key removed",
+                screen.action_rotate_key,
+            )
         if hasattr(screen, "action_enroll"):
             yield SystemCommand(
                 "Register this computer",
