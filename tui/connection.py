@@ -174,10 +174,18 @@ class Connection:
             return self._clients[service]
 
     def whoami(self) -> Identity:
+        # The first call of a run: with few retries, an unreachable endpoint or
+        # a refused key is reported in seconds, not after a minute of backoff.
         with translate_errors(
             "asking AWS who this profile is", profile=self.options.profile_name, service="sts"
         ):
-            answer = self.client("sts").get_caller_identity()
+            kwargs: dict[str, Any] = {
+                "region_name": self.region,
+                "config": client_config(max_attempts=2),
+            }
+            if self.options.endpoint_url:
+                kwargs["endpoint_url"] = self.options.endpoint_url
+            answer = self.session.client("sts", **kwargs).get_caller_identity()
         return Identity(account_id=answer["Account"], arn=answer["Arn"])
 
 
