@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from tui.errors import KeyHygieneError
 from tui.journal import Journal
 from tui.plans import ApplyReport, ClientProvider, Plan, PlanEvent, apply_plan, rollback
 from tui.widgets.plan_view import PlanView
@@ -81,19 +82,39 @@ class PlanScreen(ModalScreen[ApplyReport | None]):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def _apply(self) -> None:
         def relay(event: PlanEvent) -> None:
-            self.app.call_from_thread(self.query_one(PlanView).mark, event)
+            self.app.call_from_thread(lambda: self.query_one(PlanView).mark(event))
 
-        report = apply_plan(
-            self.plan,
-            self.clients,
-            journal=Journal.create(self.plan),
-            on_event=relay,
-            stop_on_failure=self.stop_on_failure,
-        )
-        undone = None
-        if not report.ok and self.roll_back_on_failure and report.done:
-            undone = rollback(report, self.clients, on_event=relay)
+        try:
+            report = apply_plan(
+                self.plan,
+                self.clients,
+                journal=Journal.create(self.plan),
+                on_event=relay,
+                stop_on_failure=self.stop_on_failure,
+            )
+            undone = None
+            if not report.ok and self.roll_back_on_failure and report.done:
+                undone = rollback(report, self.clients, on_event=relay)
+        except Exception as exc:  # noqa: BLE001 - the screen must never stay stuck
+            # KeyHygieneError messages are written for people; anything else is
+            # named by its type (its text could quote values).
+            text = str(exc) if isinstance(exc, KeyHygieneError) else type(exc).__name__
+            self.app.call_from_thread(self._crashed, text)
+            return
         self.app.call_from_thread(self._finished, report, undone)
+
+    def _crashed(self, text: str) -> None:
+        self.running = False
+        result = self.query_one("#plan-result", Static)
+        result.update(
+            f"The plan stopped: {text}. Its journal is kept; keyhygiene offers to finish "
+            "or roll it back at the next start."
+        )
+        result.styles.color = "red"
+        close = self.query_one("#close", Button)
+        close.label = "Close"
+        close.disabled = False
+        close.focus()
 
     def _finished(self, report: ApplyReport, undone: ApplyReport | None) -> None:
         self.running = False

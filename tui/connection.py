@@ -53,9 +53,12 @@ class ConnectionOptions:
 
 # ---- secrets in botocore's logs ------------------------------------------------
 
+# XML bodies (<SecretAccessKey>, <SessionToken>), JSON or repr'd dicts
+# ('SecretAccessKey': '...'), and INI lines (aws_secret_access_key = ...).
 _SECRET_IN_BODY = re.compile(
-    r"(<SecretAccessKey>)[^<]*(</SecretAccessKey>)"
-    r"|(\"?SecretAccessKey\"?\s*[:=]\s*\"?)[^\"',\s}]+",
+    r"(<(?:SecretAccessKey|SessionToken)>)[^<]*(</(?:SecretAccessKey|SessionToken)>)"
+    r"|([\"']?(?:SecretAccessKey|SessionToken|aws_secret_access_key|aws_session_token)[\"']?"
+    r"\s*[:=]\s*[\"']?)[^\"',\s}]+",
     re.IGNORECASE,
 )
 
@@ -67,7 +70,11 @@ class RedactSecretKeys(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "secretaccesskey" in message.lower():
+        lowered = message.lower()
+        if any(
+            word in lowered
+            for word in ("secretaccesskey", "sessiontoken", "secret_access_key", "session_token")
+        ):
             record.msg = _SECRET_IN_BODY.sub(_mask_match, message)
             record.args = ()
         return True
@@ -233,6 +240,11 @@ def translate_errors(
         ) from None
     except bexc.ClientError as exc:
         raise from_client_error(exc, service=service, doing=doing) from None
+    except bexc.ParamValidationError:
+        # Its text quotes the parameter values, which may include a key.
+        raise ConnectionProblem(
+            f"Invalid parameters for an AWS call while {doing} (a bug in keyhygiene)."
+        ) from None
     except bexc.BotoCoreError as exc:
         # Other botocore errors describe configuration problems; their text
         # holds names and paths, never key material.

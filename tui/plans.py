@@ -683,6 +683,7 @@ class _Runner:
             self._perform(step.undo, f"undoing step {index} ({step.description})")
         except _StepFailed as failure:
             seconds = self.clock() - started
+            failure = _StepFailed(_scrub(str(failure), self.ctx.results))
             if interrupted:
                 message = (
                     f"was interrupted while running and probably never took effect ({failure})"
@@ -730,6 +731,15 @@ class _Runner:
             raise _StepFailed(f"A file operation failed while {doing}: {exc}") from None
         except KeyHygieneError as exc:
             raise _StepFailed(str(exc)) from None
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            # A local action tripped over data it did not expect (a document
+            # that is not JSON, a missing field): a failed step, not a crash
+            # that would leave the journal running. The type says what; the
+            # text may quote values, so it is scrubbed of this run's secrets.
+            raise _StepFailed(
+                f"{call.label} failed while {doing}: {type(exc).__name__}: "
+                f"{_scrub(str(exc), self.ctx.results)}"
+            ) from None
 
     def _resolve(self, value: Any) -> Any:
         if isinstance(value, Ref):

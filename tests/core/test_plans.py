@@ -688,3 +688,31 @@ def test_resume_refuses_a_closed_run(clients: ClientCache) -> None:
     assert apply_plan(plan, clients, journal=journal).ok
     with pytest.raises(ResumeImpossible, match="closed"):
         resume(journal, clients)
+
+
+def _trips_on_bad_data(ctx: Any, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    return json.loads("not json")
+
+
+register_local_action("test.trips_on_bad_data", _trips_on_bad_data, replace=True)
+
+
+def test_a_local_action_tripping_on_data_is_a_failed_step_not_a_crash(
+    clients: ClientCache, tmp_path: Path
+) -> None:
+    plan = Plan(
+        kind="test",
+        title="Trip",
+        steps=(
+            Step(
+                id="trip",
+                description="Read a document",
+                call=Call("local", "test.trips_on_bad_data"),
+            ),
+        ),
+    )
+    journal = Journal.create(plan, tmp_path)
+    report = apply_plan(plan, clients, journal=journal)
+    assert not report.ok
+    assert "JSONDecodeError" in report.render_text()
+    assert Journal.load(journal.path).status("trip") == "failed"
