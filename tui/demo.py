@@ -9,6 +9,7 @@ for moto to import and seed) and points this process at the sandbox: the real
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -103,6 +104,9 @@ def serve_forever(port: int, directory: Path | None, *, machine: bool = False) -
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     if machine:
+        # Started by `keyhygiene --demo`: stop when that process goes away
+        # (its end of our stdin closes), even if it was killed.
+        threading.Thread(target=_stop_at_eof, args=(stop,), daemon=True).start()
         print(READY_PREFIX + json.dumps(asdict(info)), flush=True)
     else:
         print(f"keyhygiene demo account on {info.endpoint_url} (moto), sandbox {info.directory}")
@@ -117,6 +121,15 @@ def serve_forever(port: int, directory: Path | None, *, machine: bool = False) -
     if not machine:
         print("Demo server stopped.")
     return 0
+
+
+def _stop_at_eof(stop: threading.Event) -> None:
+    try:
+        while sys.stdin.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    stop.set()
 
 
 class DemoProcess:
@@ -141,7 +154,9 @@ class DemoProcess:
                 str(self.directory),
                 "--machine",
             ],
-            stdin=subprocess.DEVNULL,
+            # Held open for the child's lifetime: when this process dies, the
+            # pipe closes and the demo server stops.
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -165,6 +180,9 @@ class DemoProcess:
         raise KeyHygieneError(f"The demo server did not start: {last[0]}")
 
     def stop(self) -> None:
+        if self._process and self._process.stdin:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
         if self._process and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
             try:
