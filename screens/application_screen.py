@@ -53,7 +53,7 @@ class ApplicationScreen(ModalScreen[ApplyReport | None]):
     ApplicationScreen Button { margin-left: 2; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "review", "Review plan", tooltip="Compute the plan and review it"),
+        Binding("ctrl+s", "review", "Review plan", tooltip="Compute the plan and review it"),
         Binding("escape", "cancel", "Cancel"),
     ]
 

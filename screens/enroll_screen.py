@@ -55,7 +55,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
     EnrollScreen Button { margin-left: 2; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "review", "Review plan", tooltip="Compute the plan and review it"),
+        Binding("ctrl+s", "review", "Review plan", tooltip="Compute the plan and review it"),
         Binding("escape", "cancel", "Cancel / close"),
     ]
 

@@ -93,6 +93,11 @@ class MainScreen(Screen[None]):
         except KeyHygieneError as exc:
             self.post_message(LoadFailed(str(exc)))
             return
+        except Exception as exc:  # noqa: BLE001 - never leave the spinner up forever
+            self.post_message(
+                LoadFailed(f"Unexpected error while loading the account ({type(exc).__name__}).")
+            )
+            return
         self.post_message(SnapshotLoaded(snapshot, connection, findings))
 
     def on_load_progress(self, message: LoadProgress) -> None:

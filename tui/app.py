@@ -27,8 +27,11 @@ class KeyHygieneApp(App[int]):
             "revoke",
             "Revoke!",
             tooltip="Emergency: cut a lost or stolen computer out of the account",
+            priority=True,  # one key away from anywhere, even from inside a form
         ),
-        Binding("question_mark", "show_help_panel", "Keys", tooltip="List the keys of this screen"),
+        Binding(
+            "question_mark", "toggle_help", "Keys", tooltip="Show or hide the keys of this screen"
+        ),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -90,6 +93,14 @@ class KeyHygieneApp(App[int]):
         home = Path(os.environ["AWS_SHARED_CREDENTIALS_FILE"]).parent if self.demo else None
         findings += run_local_audit(snapshot, profile=self.options.profile, home=home)
         return findings
+
+    def action_toggle_help(self) -> None:
+        from textual.widgets import HelpPanel
+
+        if self.screen.query(HelpPanel):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_revoke(self) -> None:
         """The emergency revoke screen, from anywhere, on the loaded account."""

@@ -105,6 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyhygiene: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a person gets a sentence, not a traceback
+        # Only the type: an unexpected exception's text could quote values.
+        print(
+            f"keyhygiene: unexpected error ({type(exc).__name__}). Nothing more was done; "
+            "run again with KEYHYGIENE_DEBUG=1 for the traceback and report it.",
+            file=sys.stderr,
+        )
+        if os.environ.get("KEYHYGIENE_DEBUG"):
+            raise
+        return 3
 
 
 def _run_tui(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ import botocore.exceptions as bexc
 import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader
+from botocore.parsers import ResponseParserError
 
 from tui.errors import ConnectionProblem, KeyHygieneError, from_client_error
 
@@ -240,6 +241,11 @@ def translate_errors(
         ) from None
     except bexc.ClientError as exc:
         raise from_client_error(exc, service=service, doing=doing) from None
+    except ResponseParserError:
+        raise ConnectionProblem(
+            f"The endpoint answered with something that is not an AWS response while {doing}.",
+            hint="Check --endpoint-url / AWS_ENDPOINT_URL: it must point at AWS, moto or LocalStack.",
+        ) from None
     except bexc.ParamValidationError:
         # Its text quotes the parameter values, which may include a key.
         raise ConnectionProblem(

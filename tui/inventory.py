@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import botocore.exceptions as bexc
+from botocore.parsers import ResponseParserError
 
 from tui.connection import (
     Connection,
@@ -523,7 +524,7 @@ class _collect:
         if isinstance(exc, KeyHygieneError):
             self.problems.append(LoadProblem(self.what, exc.message))
             return True
-        if isinstance(exc, (bexc.ClientError, bexc.BotoCoreError)):
+        if isinstance(exc, (bexc.ClientError, bexc.BotoCoreError, ResponseParserError)):
             try:
                 with translate_errors(f"reading {self.what}", service=_service_of(self.what)):
                     raise exc

@@ -83,3 +83,19 @@ def test_no_credentials_is_a_clear_message(tmp_path) -> None:  # type: ignore[no
     result = run_cli("inventory", env=env)
     assert result.returncode == 2
     assert "No AWS credentials found" in result.stderr
+
+
+def test_an_endpoint_that_is_not_aws_is_a_clear_message() -> None:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_cli("inventory", "--endpoint-url", url)
+    finally:
+        server.shutdown()
+    assert result.returncode == 2
+    assert "not an AWS response" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -66,7 +66,7 @@ async def fill(pilot: Pilot, name: str, new_buckets: str = "") -> ApplicationScr
 
 
 async def review(pilot: Pilot) -> None:
-    await pilot.press("ctrl+r")
+    await pilot.press("ctrl+s")
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()

@@ -90,7 +90,7 @@ async def test_the_wizard_registers_this_computer(conn: Connection) -> None:
         groups = screen.query_one("#enroll-groups", SelectionList)
         assert DEVICES_GROUP not in [groups.get_option_at_index(i).value for i in range(2)]
         groups.select("photos")
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
@@ -122,12 +122,12 @@ async def test_bad_input_is_shown_and_nothing_planned(conn: Connection) -> None:
     app = Host(conn)
     async with app.run_test(size=(120, 45)) as pilot:
         screen = await fill(pilot, "alice-smith", "laptop")
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.screen is screen
         assert "no dash" in message(screen)
         await fill(pilot, "bob", "phone")
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.screen is screen and "bob-phone exists already" in message(screen)
         await pilot.press("escape")
@@ -140,7 +140,7 @@ async def test_cancelling_the_plan_returns_to_the_form(conn: Connection) -> None
     app = Host(conn)
     async with app.run_test(size=(120, 45)) as pilot:
         screen = await fill(pilot, "alice", "laptop")
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, PlanScreen)
         await pilot.press("escape")
