@@ -276,6 +276,8 @@ class MainScreen(Screen[None]):
             return
         self.snapshot = self.snapshot.with_user(message.user)
         self._rebuild()
+        cursor = self.query_one(AccountTree).cursor_node
+        self._show_details(cursor.data if cursor else None)
 
     def _rebuild(self) -> None:
         """Recompute the outline (with its finding badges) and show it."""

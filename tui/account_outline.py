@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from tui.audit import Finding, severity_rank
 from tui.membership import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
-from tui.policy_documents import whitelisted_principals
+from tui.policy_documents import is_public, whitelisted_principals
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,8 @@ def _bucket_note(bucket: Bucket) -> str:
     else:
         encryption = bucket.encryption.algorithm
     parts = [encryption]
+    if bucket.acl_public or is_public(bucket.policy or {}):
+        parts.insert(0, "PUBLIC")
     if not bucket.public_access_fully_blocked:
         parts.append("public access not blocked")
     if bucket.for_groups:
@@ -282,7 +284,10 @@ def _buckets(snapshot: Snapshot) -> OutlineNode:
             bucket.name,
             _principal_nodes(whitelisted_principals(bucket.policy or {})),
             note=_bucket_note(bucket),
-            warn=bucket.encryption is None or not bucket.public_access_fully_blocked,
+            warn=bucket.encryption is None
+            or not bucket.public_access_fully_blocked
+            or bucket.acl_public
+            or is_public(bucket.policy or {}),
         )
         for bucket in snapshot.buckets
     )
@@ -310,7 +315,7 @@ def _unassigned(snapshot: Snapshot, now: datetime) -> OutlineNode:
         "section",
         "unassigned",
         users,
-        note=f"{len(users)} not named person-device or not tagged",
+        note=f"{len(users)} not following person-device",
     )
 
 

@@ -125,11 +125,13 @@ class AccountTree(Tree[OutlineNode]):
             outline.label,
             style="bold red" if outline.warn else "bold" if outline.kind == "section" else "",
         )
-        if outline.note:
-            text.append(f"  {outline.note}", style="red" if outline.warn else "dim")
+        # The badge comes before the note: a long note is cut at the pane's
+        # edge, and the badge must not be.
         if outline.findings:
             style = _BADGE_STYLES.get(outline.worst or "", "dim")
             text.append(f"  ⚑{outline.findings} {outline.worst}", style=style)
+        if outline.note:
+            text.append(f"  {outline.note}", style="red" if outline.warn else "dim")
         return text
 
 

@@ -39,7 +39,7 @@ def render_details(details: Details) -> RenderableType:
     if details.facts:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim", no_wrap=True)
-        table.add_column()
+        table.add_column(overflow="fold")
         for name, value in details.facts:
             table.add_row(name, value)
         parts.append(table)
