@@ -372,11 +372,32 @@ class MainScreen(Screen[None]):
             if tree.select_ref(kind, ref):
                 break
         tree.focus()
-        self.notify(
-            f"{finding.title}." + (f" Fix: {finding.fix}" if finding.fix else ""),
-            title=f"{finding.severity}: {finding.resource}",
-            timeout=8,
-        )
+        self._offer_fix(finding)
+
+    def _offer_fix(self, finding: Finding) -> None:
+        """Open the fix when keyhygiene can carry it out; else say what to do."""
+        from screens.plan_screen import PlanScreen
+        from tui.fixes import fix_for
+
+        fix = None
+        if self.snapshot is not None and self.connection is not None:
+            try:
+                fix = fix_for(self.snapshot, finding, self.app.now())  # type: ignore[attr-defined]
+            except KeyHygieneError as exc:
+                self.notify(str(exc), title="The fix cannot be planned", severity="error")
+                return
+        if fix is None:
+            self.notify(
+                f"{finding.title}." + (f" Fix: {finding.fix}" if finding.fix else ""),
+                title=f"{finding.severity}: {finding.resource}",
+                timeout=8,
+            )
+        elif fix.kind == "rotate":
+            self.action_rotate_key()
+        elif fix.plan is not None and self.connection is not None:
+            self.app.push_screen(
+                PlanScreen(fix.plan, self.connection, title=fix.label), self._refresh_if_applied
+            )
 
     # ---- filter --------------------------------------------------------------
     def action_filter(self) -> None:

@@ -1,0 +1,61 @@
+"""From an audit finding to what fixes it: a plan to review, or the rotate wizard.
+
+Only findings whose fix is an existing workflow get one; the others keep
+their sentence (`Finding.fix`), which says what to do by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from tui.audit import Finding
+from tui.model import Snapshot
+from tui.plans import Plan
+
+FixKind = Literal["plan", "rotate"]
+
+
+@dataclass(frozen=True)
+class Fix:
+    kind: FixKind
+    label: str
+    plan: Plan | None = None
+
+
+def fix_for(snapshot: Snapshot, finding: Finding, now: datetime) -> Fix | None:
+    """The fix keyhygiene can carry out for `finding`, or None.
+
+    Raises BadInput (from the workflow) when the fix cannot be planned as the
+    account stands; the caller shows that message.
+    """
+    if finding.id.startswith("whitelist.") and finding.resource_kind in ("bucket", "kms-key"):
+        groups = _groups_of(snapshot, finding)
+        if groups:
+            from tui.application import plan_sync_application
+
+            return Fix(
+                "plan",
+                f"Repair the whitelists of {groups[0]}",
+                plan_sync_application(snapshot, groups[0]),
+            )
+    if finding.id == "user.expired-grant":
+        from tui.membership import plan_sweep
+
+        return Fix("plan", "Remove the expired loans", plan_sweep(snapshot, now=now))
+    if (
+        finding.id in ("user.key-too-old", "user.key-unused", "user.several-active-keys")
+        and finding.resource_kind == "user"
+        and finding.resource == snapshot.this_user
+    ):
+        return Fix("rotate", "Rotate this computer's key")
+    return None
+
+
+def _groups_of(snapshot: Snapshot, finding: Finding) -> tuple[str, ...]:
+    if finding.resource_kind == "bucket":
+        bucket = snapshot.bucket(finding.resource)
+        return bucket.for_groups if bucket else ()
+    key = snapshot.kms_key(finding.resource)
+    return key.for_groups if key else ()
