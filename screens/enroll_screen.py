@@ -48,6 +48,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
     EnrollScreen Label { margin: 1 0 0 0; color: $text-muted; }
     EnrollScreen SelectionList { height: auto; max-height: 12; }
     EnrollScreen #enroll-preview { height: auto; margin: 1 0 0 0; }
+    EnrollScreen #enroll-warning { height: auto; color: $warning; margin: 1 0 0 0; }
     EnrollScreen #enroll-message { height: auto; margin: 1 0 0 0; color: $text-muted; }
     EnrollScreen #enroll-message.error { color: $error; }
     EnrollScreen #enroll-message.done { color: $success; }
@@ -85,9 +86,17 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
                 "[b]Register this computer[/b]  its own user and access key, its groups, "
                 "and the bucket and key policies that must list it"
             )
+            warning = self._already_registered()
+            if warning:
+                yield Static(warning, id="enroll-warning", markup=False)
             with VerticalScroll():
                 yield Label("Person (whose computer this is)")
-                yield Input(placeholder="alice", id="enroll-person")
+                people = list(self.snapshot.people())
+                yield Input(
+                    people[0] if len(people) == 1 else "",
+                    placeholder="your first name, e.g. alice",
+                    id="enroll-person",
+                )
                 yield Label(f"Device (this computer is {self.hostname})", markup=False)
                 yield Input(device_slug(self.hostname), id="enroll-device")
                 yield Label(f"Groups this computer joins ({len(groups)})")
@@ -102,6 +111,24 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
             with Horizontal(id="enroll-buttons"):
                 yield Button("Review plan", variant="primary", id="review")
                 yield Button("Cancel", id="cancel")
+
+    def _already_registered(self) -> str:
+        """One user per computer: say so when this computer already has one."""
+        same_host = [
+            u.name for u in self.snapshot.users if u.hostname == self.hostname and not u.revoked
+        ]
+        this = self.snapshot.this_user
+        if this and self.snapshot.user(this) and self.snapshot.user(this).is_device:  # type: ignore[union-attr]
+            return (
+                f"This computer already works as {this}. Registering it again makes a second "
+                "user for one computer; to renew its key, rotate it instead (k)."
+            )
+        if same_host:
+            return (
+                f"{', '.join(same_host)} is already registered for host {self.hostname}. "
+                "Registering again makes a second user for one computer."
+            )
+        return ""
 
     def on_mount(self) -> None:
         self.query_one("#enroll-person", Input).focus()

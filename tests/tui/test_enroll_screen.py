@@ -147,3 +147,29 @@ async def test_cancelling_the_plan_returns_to_the_form(conn: Connection) -> None
         await pilot.pause()
         assert app.screen is screen and screen.report is None
         assert not screen.query_one("#review").disabled
+
+
+async def test_a_computer_already_registered_is_warned_about(conn: Connection) -> None:
+    from dataclasses import replace as _replace
+
+    boto3.client("iam", region_name=REGION).create_user(
+        UserName="alice-laptop",
+        Tags=[
+            {"Key": "keyhygiene:person", "Value": "alice"},
+            {"Key": "keyhygiene:device", "Value": "laptop"},
+            {"Key": "keyhygiene:hostname", "Value": "alices-mbp.local"},
+        ],
+    )
+
+    class Registered(Host):
+        def on_mount(self) -> None:
+            snapshot = _replace(load_snapshot(self.conn), this_user="alice-laptop")
+            self.push_screen(EnrollScreen(snapshot, self.conn, hostname="alices-mbp.local"))
+
+    app = Registered(conn)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        warning = str(app.screen.query_one("#enroll-warning", Static).render())
+        assert "already works as alice-laptop" in warning
+        # The only person in the account is proposed.
+        assert app.screen.query_one("#enroll-person", Input).value == "alice"
