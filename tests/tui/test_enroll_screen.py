@@ -161,7 +161,12 @@ async def test_a_computer_already_registered_is_warned_about(conn: Connection) -
         ],
     )
 
-    class Registered(Host):
+    class Registered(App[None]):
+        # Not a Host subclass: Textual would run Host.on_mount too.
+        def __init__(self, conn: Connection) -> None:
+            super().__init__()
+            self.conn = conn
+
         def on_mount(self) -> None:
             snapshot = _replace(load_snapshot(self.conn), this_user="alice-laptop")
             self.push_screen(EnrollScreen(snapshot, self.conn, hostname="alices-mbp.local"))
