@@ -86,7 +86,9 @@ class FindingsScreen(ModalScreen[Finding | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="findings-box"):
-            yield Static(f"{self.title_text}: {summary_line(self.findings)}", id="findings-summary")
+            yield Static(
+                f"{self.title_text} — {summary_line(self.findings)}", id="findings-summary"
+            )
             yield DataTable(id="findings-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="finding-detail")
         yield Footer()

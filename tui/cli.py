@@ -22,16 +22,16 @@ from tui.errors import KeyHygieneError
 # sets `handler=function(args) -> int`.
 COMMAND_MODULES = (
     "tui.commands.inventory",
-    "tui.commands.demo",
     "tui.commands.audit",
+    "tui.commands.enroll",
+    "tui.commands.rotate",
     "tui.commands.group",
     "tui.commands.grant",
     "tui.commands.sweep",
-    "tui.commands.rotate",
-    "tui.commands.credential_process",
-    "tui.commands.enroll",
-    "tui.commands.revoke",
     "tui.commands.app",
+    "tui.commands.revoke",
+    "tui.commands.demo",
+    "tui.commands.credential_process",
 )
 
 
@@ -44,7 +44,8 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--profile",
         default=default,
-        help="this computer's AWS profile (default: $AWS_PROFILE or 'default')",
+        help="this computer's AWS profile; it also reads and changes the account when "
+        "--admin-profile is not given (default: $AWS_PROFILE or 'default')",
     )
     group.add_argument(
         "--admin-profile",
@@ -69,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
             "Without a command, opens the terminal UI."
         ),
         parents=[_global_options(suppress=False)],
+        epilog=(
+            "Changing commands print their plan and change nothing without --yes. "
+            "Environment: AWS_PROFILE, AWS_ENDPOINT_URL, AWS_SHARED_CREDENTIALS_FILE and "
+            "AWS_CONFIG_FILE as for the aws CLI; KEYHYGIENE_STATE_DIR for the journals of "
+            "interrupted runs (default: the user state folder); KEYHYGIENE_DEBUG=1 shows "
+            "tracebacks of unexpected errors."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"keyhygiene {__version__}")
     parser.add_argument(
