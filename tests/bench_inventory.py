@@ -23,12 +23,10 @@ import json
 import os
 import pty
 import select
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +37,9 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from moto_server import start_moto_server  # noqa: E402
 
 from tui.connection import Connection, ConnectionOptions  # noqa: E402
 from tui.inventory import load_snapshot  # noqa: E402
@@ -46,25 +47,6 @@ from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
 from tui.policy_documents import bucket_policy_with_whitelist  # noqa: E402
 
 ACCOUNT = "123456789012"
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("moto server did not start")
 
 
 def clients(url: str) -> dict[str, Any]:
@@ -156,9 +138,7 @@ def run_naive(url: str) -> tuple[float, int, Any]:
             "attached": iam.list_attached_user_policies(UserName=name)["AttachedPolicies"],
             "inline": iam.list_user_policies(UserName=name)["PolicyNames"],
             "tags": iam.list_user_tags(UserName=name)["Tags"],
-            "keys": [
-                (k, iam.get_access_key_last_used(AccessKeyId=k["AccessKeyId"])) for k in keys
-            ],
+            "keys": [(k, iam.get_access_key_last_used(AccessKeyId=k["AccessKeyId"])) for k in keys],
         }
     for bucket in s3.list_buckets()["Buckets"]:
         name = bucket["Name"]
@@ -189,8 +169,13 @@ def first_frame_seconds(argv: list[str], marker: bytes, env: dict[str, str]) -> 
     master, slave = pty.openpty()
     start = time.perf_counter()
     process = subprocess.Popen(
-        argv, stdin=slave, stdout=slave, stderr=slave, env={**env, "TERM": "xterm-256color",
-        "COLUMNS": "120", "LINES": "40"}, cwd=ROOT, start_new_session=True,
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"},
+        cwd=ROOT,
+        start_new_session=True,
     )
     os.close(slave)
     seen = b""
@@ -234,12 +219,14 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    process, url = start_moto()
+    process, url = start_moto_server()
     try:
         started = time.perf_counter()
         seed(url, args.users)
-        print(f"seeded {args.users} users, 20 groups, 50 buckets, 20 KMS keys "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {args.users} users, 20 groups, 50 buckets, 20 KMS keys "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         fast_times, naive_times = [], []
         fast_calls = naive_calls = 0
         snapshot = None
@@ -249,12 +236,20 @@ def main() -> int:
             seconds, naive_calls, _ = run_naive(url)
             naive_times.append(seconds)
         fast, naive = statistics.median(fast_times), statistics.median(naive_times)
-        print(f"inventory: {fast_calls:5d} calls, median {fast:6.2f} s  (runs: "
-              + ", ".join(f"{t:.2f}" for t in fast_times) + ")")
-        print(f"naive:     {naive_calls:5d} calls, median {naive:6.2f} s  (runs: "
-              + ", ".join(f"{t:.2f}" for t in naive_times) + ")")
-        print(f"ratio: calls {fast_calls / naive_calls:.3f} of naive (target <= 0.100), "
-              f"speed-up x{naive / fast:.1f} (target >= 4)")
+        print(
+            f"inventory: {fast_calls:5d} calls, median {fast:6.2f} s  (runs: "
+            + ", ".join(f"{t:.2f}" for t in fast_times)
+            + ")"
+        )
+        print(
+            f"naive:     {naive_calls:5d} calls, median {naive:6.2f} s  (runs: "
+            + ", ".join(f"{t:.2f}" for t in naive_times)
+            + ")"
+        )
+        print(
+            f"ratio: calls {fast_calls / naive_calls:.3f} of naive (target <= 0.100), "
+            f"speed-up x{naive / fast:.1f} (target >= 4)"
+        )
         assert snapshot is not None and len(snapshot.users) == args.users
         try:
             from tui.audit import run_audit
@@ -263,8 +258,10 @@ def main() -> int:
         else:
             start = time.perf_counter()
             findings = run_audit(snapshot)
-            print(f"audit of the loaded snapshot: {len(findings)} findings in "
-                  f"{time.perf_counter() - start:.3f} s, 0 API calls (it reads the snapshot only)")
+            print(
+                f"audit of the loaded snapshot: {len(findings)} findings in "
+                f"{time.perf_counter() - start:.3f} s, 0 API calls (it reads the snapshot only)"
+            )
     finally:
         process.terminate()
         process.wait()
@@ -278,8 +275,10 @@ def main() -> int:
         demo_times.append(first_frame_seconds(demo, b"keyhygiene", env))
         bare_times.append(first_frame_seconds(bare, b"baseline", env))
     demo_first, bare_first = statistics.median(demo_times), statistics.median(bare_times)
-    print(f"first frame: keyhygiene --demo median {demo_first:.2f} s (target < 1.5 s), "
-          f"bare Textual app {bare_first:.2f} s, ratio x{demo_first / bare_first:.2f}")
+    print(
+        f"first frame: keyhygiene --demo median {demo_first:.2f} s (target < 1.5 s), "
+        f"bare Textual app {bare_first:.2f} s, ratio x{demo_first / bare_first:.2f}"
+    )
     return 0
 
 

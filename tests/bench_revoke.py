@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,9 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from moto_server import start_moto_server  # noqa: E402
 
 from tui.connection import Connection, ConnectionOptions  # noqa: E402
 from tui.inventory import load_snapshot  # noqa: E402
@@ -51,25 +53,6 @@ ARN = f"arn:aws:iam::{ACCOUNT}:user/{USER}"
 OTHERS = [f"arn:aws:iam::{ACCOUNT}:user/person{i}-laptop" for i in range(3)]
 ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
 GROUPS, BUCKETS, KEYS = 5, 10, 5
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("moto server did not start")
 
 
 def reset(url: str) -> None:
@@ -197,7 +180,7 @@ def main() -> None:
         AWS_DEFAULT_REGION="us-east-1",
         KEYHYGIENE_STATE_DIR=os.environ.get("KEYHYGIENE_STATE_DIR", "/tmp/keyhygiene-bench-state"),
     )
-    process, url = start_moto()
+    process, url = start_moto_server()
     try:
         rounds = [one_round(url) for _ in range(args.rounds)]
     finally:

@@ -10,15 +10,11 @@ moto server running in the same process, so the two must not share one.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto_server import reset_moto_server, start_moto_server, stop_moto_server
 
 from tui.demo import DemoInfo, DemoProcess
 
@@ -40,42 +36,18 @@ def isolated_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server_url() -> Iterator[str]:
     """A plain moto server in a child process, for the whole session."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto server did not start") from None
-            time.sleep(0.1)
+    process, url = start_moto_server()
     yield url
-    process.terminate()
-    process.wait(timeout=10)
+    stop_moto_server(process)
 
 
 @pytest.fixture
 def moto_endpoint(moto_server_url: str) -> str:
     """The session's moto server, emptied for this test."""
-    request = urllib.request.Request(moto_server_url + "/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10)
+    reset_moto_server(moto_server_url)
     return moto_server_url
 
 
