@@ -1,178 +1,218 @@
 """What the details pane says about a node: facts and policy documents.
 
-Pure functions of the snapshot, so the TUI only renders them.
+Pure functions of the snapshot, one per kind of node, so the TUI only renders
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from tui.account_outline import OutlineNode, age_text, grant_countdown, principal_name
-from tui.model import Snapshot, User
+from tui.model import PolicyAttachment, Snapshot, User
 from tui.policy_documents import whitelisted_principals
+
+Fact = tuple[str, str]
+Document = tuple[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
 class Details:
     title: str
-    facts: tuple[tuple[str, str], ...] = ()
-    documents: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    hints: tuple[str, ...] = field(default_factory=tuple)
+    facts: tuple[Fact, ...] = ()
+    documents: tuple[Document, ...] = ()
+    hints: tuple[str, ...] = ()
 
 
 def describe(snapshot: Snapshot, node: OutlineNode, now: datetime | None = None) -> Details:
     now = now or datetime.now(timezone.utc)
-    kind, ref = node.kind, node.ref or ""
-    if kind in ("device", "user", "member", "principal") and snapshot.user(ref.rsplit("/", 1)[-1]):
-        return _user(snapshot, snapshot.user(ref.rsplit("/", 1)[-1]), now)  # type: ignore[arg-type]
-    if kind == "key":
-        user_name, _, key_ref = ref.partition("/")
-        user = snapshot.user(user_name)
-        key = next(
-            (k for k in (user.access_keys if user else ()) if str(k.id or k.slot) == key_ref), None
-        )
-        if user and key:
-            facts = [
-                ("user", user.name),
-                ("key id", key.id or f"slot {key.slot} (open the device to read its id)"),
-                ("status", key.status),
-                ("created", _when(key.created, now)),
-                ("last used", _when(key.last_used, now)),
-                ("last service", key.last_used_service or "-"),
-            ]
-            hints = (
-                "The secret of a key is never shown: it lives only in its computer's credentials file.",
-            )
-            if user.name == snapshot.this_user:
-                hints += ("This is this computer's key: press k to rotate it (or run `keyhygiene rotate`).",)
-            return Details(f"Access key {key.id_tail}", tuple(facts), (), hints)
-    if kind == "group" and snapshot.group(ref):
-        group = snapshot.group(ref)
-        assert group is not None
-        facts = [
-            ("ARN", group.arn),
-            ("members", ", ".join(group.members) or "none"),
-            ("attached policies", ", ".join(p.name for p in group.attached_policies) or "none"),
-            (
-                "roles tagged for it",
-                ", ".join(r.name for r in snapshot.roles_for_group(group.name)) or "none",
-            ),
-            (
-                "buckets tagged for it",
-                ", ".join(b.name for b in snapshot.buckets_for_group(group.name)) or "none",
-            ),
-            (
-                "KMS keys tagged for it",
-                ", ".join(k.label for k in snapshot.kms_keys_for_group(group.name)) or "none",
-            ),
-        ]
-        docs = tuple((f"inline policy {p.name}", p.document) for p in group.inline_policies)
-        docs += _managed_docs(snapshot, group.attached_policies)
-        return Details(f"Group {group.name}", tuple(facts), docs)
-    if kind == "role" and snapshot.role(ref):
-        role = snapshot.role(ref)
-        assert role is not None
-        facts = [
-            ("ARN", role.arn),
-            ("for groups", ", ".join(role.for_groups) or "none"),
-            ("instance profiles", ", ".join(role.instance_profiles) or "none"),
-            ("attached policies", ", ".join(p.name for p in role.attached_policies) or "none"),
-        ]
-        docs = (("trust policy", role.trust_policy),)
-        docs += tuple((f"inline policy {p.name}", p.document) for p in role.inline_policies)
-        return Details(f"Role {role.name}", tuple(facts), docs)
-    if kind == "bucket" and snapshot.bucket(ref):
-        bucket = snapshot.bucket(ref)
-        assert bucket is not None
-        encryption = bucket.encryption
-        facts = [
-            ("ARN", bucket.arn),
-            ("for groups", ", ".join(bucket.for_groups) or "none"),
-            (
-                "default encryption",
-                "none"
-                if encryption is None
-                else f"{encryption.algorithm} {encryption.kms_key_id or ''}".strip(),
-            ),
-            (
-                "public access block",
-                "all four on"
-                if bucket.public_access_fully_blocked
-                else str(dict(bucket.public_access_block or {}) or "none"),
-            ),
-            ("public ACL", "yes" if bucket.acl_public else "no"),
-            ("whitelisted", _names(whitelisted_principals(bucket.policy or {}))),
-        ]
-        facts += _drift(snapshot, bucket.for_groups, whitelisted_principals(bucket.policy or {}))
-        docs = (("bucket policy", bucket.policy),) if bucket.policy else ()
-        return Details(f"Bucket {bucket.name}", tuple(facts), docs)
-    if kind == "kms-key" and snapshot.kms_key(ref):
-        key = snapshot.kms_key(ref)
-        assert key is not None
-        facts = [
-            ("ARN", key.arn),
-            ("aliases", ", ".join(key.aliases) or "none"),
-            ("for groups", ", ".join(key.for_groups) or "none"),
-            ("key users", _names(whitelisted_principals(key.policy or {}))),
-        ]
-        facts += _drift(snapshot, key.for_groups, whitelisted_principals(key.policy or {}))
-        docs = (("key policy", key.policy),) if key.policy else ()
-        return Details(f"KMS key {key.label}", tuple(facts), docs)
-    if kind == "root":
-        root = snapshot.root
-        facts = (
-            ("MFA", {True: "on", False: "OFF", None: "unknown"}[root.mfa_enabled]),
-            (
-                "root access keys",
-                {True: "PRESENT", False: "none", None: "unknown"}[root.access_keys_present],
-            ),
-        )
-        return Details(
-            "Root account",
-            facts,
-            (),
-            ("The practice: delete the root access keys and turn MFA on.",),
-        )
-    if kind == "account":
-        facts = [
-            ("account id", snapshot.account_id),
-            ("alias", snapshot.account_alias or "none"),
-            ("loaded as", snapshot.caller_arn),
-            ("this computer", snapshot.this_user or "not an IAM user of this account"),
-            (
-                "users / groups / roles",
-                f"{len(snapshot.users)} / {len(snapshot.groups)} / {len(snapshot.roles)}",
-            ),
-            ("buckets / KMS keys", f"{len(snapshot.buckets)} / {len(snapshot.kms_keys)}"),
-            (
-                "credential report",
-                _when(
-                    snapshot.credential_report_generated,
-                    now,
-                    suffix=" ago (AWS remakes it at most every 4 h)",
-                )
-                if snapshot.credential_report_generated
-                else "age unknown; key details are read directly when a computer is opened",
-            ),
-        ]
-        hints = tuple(f"Could not read {p.what}: {p.message}" for p in snapshot.problems)
-        return Details("Account", tuple(facts), (), hints)
+    describer = _DESCRIBERS.get(node.kind)
+    details = describer(snapshot, node.ref or "", now) if describer else None
+    if details is not None:
+        return details
     return Details(node.label, (("summary", node.note),) if node.note else ())
 
 
+# ---- one function per kind of node ---------------------------------------------
+
+
+def _user_node(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    # Principal nodes carry an ARN; device, user and member nodes a user name.
+    user = snapshot.user(ref.rsplit("/", 1)[-1])
+    return _user(snapshot, user, now) if user else None
+
+
+def _access_key(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    user_name, _, key_ref = ref.partition("/")
+    user = snapshot.user(user_name)
+    key = next(
+        (k for k in (user.access_keys if user else ()) if str(k.id or k.slot) == key_ref), None
+    )
+    if user is None or key is None:
+        return None
+    facts = (
+        ("user", user.name),
+        ("key id", key.id or f"slot {key.slot} (open the device to read its id)"),
+        ("status", key.status),
+        ("created", _when(key.created, now)),
+        ("last used", _when(key.last_used, now)),
+        ("last service", key.last_used_service or "-"),
+    )
+    hints: tuple[str, ...] = (
+        "The secret of a key is never shown: it lives only in its computer's credentials file.",
+    )
+    if user.name == snapshot.this_user:
+        hints += (
+            "This is this computer's key: press k to rotate it (or run `keyhygiene rotate`).",
+        )
+    return Details(f"Access key {key.id_tail}", facts, (), hints)
+
+
+def _group(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    group = snapshot.group(ref)
+    if group is None:
+        return None
+    facts = (
+        ("ARN", group.arn),
+        ("members", ", ".join(group.members) or "none"),
+        ("attached policies", _joined(p.name for p in group.attached_policies)),
+        ("roles tagged for it", _joined(r.name for r in snapshot.roles_for_group(group.name))),
+        ("buckets tagged for it", _joined(b.name for b in snapshot.buckets_for_group(group.name))),
+        (
+            "KMS keys tagged for it",
+            _joined(k.label for k in snapshot.kms_keys_for_group(group.name)),
+        ),
+    )
+    documents = tuple((f"inline policy {p.name}", p.document) for p in group.inline_policies)
+    documents += _managed_docs(snapshot, group.attached_policies)
+    return Details(f"Group {group.name}", facts, documents)
+
+
+def _role(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    role = snapshot.role(ref)
+    if role is None:
+        return None
+    facts = (
+        ("ARN", role.arn),
+        ("for groups", _joined(role.for_groups)),
+        ("instance profiles", _joined(role.instance_profiles)),
+        ("attached policies", _joined(p.name for p in role.attached_policies)),
+    )
+    documents: tuple[Document, ...] = (("trust policy", role.trust_policy),)
+    documents += tuple((f"inline policy {p.name}", p.document) for p in role.inline_policies)
+    return Details(f"Role {role.name}", facts, documents)
+
+
+def _bucket(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    bucket = snapshot.bucket(ref)
+    if bucket is None:
+        return None
+    encryption = bucket.encryption
+    if encryption is None:
+        default = "none"
+    else:
+        default = f"{encryption.algorithm} {encryption.kms_key_id or ''}".strip()
+    if bucket.public_access_fully_blocked:
+        block = "all four on"
+    else:
+        block = str(dict(bucket.public_access_block or {}) or "none")
+    listed = whitelisted_principals(bucket.policy or {})
+    facts: tuple[Fact, ...] = (
+        ("ARN", bucket.arn),
+        ("for groups", _joined(bucket.for_groups)),
+        ("default encryption", default),
+        ("public access block", block),
+        ("public ACL", "yes" if bucket.acl_public else "no"),
+        ("whitelisted", _names(listed)),
+        *_drift(snapshot, bucket.for_groups, listed),
+    )
+    documents: tuple[Document, ...] = (("bucket policy", bucket.policy),) if bucket.policy else ()
+    return Details(f"Bucket {bucket.name}", facts, documents)
+
+
+def _kms_key(snapshot: Snapshot, ref: str, now: datetime) -> Details | None:
+    key = snapshot.kms_key(ref)
+    if key is None:
+        return None
+    listed = whitelisted_principals(key.policy or {})
+    facts: tuple[Fact, ...] = (
+        ("ARN", key.arn),
+        ("aliases", _joined(key.aliases)),
+        ("for groups", _joined(key.for_groups)),
+        ("key users", _names(listed)),
+        *_drift(snapshot, key.for_groups, listed),
+    )
+    documents: tuple[Document, ...] = (("key policy", key.policy),) if key.policy else ()
+    return Details(f"KMS key {key.label}", facts, documents)
+
+
+def _root(snapshot: Snapshot, ref: str, now: datetime) -> Details:
+    root = snapshot.root
+    facts = (
+        ("MFA", {True: "on", False: "OFF", None: "unknown"}[root.mfa_enabled]),
+        (
+            "root access keys",
+            {True: "PRESENT", False: "none", None: "unknown"}[root.access_keys_present],
+        ),
+    )
+    return Details(
+        "Root account", facts, (), ("The practice: delete the root access keys and turn MFA on.",)
+    )
+
+
+def _account(snapshot: Snapshot, ref: str, now: datetime) -> Details:
+    if snapshot.credential_report_generated:
+        report = _when(
+            snapshot.credential_report_generated,
+            now,
+            suffix=" ago (AWS remakes it at most every 4 h)",
+        )
+    else:
+        report = "age unknown; key details are read directly when a computer is opened"
+    facts = (
+        ("account id", snapshot.account_id),
+        ("alias", snapshot.account_alias or "none"),
+        ("loaded as", snapshot.caller_arn),
+        ("this computer", snapshot.this_user or "not an IAM user of this account"),
+        (
+            "users / groups / roles",
+            f"{len(snapshot.users)} / {len(snapshot.groups)} / {len(snapshot.roles)}",
+        ),
+        ("buckets / KMS keys", f"{len(snapshot.buckets)} / {len(snapshot.kms_keys)}"),
+        ("credential report", report),
+    )
+    hints = tuple(f"Could not read {p.what}: {p.message}" for p in snapshot.problems)
+    return Details("Account", facts, (), hints)
+
+
+_DESCRIBERS: dict[str, Callable[[Snapshot, str, datetime], Details | None]] = {
+    "device": _user_node,
+    "user": _user_node,
+    "member": _user_node,
+    "principal": _user_node,
+    "key": _access_key,
+    "group": _group,
+    "role": _role,
+    "bucket": _bucket,
+    "kms-key": _kms_key,
+    "root": _root,
+    "account": _account,
+}
+
+
 def _user(snapshot: Snapshot, user: User, now: datetime) -> Details:
-    facts = [
+    facts: list[Fact] = [
         ("ARN", user.arn),
         ("person / device", f"{user.person or '-'} / {user.device or '-'}"),
         ("host name", user.hostname or "-"),
         ("enrolled", user.tags.get("keyhygiene:enrolled", "-")),
-        ("groups", ", ".join(user.groups) or "none"),
-        ("access keys", ", ".join(f"{k.id_tail} {k.status}" for k in user.access_keys) or "none"),
+        ("groups", _joined(user.groups)),
+        ("access keys", _joined(f"{k.id_tail} {k.status}" for k in user.access_keys)),
         ("console password", "yes" if user.password_enabled else "no"),
-        ("attached policies", ", ".join(p.name for p in user.attached_policies) or "none"),
+        ("attached policies", _joined(p.name for p in user.attached_policies)),
     ]
     for group, expiry in sorted(user.grants().items()):
         facts.append((f"lent to {group} until", f"{expiry} ({grant_countdown(expiry, now)})"))
@@ -186,27 +226,34 @@ def _user(snapshot: Snapshot, user: User, now: datetime) -> Details:
         | {k.label for g in user.groups for k in snapshot.kms_keys_for_group(g)}
     )
     facts.append(("reaches (through its groups)", ", ".join(reach) or "nothing tagged"))
-    docs = tuple((f"inline policy {p.name}", p.document) for p in user.inline_policies)
-    docs += _managed_docs(snapshot, user.attached_policies)
-    hints = ()
+    documents = tuple((f"inline policy {p.name}", p.document) for p in user.inline_policies)
+    documents += _managed_docs(snapshot, user.attached_policies)
+    hints: tuple[str, ...] = ()
     if user.name == snapshot.this_user:
-        hints = ("This computer. Its key lives in this computer's credentials file.",)
+        hints += ("This computer. Its key lives in this computer's credentials file.",)
     if not user.keys_exact and user.access_keys:
         hints += ("Key ids load when the node is opened.",)
     title = f"Device {user.name}" if user.is_device else f"User {user.name}"
-    return Details(title, tuple(facts), docs, hints)
+    return Details(title, tuple(facts), documents, hints)
 
 
-def _names(arns: Any) -> str:
+# ---- helpers ----------------------------------------------------------------------
+
+
+def _joined(names: Iterable[str]) -> str:
+    return ", ".join(names) or "none"
+
+
+def _names(arns: Iterable[str]) -> str:
     return ", ".join(principal_name(arn) for arn in sorted(arns)) or "none"
 
 
-def _drift(snapshot: Snapshot, groups: tuple[str, ...], listed: Any) -> list[tuple[str, str]]:
+def _drift(snapshot: Snapshot, groups: tuple[str, ...], listed: Iterable[str]) -> list[Fact]:
     """Whitelist drift for a resource tagged for `groups`: who is missing, who is extra."""
     if not groups:
         return []
-    expected = set(snapshot.whitelist_principals(groups))
-    missing, extra = expected - set(listed), set(listed) - expected
+    expected, present = set(snapshot.whitelist_principals(groups)), set(listed)
+    missing, extra = expected - present, present - expected
     if not missing and not extra:
         return [("whitelist", "matches the groups' members and roles")]
     facts = []
@@ -218,8 +265,8 @@ def _drift(snapshot: Snapshot, groups: tuple[str, ...], listed: Any) -> list[tup
 
 
 def _managed_docs(
-    snapshot: Snapshot, attachments: Any
-) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    snapshot: Snapshot, attachments: Iterable[PolicyAttachment]
+) -> tuple[Document, ...]:
     return tuple(
         (f"managed policy {p.name}", snapshot.managed_policies[p.arn])
         for p in attachments

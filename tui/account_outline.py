@@ -160,13 +160,14 @@ def _groups(snapshot: Snapshot, now: datetime) -> OutlineNode:
         for name in group.members:
             user = snapshot.user(name)
             expiry = user.grants().get(group.name) if user else None
+            countdown = grant_countdown(expiry, now) if expiry else ""
             members.append(
                 OutlineNode(
                     label=name,
                     kind="member",
                     ref=name,
-                    note=f"lent: {grant_countdown(expiry, now)}" if expiry else "",
-                    warn=bool(expiry) and grant_countdown(expiry, now).startswith("EXPIRED"),
+                    note=f"lent: {countdown}" if countdown else "",
+                    warn=countdown.startswith("EXPIRED"),
                 )
             )
         groups.append(
@@ -193,9 +194,10 @@ def application_health(snapshot: Snapshot, app: Application) -> str:
         missing.append("bucket")
     expected = set(snapshot.whitelist_principals([app.name]))
     drifted = [
-        resource.name if isinstance(resource, Bucket) else resource.label
-        for resource in (*app.buckets, *app.kms_keys)
-        if set(whitelisted_principals(resource.policy or {})) != expected
+        b.name for b in app.buckets if set(whitelisted_principals(b.policy or {})) != expected
+    ]
+    drifted += [
+        k.label for k in app.kms_keys if set(whitelisted_principals(k.policy or {})) != expected
     ]
     problems = []
     if missing:

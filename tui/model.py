@@ -329,7 +329,8 @@ class Snapshot:
     def applications(self) -> tuple[Application, ...]:
         """Every group that some role, key or bucket is tagged for."""
         names: dict[str, None] = {}
-        for resource in (*self.roles, *self.kms_keys, *self.buckets):
+        tagged: list[Role | KmsKey | Bucket] = [*self.roles, *self.kms_keys, *self.buckets]
+        for resource in tagged:
             for group in resource.for_groups:
                 names[group] = None
         return tuple(

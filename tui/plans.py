@@ -524,7 +524,7 @@ def rollback(
         assert isinstance(source, ApplyReport)
         plan = source.plan
         statuses = {result.step_id: result.status for result in source.results}
-        kept = dict(source.kept)
+        kept = {step: dict(values) for step, values in source.kept.items()}
     _check_local_actions(plan, undo=True)
     runner = _Runner(plan, clients, journal, on_event, clock, sleep, kept=kept)
     return runner.undo(statuses)
