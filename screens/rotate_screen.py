@@ -36,6 +36,7 @@ from tui.rotation import (
     HeldKeyClients,
     KeyLocation,
     PendingRotation,
+    RotationBusy,
     RotationFacts,
     RotationOutcome,
     RotationRequest,
@@ -263,6 +264,10 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
                 outcome = execute_rotation(
                     self.plan, self.clients, on_event=relay, clock=self.clock, sleep=self.sleep
                 )
+        except RotationBusy as exc:
+            # Nothing was changed: the person may try again once the other run ends.
+            self.app.call_from_thread(self._show_busy, str(exc))
+            return
         except KeyHygieneError as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return
@@ -321,6 +326,15 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
         result.update(text)
         result.set_class(kind == "error", "error")
         result.set_class(kind == "done", "done")
+
+    def _show_busy(self, text: str) -> None:
+        self.running = False
+        self.query_one("#close", Button).disabled = False
+        self.query_one("#apply", Button).disabled = False
+        keyring = self.query_one("#rotate-keyring", Checkbox)
+        keyring.disabled = not self.keyring_usable and not keyring.value
+        self.query_one("#rotate-delete-other", Checkbox).disabled = False
+        self._result(text, "error")
 
     def _show_error(self, text: str) -> None:
         self.running = False

@@ -15,8 +15,18 @@ The rotation is a `Plan` (tui/plans.py), reviewed before it runs:
    consistent and one success proves little (rhyeal/aws-rotate-iam-keys#81);
 5. deactivate the old key; 6. verify again; 7. delete the old key.
 
-If the new key never verifies, the previous files are restored and the new key
-is deleted. Nothing is ever deleted that the profile still holds.
+If the new key never verifies, the run is rolled back, with one rule above all:
+the profile ends holding a working, *active* key. The old key is switched back
+on (retried with backoff), and the previous content is put back only once the
+old key is proven Active (its status) and answering `sts:GetCallerIdentity`
+with its own secret; otherwise the profile keeps the new key, the run stays
+open and the next run finishes it. Only the profile's own lines are put back,
+unless the files are byte for byte what this run wrote (then their old bytes
+return). Nothing is ever deleted that the profile still holds.
+
+One rotation of a profile at a time: `execute_rotation` and
+`finish_or_roll_back` hold an flock on `<state dir>/rotate-<profile>.lock`;
+a second one is refused (`RotationBusy`, exit 2, nothing changed).
 
 Which key signs the calls. Every call goes through `HeldKeyClients`, which
 signs with the key the profile holds *now*: the old key until step 3, the new
@@ -30,18 +40,24 @@ profile actually holds:
   (verify, deactivate, delete the old key). The old secret was replaced, so
   going forward is the only way that keeps a working key;
 - the profile still holds the old key: the new key's secret is lost (it was
-  in memory only); roll back, deleting the new key, and any key an interrupted
-  CreateAccessKey may have made.
+  in memory only); roll back, deleting the new key, and the key an interrupted
+  CreateAccessKey may have made (created after that step started, never used).
 `pending_rotations()` describes that choice; `finish_or_roll_back()` makes it.
 
 Secrets travel only in `Secret` objects (repr `****`), in the plan engine's
-sealed results, and in the `_BACKUPS` kept in memory for a rollback.
+sealed results, and in the `_BACKUPS` and `_NEW_SECRETS` kept in memory for a
+rollback (dropped when the run ends).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -50,25 +66,26 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import botocore.session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from tui import credentials_file, vault
 from tui.connection import (
     DEFAULT_REGION,
     ConnectionOptions,
     client_config,
-    shared_loader,
+    new_botocore_session,
     translate_errors,
 )
-from tui.errors import BadInput, KeyHygieneError
-from tui.journal import Journal, open_journals
+from tui.errors import AwsProblem, BadInput, KeyHygieneError, from_client_error
+from tui.journal import Journal, JournalError, open_journals
 from tui.plans import (
     ApplyContext,
     ApplyReport,
@@ -77,12 +94,14 @@ from tui.plans import (
     PlanEvent,
     Ref,
     ResultNotAvailable,
+    Sealed,
     Step,
     apply_plan,
     local_action,
     resume,
     rollback,
 )
+from tui.state_dir import state_dir
 from tui.vault import Secret
 
 log = logging.getLogger(__name__)
@@ -114,13 +133,23 @@ EXIT_AWS = 3
 
 # Test hook: `KEYHYGIENE_TEST_CRASH_AT=<step id>` kills the process (SIGKILL)
 # right after that step took effect and before the journal records it;
-# `<step id>:before` kills it as the step starts.
+# `<step id>:before` kills it as the step starts. Inert unless
+# `KEYHYGIENE_TESTING=1` is set too: a stray variable must never kill a real
+# rotation halfway.
 CRASH_ENV = "KEYHYGIENE_TEST_CRASH_AT"
+TESTING_ENV = "KEYHYGIENE_TESTING"
 
-# An interrupted CreateAccessKey leaves no key id in the journal: a key of
-# the user created after the step started (with this much clock skew) and
-# held by nothing is the one it made.
-ORPHAN_CLOCK_SKEW = timedelta(minutes=5)
+# A CreateAccessKey whose outcome is unknown (timeout, 5xx, connection error,
+# retried, or a crash before its answer was journaled) may have made a key
+# all the same: a key of the user that nothing knows, created after the step
+# started (give or take this clock skew between this computer and AWS) and
+# never used, is the one it made.
+ORPHAN_CLOCK_SKEW = timedelta(seconds=60)
+
+# The rollback's own retries: switching the old key back on, and proving it
+# works before the old content goes back.
+REACTIVATE_TIMEOUT = 30.0
+RESTORE_CHECK_TIMEOUT = 20.0
 
 CREDENTIAL_KEYS = (
     "aws_access_key_id",
@@ -135,6 +164,14 @@ class VerificationFailed(KeyHygieneError):
 
 class SecretLost(KeyHygieneError):
     """A step needs the new key's secret, which died with an earlier process."""
+
+
+class RotationBusy(BadInput):
+    """Another rotation of the same profile is running; nothing was changed."""
+
+
+class OldKeyNotRestored(KeyHygieneError):
+    """The rollback kept the new key: the old one is not active or does not answer."""
 
 
 # --------------------------------------------------------------------------- where the key lives
@@ -312,7 +349,7 @@ class HeldKeyClients:
                 )
                 client = session.create_client(service, region_name=region, **kwargs)
             client.meta.events.register("before-call", self._count)
-            if os.environ.get(CRASH_ENV):
+            if crash_hook_armed():
                 client.meta.events.register("after-call", _crash_after_call)
             self._clients[(key.access_key_id, service)] = client
             return client
@@ -323,8 +360,7 @@ class HeldKeyClients:
         # session (the clients are the same as boto3's) sharing one model
         # loader: each new session would otherwise parse the IAM and endpoint
         # models again, which costs more than the calls themselves.
-        session = botocore.session.get_session()
-        session.register_component("data_loader", shared_loader())
+        session = new_botocore_session()
         session.set_config_variable("profile", self.location.profile)
         session.set_credentials(key.access_key_id, key.secret.reveal())
         return session
@@ -346,9 +382,14 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def crash_hook_armed() -> bool:
+    """The crash hook works only when the tests say so, twice."""
+    return bool(os.environ.get(CRASH_ENV)) and os.environ.get(TESTING_ENV) == "1"
+
+
 def crash_point(where: str) -> None:
     """Kill this process if the crash test asked for `where`."""
-    if os.environ.get(CRASH_ENV) == where:
+    if os.environ.get(CRASH_ENV) == where and crash_hook_armed():
         _die()
 
 
@@ -423,6 +464,79 @@ class RotationRequest:
             raise BadInput("The pause between checks must be between 0 and 60 seconds.")
 
 
+# --------------------------------------------------------------------------- hints for this workflow
+
+# tui.errors hints "use --admin-profile" on AccessDenied, but a rotation signs
+# every call with the profile's own key: the hint that helps names the policy.
+_PERMISSION_IN_TEXT = re.compile(r"lacks ([\w-]+:[\w*]+)")
+_OWN_KEY_MARK = "--admin-profile plays no part"
+
+
+def own_key_hint(permission: str, user: str | None = None) -> str:
+    who = user or "this computer's IAM user"
+    return (
+        f"A rotation signs every call with the profile's own key ({_OWN_KEY_MARK}), so "
+        f"{who} itself needs {permission} on its own access keys: the "
+        "keyhygiene-rotate-own-key policy grants it. Ask an administrator to attach that "
+        "policy (`keyhygiene enroll` does), then run `keyhygiene rotate` again."
+    )
+
+
+def reworded(text: str, user: str | None = None) -> str:
+    """`text` with the generic "--admin-profile" hint replaced by the rotation's."""
+    if "--admin-profile" not in text:
+        return text
+    found = _PERMISSION_IN_TEXT.search(text)
+    permission = found.group(1) if found else "the permission named above"
+    return "\n".join(
+        own_key_hint(permission, user)
+        if "--admin-profile" in line and _OWN_KEY_MARK not in line
+        else line
+        for line in text.split("\n")
+    )
+
+
+@contextlib.contextmanager
+def _own_key_errors(user: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except AwsProblem as exc:
+        if not exc.hint or "--admin-profile" not in exc.hint:
+            raise
+        permission = f"iam:{exc.operation}" if exc.operation else "the permission named above"
+        found = _PERMISSION_IN_TEXT.search(exc.message)
+        if found:
+            permission = found.group(1)
+        raise AwsProblem(
+            exc.message,
+            hint=own_key_hint(permission, user),
+            code=exc.code,
+            operation=exc.operation,
+        ) from None
+
+
+def _reworded_report(report: ApplyReport, user: str | None) -> ApplyReport:
+    results = tuple(
+        dataclasses.replace(result, message=reworded(result.message, user))
+        for result in report.results
+    )
+    return dataclasses.replace(report, results=results)
+
+
+def _rewording(
+    on_event: Callable[[PlanEvent], None] | None, user: str | None
+) -> Callable[[PlanEvent], None] | None:
+    if on_event is None:
+        return None
+
+    def relay(event: PlanEvent) -> None:
+        if event.message:
+            event = dataclasses.replace(event, message=reworded(event.message, user))
+        on_event(event)
+
+    return relay
+
+
 def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
     """Who this computer is and which keys its user has (sts:GetCallerIdentity,
     iam:ListAccessKeys), with the key the profile holds. Refuses, before any
@@ -436,7 +550,10 @@ def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
             f"Profile {location.profile!r} holds temporary credentials ({key_tail(held.access_key_id)}); "
             "only a long-term access key can be rotated."
         )
-    with translate_errors("asking AWS who this computer's key belongs to", service="sts"):
+    with (
+        _own_key_errors(),
+        translate_errors("asking AWS who this computer's key belongs to", service="sts"),
+    ):
         answer = clients.client("sts").get_caller_identity()
     arn, account = str(answer["Arn"]), str(answer["Account"])
     if ":user/" not in arn:
@@ -464,7 +581,10 @@ def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
 
 
 def _list_keys(clients: Any, user: str) -> tuple[KeyInfo, ...]:
-    with translate_errors(f"listing the access keys of {user}", service="iam"):
+    with (
+        _own_key_errors(user),
+        translate_errors(f"listing the access keys of {user}", service="iam"),
+    ):
         pages = clients.client("iam").get_paginator("list_access_keys").paginate(UserName=user)
         items = [item for page in pages for item in page.get("AccessKeyMetadata", [])]
     return tuple(
@@ -522,7 +642,9 @@ def plan_rotation(facts: RotationFacts, request: RotationRequest) -> Plan:
         Step(
             STEP_CREATE,
             f"Create a new access key for {user} (the old key keeps working meanwhile)",
-            Call("iam", "create_access_key", {"UserName": user}),
+            # A local action around iam:CreateAccessKey: when AWS's answer is
+            # lost (timeout, 5xx), it looks for the key the call may have made.
+            Call("local", "rotation.create_key", {"UserName": user}),
             undo=_delete_call(facts, Ref(STEP_CREATE, NEW_KEY_PATH)),
             keep=(NEW_KEY_PATH,),
         )
@@ -556,14 +678,17 @@ def plan_rotation(facts: RotationFacts, request: RotationRequest) -> Plan:
         Step(
             STEP_DEACTIVATE,
             f"Deactivate the old key {old} (it can be switched back on if something is wrong)",
+            # iam:UpdateAccessKey. Switching off a key that is gone counts as
+            # done; switching it back on (the undo) is retried with backoff:
+            # a rollback must not give up on the old key at the first refusal.
             Call(
-                "iam",
-                "update_access_key",
+                "local",
+                "rotation.set_key_status",
                 {"UserName": user, "AccessKeyId": old, "Status": "Inactive"},
             ),
             undo=Call(
-                "iam",
-                "update_access_key",
+                "local",
+                "rotation.set_key_status",
                 {"UserName": user, "AccessKeyId": old, "Status": "Active"},
             ),
         )
@@ -683,9 +808,26 @@ def _day(moment: datetime | None) -> str:
 
 
 class _Backup:
-    """What the write replaced, for a rollback in this process. Memory only."""
+    """What the write replaced, for a rollback in this process. Memory only.
 
-    __slots__ = ("credentials", "config", "config_touched", "vault_key", "vault_touched")
+    `old_key` is the key the profile held (to prove it still works before it
+    goes back); `*_values` are the profile's own lines, put back one by one
+    when someone else edited the file meanwhile; `*_after` are hashes of the
+    files as this run left them, which allow putting the old bytes back whole.
+    """
+
+    __slots__ = (
+        "credentials",
+        "config",
+        "config_touched",
+        "vault_key",
+        "vault_touched",
+        "old_key",
+        "credential_values",
+        "credential_process",
+        "credentials_after",
+        "config_after",
+    )
 
     def __init__(self) -> None:
         self.credentials: bytes | None = None
@@ -693,6 +835,11 @@ class _Backup:
         self.config_touched = False
         self.vault_key: vault.StoredKey | None = None
         self.vault_touched = False
+        self.old_key: HeldKey | None = None
+        self.credential_values: dict[str, Secret] = {}
+        self.credential_process: str | None = None
+        self.credentials_after: str | None = None
+        self.config_after: str | None = None
 
     def __repr__(self) -> str:
         return "<rotation backup, hidden>"
@@ -701,6 +848,9 @@ class _Backup:
 # New key id -> what its write replaced. A crash loses it, on purpose: it
 # holds the old secret, which must not outlive the process.
 _BACKUPS: dict[str, _Backup] = {}
+# New key id -> its secret, for a rollback (which runs without the results of
+# the run it undoes) that must let the new key sign its own deletion.
+_NEW_SECRETS: dict[str, Secret] = {}
 _BACKUPS_LOCK = threading.Lock()
 
 
@@ -708,6 +858,7 @@ def forget_backups() -> None:
     """Drop the in-memory backups, as the death of the process would (tests)."""
     with _BACKUPS_LOCK:
         _BACKUPS.clear()
+        _NEW_SECRETS.clear()
 
 
 def _new_secret(ctx: ApplyContext) -> Secret | None:
@@ -728,6 +879,140 @@ def _location(ctx: ApplyContext, profile: str) -> KeyLocation:
             "(a bug: use HeldKeyClients)."
         )
     return location
+
+
+@local_action("rotation.create_key")
+def _create_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """iam:CreateAccessKey. When its outcome is unknown, the key it may have
+    made is looked for and deleted (it was never used: its secret is lost)."""
+    user = str(params["UserName"])
+    started = datetime.now(timezone.utc)
+    try:
+        # Sealed at once: the answer holds the new secret, and no local
+        # variable may show it in a traceback.
+        answer = Sealed(ctx.client("iam").create_access_key(UserName=user))
+    except (ClientError, BotoCoreError) as exc:
+        if not _outcome_unknown(exc):
+            raise  # a definite refusal made no key: nothing to look for
+        note = _clean_up_after_create(ctx, user, started, made=None)
+        raise _create_failed(exc, user, note) from None
+    result = Sealed({key: answer[key] for key in answer if key != "ResponseMetadata"})
+    with _BACKUPS_LOCK:
+        _NEW_SECRETS[str(result["AccessKey"]["AccessKeyId"])] = Secret(
+            result["AccessKey"]["SecretAccessKey"]
+        )
+    retries = int((answer.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+    if retries:
+        # botocore retried: an earlier attempt may have made a key too.
+        made = str(result["AccessKey"]["AccessKeyId"])
+        note = _clean_up_after_create(ctx, user, started, made=made, when_none="")
+        if note:
+            log.warning("%s", note)
+    return result
+
+
+def _outcome_unknown(exc: BaseException) -> bool:
+    """True when a failed call may have taken effect all the same: no answer
+    (timeout, connection), a server error, or an answer after retries."""
+    if isinstance(exc, ClientError):
+        meta = exc.response.get("ResponseMetadata") or {}
+        status = int(meta.get("HTTPStatusCode") or 0)
+        return status >= 500 or int(meta.get("RetryAttempts") or 0) > 0
+    return isinstance(exc, (HTTPClientError, BotoConnectionError))
+
+
+def _create_failed(exc: Exception, user: str, note: str) -> KeyHygieneError:
+    doing = f"creating a new access key for {user}"
+    if isinstance(exc, ClientError):
+        problem = from_client_error(exc, service="iam", doing=doing)
+        hint = problem.hint
+        if hint and "--admin-profile" in hint:
+            hint = own_key_hint("iam:CreateAccessKey", user)
+        return AwsProblem(
+            f"{problem.message} {note}",
+            hint=hint,
+            code=problem.code,
+            operation=problem.operation,
+        )
+    return AwsProblem(f"Could not complete iam:CreateAccessKey while {doing}: {exc}. {note}")
+
+
+def _clean_up_after_create(
+    ctx: Any,
+    user: str,
+    started: datetime,
+    *,
+    made: str | None,
+    when_none: str = "It made no key (checked).",
+) -> str:
+    """Delete what an uncertain CreateAccessKey may have made; say what happened."""
+    known = {made} if made else set()
+    holding = held_key_id(ctx.clients.location) if hasattr(ctx.clients, "location") else None
+    if holding:
+        known.add(holding)
+    try:
+        deleted, left = delete_unused_keys(ctx, user, known=known, since=started)
+    except KeyHygieneError as exc:
+        return f"It may have made a key all the same; could not check: {exc.message}"
+    return _orphan_sentence(deleted, left) or when_none
+
+
+def _orphan_sentence(deleted: list[str], left: list[str]) -> str:
+    parts = []
+    if deleted:
+        parts.append(
+            f"The uncertain CreateAccessKey had made a key after all: {', '.join(deleted)}, "
+            "now deleted (never used, its secret was lost)."
+        )
+    parts.extend(left)
+    return " ".join(parts)
+
+
+def orphan_candidates(
+    keys: tuple[KeyInfo, ...] | list[KeyInfo], *, known: set[str], since: datetime
+) -> list[KeyInfo]:
+    """The keys an uncertain CreateAccessKey that started at `since` may have
+    made: unknown, and created after `since` (less the clock skew). Pure."""
+    floor = since.astimezone(timezone.utc) - ORPHAN_CLOCK_SKEW
+    return [
+        key
+        for key in keys
+        if key.access_key_id not in known
+        and isinstance(key.created, datetime)
+        and key.created.astimezone(timezone.utc) >= floor
+    ]
+
+
+def delete_unused_keys(
+    clients: Any, user: str, *, known: set[str], since: datetime
+) -> tuple[list[str], list[str]]:
+    """Delete the `orphan_candidates` that were never used (no LastUsedDate).
+    Returns (deleted key ids, sentences about the keys left in place)."""
+    deleted: list[str] = []
+    left: list[str] = []
+    for key in orphan_candidates(_list_keys(clients, user), known=known, since=since):
+        key_id = key.access_key_id
+        try:
+            used = clients.client("iam").get_access_key_last_used(AccessKeyId=key_id)
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
+            left.append(
+                f"{user} has a key {key_id} made about then, left in place: could not tell "
+                f"whether it was ever used ({code or type(exc).__name__}; "
+                "iam:GetAccessKeyLastUsed is needed). Delete it if nothing uses it."
+            )
+            continue
+        if (used.get("AccessKeyLastUsed") or {}).get("LastUsedDate"):
+            left.append(f"{user}'s key {key_id} was made about then but has been used: left.")
+            continue
+        with _own_key_errors(user), translate_errors(f"deleting the key {key_id}", service="iam"):
+            try:
+                clients.client("iam").delete_access_key(UserName=user, AccessKeyId=key_id)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                    raise
+        deleted.append(key_id)
+    return deleted, left
 
 
 @local_action("rotation.write_key")
@@ -762,6 +1047,11 @@ def _write_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any
     else:
         vault.store_key(location.profile, new_id, secret)
     _finish_write(params, location)
+    # The files as this run left them: a rollback puts the old bytes back
+    # whole only if nobody has changed them since.
+    backup.credentials_after = _digest(location.credentials_file)
+    if backup.config_touched:
+        backup.config_after = _digest(location.config_file)
     _crash_if_running(ctx, STEP_WRITE, "rotation.write_key")
     out: dict[str, Any] = {"store": params["store"]}
     if tightened is not None:
@@ -769,12 +1059,26 @@ def _write_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any
     return out
 
 
+def _digest(path: Path) -> str | None:
+    data = credentials_file.backup_bytes(path)
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
 def _backup_for(params: Mapping[str, Any], location: KeyLocation) -> _Backup:
     backup = _Backup()
+    backup.old_key = held_key(location)
     backup.credentials = credentials_file.backup_bytes(location.credentials_file)
+    values = credentials_file.read_profile(location.credentials_file, location.profile)
+    backup.credential_values = {
+        key: Secret(values[key]) for key in CREDENTIAL_KEYS if values.get(key)
+    }
     if "keyring" in (params["store"], params["old_store"]):
         backup.config = credentials_file.backup_bytes(location.config_file)
         backup.config_touched = True
+        config = credentials_file.read_profile(
+            location.config_file, location.profile, config_style=True
+        )
+        backup.credential_process = config.get("credential_process") or None
         backup.vault_key = vault.load_key(location.profile)
         backup.vault_touched = True
     return backup
@@ -807,6 +1111,37 @@ def _drop_credential_process(location: KeyLocation) -> None:
         )
 
 
+@local_action("rotation.set_key_status")
+def _set_key_status(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """iam:UpdateAccessKey. Inactive: once, and a key already gone is off for
+    good. Active (the rollback): retried with backoff for up to
+    REACTIVATE_TIMEOUT seconds, since it is signed with the new key, which may
+    be slow to propagate (the old one is off)."""
+    user, key_id, status = (
+        str(params["UserName"]),
+        str(params["AccessKeyId"]),
+        str(params["Status"]),
+    )
+    deadline = ctx.clock() + (REACTIVATE_TIMEOUT if status == "Active" else 0.0)
+    backoff, tries = FIRST_BACKOFF, 0
+    while True:
+        tries += 1
+        try:
+            ctx.client("iam").update_access_key(UserName=user, AccessKeyId=key_id, Status=status)
+            return {"AccessKeyId": key_id, "Status": status, "Tries": tries}
+        except (ClientError, BotoCoreError) as exc:
+            gone = (
+                isinstance(exc, ClientError)
+                and exc.response.get("Error", {}).get("Code") == "NoSuchEntity"
+            )
+            if gone and status != "Active":
+                return {"AccessKeyId": key_id, "Status": status, "AlreadyGone": True}
+            if gone or ctx.clock() + backoff > deadline:
+                raise
+        ctx.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
 @local_action("rotation.restore_key")
 def _restore_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     location = _location(ctx, str(params["profile"]))
@@ -817,17 +1152,18 @@ def _restore_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, A
     with _BACKUPS_LOCK:
         backup = _BACKUPS.pop(new_id, None)
     if backup is not None:
-        credentials_file.restore_bytes(location.credentials_file, backup.credentials)
-        if backup.config_touched:
-            credentials_file.restore_bytes(location.config_file, backup.config)
-        if backup.vault_touched:
-            if backup.vault_key is not None:
-                vault.store_key(
-                    location.profile, backup.vault_key.access_key_id, backup.vault_key.secret
-                )
-            else:
-                vault.delete_key(location.profile)
-        return {"restored": "the previous files, from memory"}
+        user = str(written["user_name"])
+        problem = _old_key_problem(ctx, backup.old_key, user)
+        if problem:
+            # Going back would leave the computer with a key that cannot
+            # work. Forward is the only way now; the old secret goes.
+            raise OldKeyNotRestored(
+                f"Kept the new key {new_id} in profile {location.profile!r}: {problem}, so "
+                "putting it back would leave this computer without a working key.",
+                hint="Run `keyhygiene rotate` again: it finishes this rotation with the new key.",
+            )
+        how = _put_back(location, backup)
+        return {"restored": how}
     if held_key_id(location) == new_id:
         raise KeyHygieneError(
             f"Profile {location.profile!r} holds the new key {new_id}, and the previous "
@@ -844,6 +1180,95 @@ def _restore_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, A
         if stored is not None and stored.access_key_id == new_id:
             vault.delete_key(location.profile)
     return {"restored": "nothing: the new key had not been written"}
+
+
+def _old_key_problem(ctx: ApplyContext, old: HeldKey | None, user: str) -> str:
+    """What keeps the old key from going back into the profile, or "" when it
+    is Active and answers as `user` with its own secret. Retried with backoff: a key switched back on a moment
+    ago may take a while to answer everywhere. (moto authenticates an inactive
+    key: the status is the proof there, as it is on AWS.)"""
+    if old is None:
+        return "the profile held no key before this run"
+    deadline = ctx.clock() + RESTORE_CHECK_TIMEOUT
+    backoff = FIRST_BACKOFF
+    while True:
+        problem, final = _old_key_check(ctx, old, user)
+        if not problem or final or ctx.clock() + backoff > deadline:
+            return problem
+        ctx.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _old_key_check(ctx: ApplyContext, old: HeldKey, user: str) -> tuple[str, bool]:
+    """One try of `_old_key_problem`: (problem or "", whether retrying is pointless)."""
+    try:
+        arn = str(_client_with_key(ctx.clients, "sts", old).get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError, KeyHygieneError) as exc:
+        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
+        name = code or type(exc).__name__
+        return f"the old key {old.access_key_id} does not answer ({name})", False
+    if ":user/" not in arn or arn.split(":user/", 1)[1].rsplit("/", 1)[-1] != user:
+        return f"the old key {old.access_key_id} signs as {arn}, not as {user}", True
+    status = _key_status(ctx, old, user)
+    if status != "Active":
+        return f"the old key {old.access_key_id} is {status or 'of unknown status'} in AWS", False
+    return "", False
+
+
+def _key_status(ctx: ApplyContext, key: HeldKey, user: str) -> str:
+    """The key's status, listed with the key itself, else with the profile's key."""
+    signers = [lambda: _client_with_key(ctx.clients, "iam", key), lambda: ctx.client("iam")]
+    for signer in signers:
+        try:
+            pages = signer().get_paginator("list_access_keys").paginate(UserName=user)
+            for page in pages:
+                for item in page.get("AccessKeyMetadata", []):
+                    if item.get("AccessKeyId") == key.access_key_id:
+                        return str(item.get("Status") or "")
+            return "deleted"
+        except (ClientError, BotoCoreError, KeyHygieneError):
+            continue
+    return ""
+
+
+def _put_back(location: KeyLocation, backup: _Backup) -> str:
+    """The profile's previous key, where it was. Whole files only when they are
+    exactly as this run left them; otherwise only the profile's own lines, so
+    that an edit made meanwhile (another profile, a comment) survives."""
+    by_lines = False
+    if _digest(location.credentials_file) == backup.credentials_after:
+        credentials_file.restore_bytes(location.credentials_file, backup.credentials)
+    else:
+        by_lines = True
+        present = backup.credential_values
+        credentials_file.write_profile_values(
+            location.credentials_file,
+            location.profile,
+            {key: value.reveal() for key, value in present.items()},
+            remove=[key for key in CREDENTIAL_KEYS if key not in present],
+        )
+    if backup.config_touched:
+        if _digest(location.config_file) == backup.config_after:
+            credentials_file.restore_bytes(location.config_file, backup.config)
+        else:
+            by_lines = True
+            process = backup.credential_process
+            credentials_file.set_config_values(
+                location.config_file,
+                location.profile,
+                {"credential_process": process} if process else {},
+                remove=() if process else ("credential_process",),
+            )
+    if backup.vault_touched:
+        if backup.vault_key is not None:
+            vault.store_key(
+                location.profile, backup.vault_key.access_key_id, backup.vault_key.secret
+            )
+        else:
+            vault.delete_key(location.profile)
+    if by_lines:
+        return "the profile's previous lines (the files had changed since the write)"
+    return "the previous files, from memory"
 
 
 @local_action("rotation.verify_key")
@@ -873,16 +1298,40 @@ def _delete_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
             f"Refusing to delete {key_id}: profile {location.profile!r} holds it, and it would "
             "leave this computer without a working key."
         )
-    gone = False
     try:
-        ctx.client("iam").delete_access_key(UserName=params["UserName"], AccessKeyId=key_id)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+        gone = _delete_signed(ctx.client("iam"), str(params["UserName"]), key_id)
+    except ClientError:
+        # Undoing the create: the new key may sign its own deletion (the
+        # keyhygiene-rotate-own-key policy allows it) when the profile's key
+        # cannot, so that no key whose secret dies with this run is left.
+        own = _this_runs_new_key(ctx, key_id)
+        if own is None:
             raise
-        gone = True  # deleted already (by a run that stopped before journaling it)
+        gone = _delete_signed(
+            _client_with_key(ctx.clients, "iam", own), str(params["UserName"]), key_id
+        )
     if ctx.step is not None:
         _crash_if_running(ctx, ctx.step.id, "rotation.delete_key")
     return {"AccessKeyId": key_id, "AlreadyGone": gone}
+
+
+def _delete_signed(iam: Any, user: str, key_id: str) -> bool:
+    """Delete the key; True when it was gone already (a run that stopped
+    before journaling the deletion)."""
+    try:
+        iam.delete_access_key(UserName=user, AccessKeyId=key_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        return True
+    return False
+
+
+def _this_runs_new_key(ctx: ApplyContext, key_id: str) -> HeldKey | None:
+    """The new key, with its secret, when this process created `key_id`."""
+    with _BACKUPS_LOCK:
+        secret = _NEW_SECRETS.get(key_id)
+    return HeldKey(key_id, secret, "file") if secret is not None else None
 
 
 def _crash_if_running(ctx: ApplyContext, step_id: str, action: str) -> None:
@@ -962,9 +1411,7 @@ def _client_with_key(clients: Any, service: str, key: HeldKey) -> Any:
         return clients.client_for_key(service, key)
     # Any other provider: same region and endpoint, signed with `key`.
     base = clients.client(service)
-    session = botocore.session.get_session()
-    session.register_component("data_loader", shared_loader())
-    return session.create_client(
+    return new_botocore_session().create_client(
         service,
         region_name=base.meta.region_name,
         endpoint_url=base.meta.endpoint_url,
@@ -1029,19 +1476,59 @@ def execute_rotation(
     """Apply a rotation plan with a journal, then decide: done (exit 0), rolled
     back after a failed verification (1), or failed with what was done and
     undone (3). A failure while deleting the old key is left for the next run
-    to finish: the new key works and the old one is already off."""
+    to finish: the new key works and the old one is already off.
+
+    Holds the profile's rotation lock throughout; raises `RotationBusy` (or
+    `BadInput` for a plan the profile has moved past), nothing changed."""
+    with rotation_lock(clients.location.profile, journal_dir):
+        _check_plan_still_current(plan, clients, journal_dir)
+        return _execute(plan, clients, on_event, should_stop, clock, sleep, journal_dir)
+
+
+def _check_plan_still_current(
+    plan: Plan, clients: HeldKeyClients, journal_dir: Path | None
+) -> None:
+    """A plan made before another rotation of the profile ran must not run."""
+    profile = clients.location.profile
+    old_id = _plan_value(plan, "old_access_key_id")
+    holding = held_key_id(clients.location)
+    if holding != old_id:
+        raise BadInput(
+            f"Profile {profile!r} holds {holding or 'no key'} now, not the key {old_id} this plan "
+            "rotates (another rotation ran meanwhile?). Nothing was changed.",
+            hint="Make a new plan: run `keyhygiene rotate` again.",
+        )
+    if pending_rotations(journal_dir, profile=profile):
+        raise BadInput(
+            f"An interrupted rotation of profile {profile!r} is waiting. Nothing was changed.",
+            hint="Run `keyhygiene rotate` again: it finishes or rolls back that one first.",
+        )
+
+
+def _execute(
+    plan: Plan,
+    clients: HeldKeyClients,
+    on_event: Callable[[PlanEvent], None] | None,
+    should_stop: Callable[[], bool] | None,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    journal_dir: Path | None,
+) -> RotationOutcome:
     started = clock()
     calls_before = clients.api_calls
+    user = str(_plan_value(plan, "user_name"))
+    relay = _rewording(on_event, user)
     journal = Journal.create(plan, journal_dir)
     report = apply_plan(
         plan,
         clients,
         journal=journal,
-        on_event=_with_crash_hook(on_event),
+        on_event=_with_crash_hook(relay),
         should_stop=should_stop,
         clock=clock,
         sleep=sleep,
     )
+    report = _reworded_report(report, user)
     old_id = _plan_value(plan, "old_access_key_id")
     new_id = report.kept.get(STEP_CREATE, {}).get(NEW_KEY_PATH)
 
@@ -1077,22 +1564,12 @@ def execute_rotation(
             f"{report.result(STEP_DELETE_OLD).message or 'the run was stopped'}. "
             "Run `keyhygiene rotate` again to finish this run.",
         )
-    create_started = _step_started_at(journal, STEP_CREATE)
-    undo = rollback(report, clients, on_event=on_event, clock=clock, sleep=sleep)
-    if undo.ok:
-        _drop_backup(new_id)
-    orphans, orphan_problem = _orphans_after_failed_create(
-        report, plan, clients, old_id, create_started
-    )
+    undo = rollback(report, clients, on_event=relay, clock=clock, sleep=sleep)
+    undo = _reworded_report(undo, user)
+    # Whatever the rollback did, the old secret leaves memory now.
+    _drop_backup(new_id)
     if not report.done:
         headline = f"Nothing was changed: {_failure_message(report) or 'the run was cancelled'}"
-        if orphans:
-            headline += (
-                f"\nThe failed CreateAccessKey had made a key after all: {', '.join(orphans)}, "
-                "now deleted."
-            )
-        if orphan_problem:
-            headline += f"\nCould not check for a key left behind: {orphan_problem}"
         return outcome(EXIT_AWS, headline, undo_report=undo if undo.results else None)
     return outcome(
         _failure_code(report, undo),
@@ -1101,30 +1578,43 @@ def execute_rotation(
     )
 
 
-def _orphans_after_failed_create(
-    report: ApplyReport,
-    plan: Plan,
-    clients: HeldKeyClients,
-    old_id: str,
-    create_started: datetime | None,
-) -> tuple[list[str], str]:
-    """A CreateAccessKey that timed out may have made a key all the same."""
+def _lock_name(profile: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.@+=,-]", "_", profile)
+    if safe != profile:
+        # Two profiles that differ only in unsafe characters get two locks.
+        safe += "-" + hashlib.sha256(profile.encode()).hexdigest()[:8]
+    return safe
+
+
+@contextlib.contextmanager
+def rotation_lock(profile: str, directory: Path | None = None) -> Iterator[Path]:
+    """One rotation of `profile` at a time on this computer (TUI, cron and the
+    command line alike): an flock on `<state dir>/rotate-<profile>.lock`, which
+    the system releases when the process dies. Never waits: a second one gets
+    `RotationBusy` (exit 2) before anything is changed."""
+    folder = Path(directory) if directory else state_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"rotate-{_lock_name(profile)}.lock"
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
     try:
-        failed = report.result(STEP_CREATE).status == "failed"
-    except KeyError:
-        failed = False
-    if not failed:
-        return [], ""
-    try:
-        return _delete_orphans(plan, clients, old_id, None, create_started), ""
-    except KeyHygieneError as exc:
-        return [], exc.message
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RotationBusy(
+                f"Another rotation of profile {profile!r} is running on this computer "
+                "(keyhygiene in another window, a scheduled job, or the TUI). Nothing was changed.",
+                hint="Let it finish, then run `keyhygiene rotate` again if needed.",
+            ) from None
+        yield path
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _with_crash_hook(
     on_event: Callable[[PlanEvent], None] | None,
 ) -> Callable[[PlanEvent], None] | None:
-    if not os.environ.get(CRASH_ENV):
+    if not crash_hook_armed():
         return on_event
 
     def hooked(event: PlanEvent) -> None:
@@ -1139,6 +1629,7 @@ def _drop_backup(new_id: str | None) -> None:
     if new_id:
         with _BACKUPS_LOCK:
             _BACKUPS.pop(new_id, None)
+            _NEW_SECRETS.pop(new_id, None)
 
 
 def _first_unfinished(report: ApplyReport) -> str | None:
@@ -1200,12 +1691,27 @@ def _failure_headline(
             f"Profile {location.profile} holds the old key {old_id}, as before; "
             + ("the new key is deleted." if new_id else "no new key was made.")
         )
+    elif new_id and _holds(location, new_id):
+        lines.append(
+            f"Profile {location.profile} keeps the new key {key_tail(new_id)} ({new_id}), which "
+            f"stays active: the old key {old_id} could not be put back in working order, and "
+            "giving it back to the profile would leave this computer without a working key. "
+            "Run `keyhygiene rotate` again: it finishes this rotation with the new key "
+            "(verifies it, deactivates and deletes the old key)."
+        )
     else:
         lines.append(
             "The rollback is incomplete: fix the cause and run `keyhygiene rotate` again, which "
             "finishes rolling back first."
         )
     return "\n".join(lines)
+
+
+def _holds(location: KeyLocation, key_id: str) -> bool:
+    try:
+        return held_key_id(location) == key_id
+    except KeyHygieneError:
+        return False
 
 
 def prove_identity(clients: HeldKeyClients) -> str | None:
@@ -1320,21 +1826,34 @@ def finish_or_roll_back(
 
     A failure while finishing is not rolled back: the old secret is gone, so
     the new key is the only one that can work; the journal stays open for the
-    next try.
+    next try. Holds the profile's rotation lock (`RotationBusy` if taken).
     """
     if pending.action == "busy":
-        raise BadInput(pending.description)
-    # Decide afresh: the state may have changed since the description was made.
-    fresh = _describe_pending(pending.journal, pending.journal.plan.step(STEP_WRITE).call.params)
-    if fresh.action == "blocked":
-        raise BadInput(fresh.description)
-    if clients is None:
-        clients = HeldKeyClients(
-            options or ConnectionOptions(profile=fresh.profile), fresh.location
-        )
-    if fresh.action == "finish":
-        return _finish(fresh, clients, on_event, clock, sleep)
-    return _roll_back(fresh, clients, on_event, clock, sleep)
+        raise RotationBusy(pending.description)
+    # The journal lives in <state dir>/journals/: the lock sits in <state dir>.
+    with rotation_lock(pending.profile, pending.journal.path.parent.parent):
+        # Decide afresh, from the journal as it is now: another process may
+        # have dealt with it since the description was made.
+        try:
+            journal = Journal.load(pending.journal.path)
+        except JournalError:
+            journal = None
+        if journal is None or not journal.is_open:
+            raise BadInput(
+                f"The interrupted rotation of profile {pending.profile!r} was dealt with "
+                "meanwhile. Nothing was changed."
+            )
+        fresh = _describe_pending(journal, journal.plan.step(STEP_WRITE).call.params)
+        if fresh.action == "blocked":
+            raise BadInput(fresh.description)
+        if clients is None:
+            clients = HeldKeyClients(
+                options or ConnectionOptions(profile=fresh.profile), fresh.location
+            )
+        relay = _rewording(on_event, fresh.user_name)
+        if fresh.action == "finish":
+            return _finish(fresh, clients, relay, clock, sleep)
+        return _roll_back(fresh, clients, relay, clock, sleep)
 
 
 # The name the TUI and the command use; the two are one function.
@@ -1352,7 +1871,10 @@ def _finish(
     started, calls_before = clock(), clients.api_calls
     if journal.state == "rollback_incomplete":
         journal.set_state("stopped")  # going forward after all: the new key is held
-    report = resume(journal, clients, on_event=on_event, clock=clock, sleep=sleep)
+    report = _reworded_report(
+        resume(journal, clients, on_event=on_event, clock=clock, sleep=sleep),
+        pending.user_name,
+    )
     common = {
         "report": report,
         "old_key_id": pending.old_key_id,
@@ -1395,16 +1917,37 @@ def _roll_back(
     journal = pending.journal
     started, calls_before = clock(), clients.api_calls
     create_started = _step_started_at(journal, STEP_CREATE)
-    undo = rollback(journal, clients, on_event=on_event, clock=clock, sleep=sleep)
+    # Read before the rollback changes it: "running" means the call's answer
+    # (and with it the new key's id) may have been lost with the process.
+    create_interrupted = journal.status(STEP_CREATE) == "running"
+    # The lost key first: the rollback closes the journal when it succeeds,
+    # and a check that fails must be tried again by the next run.
     try:
-        orphans = _delete_orphans(
-            journal.plan, clients, pending.old_key_id, pending.new_key_id, create_started
+        orphans, left = _delete_lost_keys(
+            journal.plan,
+            clients,
+            pending.old_key_id,
+            pending.new_key_id,
+            create_started if create_interrupted else None,
         )
     except KeyHygieneError as exc:
-        orphans, orphan_problem = [], exc.message
-    else:
-        orphan_problem = ""
-    ok = undo.ok and not orphan_problem
+        return RotationOutcome(
+            journal.plan,
+            EXIT_AWS,
+            f"Could not roll back the interrupted rotation of profile {pending.profile}: "
+            f"checking for the key it left behind failed: {exc.message} Nothing was changed; "
+            "fix the cause and run `keyhygiene rotate` again.",
+            old_key_id=pending.old_key_id,
+            new_key_id=pending.new_key_id,
+            api_calls=clients.api_calls - calls_before,
+            elapsed=clock() - started,
+            action="roll_back",
+        )
+    undo = _reworded_report(
+        rollback(journal, clients, on_event=on_event, clock=clock, sleep=sleep),
+        pending.user_name,
+    )
+    ok = undo.ok
     lines = [
         f"Rolled back the interrupted rotation of profile {pending.profile}"
         + ("" if ok else " only in part")
@@ -1419,8 +1962,7 @@ def _roll_back(
             + ", ".join(orphans)
             + "."
         )
-    if orphan_problem:
-        lines.append(f"Could not check for a key left behind: {orphan_problem}")
+    lines.extend(left)
     return RotationOutcome(
         journal.plan,
         EXIT_ROTATED if ok else EXIT_AWS,
@@ -1437,49 +1979,50 @@ def _roll_back(
 def _step_started_at(journal: Journal, step_id: str) -> datetime | None:
     record = journal.to_json().get("steps", {}).get(step_id, {})
     try:
-        return datetime.fromisoformat(str(record.get("started_at")))
+        moment = datetime.fromisoformat(str(record.get("started_at")))
     except ValueError:
         return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _delete_orphans(
+def _delete_lost_keys(
     plan: Plan,
     clients: HeldKeyClients,
     old_key_id: str,
     new_key_id: str | None,
-    create_started: datetime | None,
-) -> list[str]:
-    """Delete the keys this run created that nothing holds. A known one by id;
-    after an interrupted CreateAccessKey (no id journaled), a key created after
-    that step started (every key older than the plan is named in it)."""
+    interrupted_create_started: datetime | None,
+) -> tuple[list[str], list[str]]:
+    """Delete the key this run created and never wrote (its secret is lost).
+    By id when the journal kept it; when a CreateAccessKey was interrupted
+    before its answer was journaled, the unknown keys created after that step
+    started and never used (`delete_unused_keys`). Returns (deleted, notes)."""
     user = str(_plan_value(plan, "user_name"))
     known = {old_key_id}
     for step in plan.steps:
         if step.id.startswith(STEP_DELETE_OTHER):
             known.add(str(step.call.params["AccessKeyId"]))
     holding = held_key_id(clients.location)
-    deleted = []
-    for key in _list_keys(clients, user):
-        if key.access_key_id in known or key.access_key_id == holding:
-            continue
-        ours = key.access_key_id == new_key_id or (
-            new_key_id is None
-            and create_started is not None
-            and isinstance(key.created, datetime)
-            and key.created >= create_started.astimezone(timezone.utc) - ORPHAN_CLOCK_SKEW
-        )
-        if not ours:
-            continue
-        with translate_errors(f"deleting the orphan key {key.access_key_id}", service="iam"):
+    if holding:
+        known.add(holding)
+    if new_key_id:
+        if new_key_id in known:
+            return [], []
+        listed = {key.access_key_id for key in _list_keys(clients, user)}
+        if new_key_id not in listed:
+            return [], []
+        with (
+            _own_key_errors(user),
+            translate_errors(f"deleting the key {new_key_id}", service="iam"),
+        ):
             try:
-                clients.client("iam").delete_access_key(
-                    UserName=user, AccessKeyId=key.access_key_id
-                )
+                clients.client("iam").delete_access_key(UserName=user, AccessKeyId=new_key_id)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
                     raise
-        deleted.append(key.access_key_id)
-    return deleted
+        return [new_key_id], []
+    if interrupted_create_started is None:
+        return [], []
+    return delete_unused_keys(clients, user, known=known, since=interrupted_create_started)
 
 
 def check_store_usable(store: Store | None, current: Store | None = None) -> None:
@@ -1494,7 +2037,9 @@ __all__ = [
     "HeldKeyClients",
     "KeyInfo",
     "KeyLocation",
+    "OldKeyNotRestored",
     "PendingRotation",
+    "RotationBusy",
     "RotationFacts",
     "RotationOutcome",
     "RotationRequest",
@@ -1503,14 +2048,19 @@ __all__ = [
     "VerificationFailed",
     "check_store_usable",
     "credential_process_command",
+    "delete_unused_keys",
     "execute_rotation",
     "finish_or_roll_back",
     "held_key",
     "inspect_rotation",
+    "orphan_candidates",
+    "own_key_hint",
     "pending_rotation",
     "pending_rotations",
     "plan_rotation",
     "prove_identity",
     "recover_rotation",
+    "reworded",
+    "rotation_lock",
     "verify_held_key",
 ]

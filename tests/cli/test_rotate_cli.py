@@ -272,6 +272,42 @@ def test_no_usable_keyring_keeps_the_file(computer: Computer) -> None:
     assert computer.keys() == {computer.old_key_id: "Active"}
 
 
+def test_credential_process_prints_only_into_a_pipe(
+    computer: Computer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring_file = tmp_path / "keyring.json"
+    monkeypatch.setenv(rotation.vault.ENV_VAR, f"file:{keyring_file}")
+    rotation.vault.store_key(PROFILE, computer.old_key_id, rotation.Secret(computer.old_secret))
+    command = [sys.executable, "-m", "tui.cli", "credential-process", "--profile", PROFILE]
+
+    # `keyhygiene credential-process > creds.json` would copy the key into a plain file.
+    target = tmp_path / "creds.json"
+    with target.open("w") as handle:
+        into_file = subprocess.run(
+            command, stdout=handle, stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT
+        )
+    assert into_file.returncode == 2
+    assert target.read_text() == ""
+    assert "will not print it to a terminal or into a file" in into_file.stderr
+    assert computer.old_secret not in into_file.stderr
+
+    # A pipe, as botocore runs it: the JSON and nothing else.
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["AccessKeyId"] == computer.old_key_id
+
+
+def test_a_second_rotation_at_the_same_time_is_refused(computer: Computer) -> None:
+    with rotation.rotation_lock(PROFILE):
+        result = rotate(computer, "--yes")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Another rotation of profile '{PROFILE}' is running" in result.stderr
+    assert "Nothing was changed" in result.stderr
+    assert computer.credentials.read_bytes() == computer.before
+    assert computer.keys() == {computer.old_key_id: "Active"}
+    assert not list((state_dir() / "journals").glob("*.json"))
+
+
 def test_credential_process_without_a_key_prints_nothing(computer: Computer) -> None:
     result = keyhygiene(computer, "credential-process", "--profile", PROFILE)
     assert result.returncode == 2 and result.stdout == ""
@@ -285,7 +321,7 @@ def test_credential_process_without_a_key_prints_nothing(computer: Computer) -> 
 def test_a_run_killed_by_sigkill_is_recovered_by_the_next_run(
     computer: Computer, where: str
 ) -> None:
-    killed = rotate(computer, "--yes", env={rotation.CRASH_ENV: where})
+    killed = rotate(computer, "--yes", env={rotation.CRASH_ENV: where, rotation.TESTING_ENV: "1"})
     assert killed.returncode == -9, killed.stdout + killed.stderr
 
     after = rotate(computer, "--yes")
@@ -348,5 +384,9 @@ def test_exit_3_says_what_aws_refused(
     assert code == 3
     assert "Nothing was changed: Access denied" in out.out
     assert "lacks iam:CreateAccessKey" in out.out
+    # The generic hint would send the person to --admin-profile, which rotate ignores.
+    assert "use --admin-profile" not in out.out
+    assert f"{USER} itself needs iam:CreateAccessKey" in out.out
+    assert "keyhygiene-rotate-own-key" in out.out
     assert computer.credentials.read_bytes() == computer.before
     assert computer.keys() == {computer.old_key_id: "Active"}

@@ -263,7 +263,7 @@ def test_plan_reads_as_the_steps_it_runs() -> None:
     text = plan.render_text()
     assert text.startswith(f"Plan (rotate): Rotate the access key of {USER} (profile {PROFILE})")
     assert f"1. Create a new access key for {USER}" in text
-    assert f'do:   iam:CreateAccessKey {{"UserName": "{USER}"}}' in text
+    assert f'do:   local:rotation.create_key {{"UserName": "{USER}"}}' in text
     assert "journal keeps: AccessKey.AccessKeyId" in text
     assert (
         f"2. Write the new key into /home/c/.aws/credentials, profile [{PROFILE}], "
@@ -272,6 +272,7 @@ def test_plan_reads_as_the_steps_it_runs() -> None:
     assert f"must answer {ARN} 3 times in a row" in text
     assert "retrying with backoff for up to 60 s" in text
     assert "4. Deactivate the old key AKIAOLDOLDOLDOLDOLD1" in text
+    assert 'do:   local:rotation.set_key_status {"UserName"' in text
     assert '"Status": "Inactive"' in text and '"Status": "Active"' in text
     assert "6. Delete the old key AKIAOLDOLDOLDOLDOLD1" in text
     assert "Secret" not in text
@@ -552,6 +553,8 @@ def test_a_fault_at_each_api_call_ends_clearly_and_consistently(
         with pytest.raises(KeyHygieneError) as caught:
             inspect_rotation(clients)
         assert caught.value.exit_code == EXIT_AWS and wording in str(caught.value)
+        if code == "AccessDenied":
+            assert "use --admin-profile" not in str(caught.value)
         assert account.location.credentials_file.read_bytes() == account.before
         assert account.statuses() == {account.old_key_id: "Active", other: "Inactive"}
         return
@@ -565,6 +568,10 @@ def test_a_fault_at_each_api_call_ends_clearly_and_consistently(
     else:
         assert outcome.exit_code == EXIT_AWS, text
         assert wording in text
+        if code == "AccessDenied":
+            # A rotation signs with the profile's own key: --admin-profile cannot help.
+            assert "use --admin-profile" not in text
+            assert "keyhygiene-rotate-own-key policy grants it" in text
     if call == "delete-other":
         assert outcome.headline.startswith("Nothing was changed")
     if call == "create":
@@ -601,6 +608,18 @@ def test_fault_messages_name_the_missing_permission(account: Account, fake: Fake
 CRASH_POINTS = [f"{step}:before" for step in ALL_STEPS] + list(ALL_STEPS)
 
 
+def arm_crash(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """The crash hook needs both variables: one alone is inert."""
+    monkeypatch.setenv(rotation.CRASH_ENV, where)
+    monkeypatch.setenv(rotation.TESTING_ENV, "1")
+
+
+def disarm_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(rotation.CRASH_ENV)
+    monkeypatch.delenv(rotation.TESTING_ENV)
+    rotation.forget_backups()
+
+
 @pytest.mark.parametrize("where", CRASH_POINTS)
 def test_a_run_killed_at_any_step_is_recovered_by_the_next_run(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch, where: str
@@ -612,12 +631,11 @@ def test_a_run_killed_at_any_step_is_recovered_by_the_next_run(
         raise SimulatedCrash(where)
 
     monkeypatch.setattr(rotation, "_die", die)
-    monkeypatch.setenv(rotation.CRASH_ENV, where)
+    arm_crash(monkeypatch, where)
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
     # The process is gone: so are its memory and its environment.
-    monkeypatch.delenv(rotation.CRASH_ENV)
-    rotation.forget_backups()
+    disarm_crash(monkeypatch)
 
     pending = pending_rotations(profile=PROFILE)
     assert len(pending) == 1
@@ -638,11 +656,10 @@ def test_recovery_describes_what_it_will_do(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
-    monkeypatch.setenv(rotation.CRASH_ENV, "create")
+    arm_crash(monkeypatch, "create")
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
-    monkeypatch.delenv(rotation.CRASH_ENV)
-    rotation.forget_backups()
+    disarm_crash(monkeypatch)
     (pending,) = pending_rotations()
     assert pending.action == "roll_back"
     assert "A new key may have been created but never written" in pending.description
@@ -697,3 +714,369 @@ def test_no_usable_keyring_is_said_clearly(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(vault.ENV_VAR, "bogus")
     with pytest.raises(BadInput, match="not understood"):
         vault.keyring_backend()
+
+
+# --------------------------------------------------------------------------- rollback safety (C1)
+
+
+def fails_after(n: int) -> Callable[[Any, HeldKey], tuple[str, str]]:
+    """A who-am-I that answers its first `n` checks, then never again: the
+    first verification passes, the second (after the deactivation) fails."""
+    calls = {"n": 0}
+    real = rotation._who_am_i
+
+    def who(clients: Any, key: HeldKey) -> tuple[str, str]:
+        calls["n"] += 1
+        if calls["n"] > n:
+            return "", "InvalidClientTokenId"
+        return real(clients, key)
+
+    return who
+
+
+def reactivation_fails(account: Account, code: str, times: int | None = None) -> FaultyClients:
+    """Clients on which UpdateAccessKey(Status=Active) fails (`times` times, or always)."""
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = ("iam", "UpdateAccessKey", code)
+    failures = {"n": 0}
+
+    def selector(key_id: str, params: dict[str, Any]) -> bool:
+        if params.get("Status") != "Active":
+            return False
+        failures["n"] += 1
+        return times is None or failures["n"] <= times
+
+    clients.selector = selector  # type: ignore[assignment]
+    clients.reactivations = failures  # type: ignore[attr-defined]
+    return clients
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "InternalError"])
+def test_a_rollback_never_leaves_the_profile_with_an_inactive_key(
+    account: Account, fake: FakeClock, code: str
+) -> None:
+    clients = reactivation_fails(account, code)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", fails_after(3))
+        outcome = rotate(account, fake, clients=clients)
+
+    text = outcome.render_text()
+    assert outcome.exit_code == EXIT_AWS, text
+    new_id = outcome.new_key_id
+    assert new_id is not None
+    # The old key could not be switched back on (retried with backoff first),
+    # so the profile keeps the new key, which stays active.
+    # 0.5, 1, 2, 4, 8, 8 s apart: seven tries within REACTIVATE_TIMEOUT (30 s).
+    assert clients.reactivations["n"] == 7  # type: ignore[attr-defined]
+    assert f"Kept the new key {new_id}" in text
+    assert f"the old key {account.old_key_id} is Inactive in AWS" in text
+    assert f"Profile {PROFILE} keeps the new key" in outcome.headline
+    assert "Run `keyhygiene rotate` again: it finishes this rotation" in outcome.headline
+    assert account.statuses() == {account.old_key_id: "Inactive", new_id: "Active"}
+    held = held_key(account.location)
+    assert held is not None and held.access_key_id == new_id
+    sts = client("sts", aws_access_key_id=new_id, aws_secret_access_key=held.secret.reveal())
+    assert sts.get_caller_identity()["Arn"] == ARN
+    for secret in (account.old_secret, held.secret.reveal()):
+        assert secret not in text and secret not in all_journal_text()
+    # The next run finishes the rotation with the new key instead of looping.
+    (pending,) = pending_rotations(profile=PROFILE)
+    assert pending.action == "finish"
+
+    normal_run(account, fake)
+    assert assert_one_working_key(account) == new_id
+
+
+def test_the_reactivation_is_retried_and_then_the_rollback_completes(
+    account: Account, fake: FakeClock
+) -> None:
+    clients = reactivation_fails(account, "InternalError", times=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", fails_after(3))
+        outcome = rotate(account, fake, clients=clients)
+    assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
+    assert outcome.undo_report is not None
+    assert {r.step_id for r in outcome.undo_report.undone} == {"deactivate", "write", "create"}
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert account.location.credentials_file.read_bytes() == account.before
+    assert_one_working_key(account)
+
+
+def test_the_old_content_goes_back_only_if_the_old_key_answers(
+    account: Account, fake: FakeClock
+) -> None:
+    """The old key is deleted behind keyhygiene's back during the verification:
+    putting it back would leave a dead key in the file."""
+
+    def never_and_lose_old(clients: Any, key: HeldKey) -> tuple[str, str]:
+        if account.old_key_id in account.statuses():
+            account.iam.delete_access_key(UserName=USER, AccessKeyId=account.old_key_id)
+        return "", "InvalidClientTokenId"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", never_and_lose_old)
+        outcome = rotate(account, fake)
+    text = outcome.render_text()
+    assert outcome.exit_code == EXIT_AWS, text
+    # (moto answers a deleted key as its default user "moto"; AWS refuses it.)
+    assert f"Kept the new key {outcome.new_key_id}" in text
+    assert f"the old key {account.old_key_id} signs as arn:aws:sts::123456789012:user/moto" in text
+    assert held_key(account.location).access_key_id == outcome.new_key_id  # type: ignore[union-attr]
+    assert account.statuses() == {outcome.new_key_id: "Active"}
+    normal_run(account, fake)
+    assert assert_one_working_key(account) == outcome.new_key_id
+
+
+def test_the_new_key_signs_its_own_deletion_when_the_old_key_cannot(
+    account: Account, fake: FakeClock
+) -> None:
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = ("iam", "DeleteAccessKey", "AccessDenied")
+    old = account.old_key_id
+    clients.selector = lambda key, p: key == old and p.get("AccessKeyId") != old  # type: ignore[assignment]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", lambda clients, key: ("", "InvalidClientTokenId"))
+        outcome = rotate(account, fake, clients=clients)
+    assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
+    assert account.location.credentials_file.read_bytes() == account.before
+    assert_one_working_key(account)
+
+
+# --------------------------------------------------------------------------- restoring lines (C9)
+
+
+def test_an_edit_made_during_the_verification_survives_the_rollback(
+    account: Account, fake: FakeClock, tmp_path: Path
+) -> None:
+    path = account.location.credentials_file
+
+    def edit_then_fail(clients: Any, key: HeldKey) -> tuple[str, str]:
+        if "added-meanwhile" not in credentials_file.list_profiles(path):
+            credentials_file.write_profile_values(path, "added-meanwhile", {"region": "eu-west-3"})
+        return "", "InvalidClientTokenId"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", edit_then_fail)
+        outcome = rotate(account, fake)
+    assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
+    assert outcome.undo_report is not None
+    # What the file would be had only the other edit been made.
+    expected = tmp_path / "expected"
+    expected.write_bytes(account.before)
+    credentials_file.write_profile_values(expected, "added-meanwhile", {"region": "eu-west-3"})
+    assert path.read_bytes() == expected.read_bytes()
+    assert_one_working_key(account)
+
+
+def test_a_keyring_rollback_keeps_an_edit_of_the_config_file(
+    account: Account, fake: FakeClock
+) -> None:
+    assert rotate(account, fake, store="keyring", credential_process="kh credential-process").ok
+    held = held_key(account.location)
+    config = account.location.config_file
+
+    def edit_then_fail(clients: Any, key: HeldKey) -> tuple[str, str]:
+        if "other" not in credentials_file.list_profiles(config, config_style=True):
+            credentials_file.set_config_values(config, "other", {"region": "eu-west-3"})
+        return "", "InvalidClientTokenId"
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rotation, "_who_am_i", edit_then_fail)
+        outcome = rotate(account, fake, store="file")
+    assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
+    assert held_key(account.location) == held  # back in the keyring, through credential_process
+    values = credentials_file.read_profile(config, PROFILE, config_style=True)
+    assert values["credential_process"] == "kh credential-process"
+    assert (
+        credentials_file.read_profile(config, "other", config_style=True)["region"] == "eu-west-3"
+    )
+    assert_one_working_key(account)
+
+
+# --------------------------------------------------------------------------- orphans (C7)
+
+
+def test_orphan_candidates_are_recent_and_unknown() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    started = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+    keys = (
+        KeyInfo("AKIAOLD", "Active", started - timedelta(days=90)),
+        KeyInfo("AKIAHELD", "Active", started + timedelta(seconds=5)),
+        KeyInfo("AKIAEARLIER", "Active", started - timedelta(minutes=3)),
+        KeyInfo("AKIASKEWED", "Active", started - timedelta(seconds=20)),
+        KeyInfo("AKIANEW", "Active", started + timedelta(seconds=1)),
+        KeyInfo("AKIANODATE", "Active", None),
+    )
+    found = rotation.orphan_candidates(keys, known={"AKIAHELD"}, since=started)
+    assert [key.access_key_id for key in found] == ["AKIASKEWED", "AKIANEW"]
+
+
+def stranger_key(account: Account, *, used: bool) -> str:
+    """A key of the user that the plan does not know, made just now."""
+    key = account.iam.create_access_key(UserName=USER)["AccessKey"]
+    if used:
+        client(
+            "sts",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        ).get_caller_identity()
+    return str(key["AccessKeyId"])
+
+
+@pytest.mark.parametrize(
+    ("code", "used", "deleted"),
+    [
+        ("AccessDenied", False, False),  # a definite refusal made no key
+        ("Throttling", False, False),
+        ("InternalError", True, False),  # a used key is never taken for an orphan
+        ("InternalError", False, True),  # unknown outcome, recent, never used
+    ],
+)
+def test_keys_are_cleaned_up_only_after_an_uncertain_create(
+    account: Account, fake: FakeClock, code: str, used: bool, deleted: bool
+) -> None:
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = ("iam", "CreateAccessKey", code)
+    plan = plan_rotation(inspect_rotation(clients), request())
+    stranger = stranger_key(account, used=used)  # made after the plan, as a lost answer would
+    outcome = execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep)
+    assert outcome.exit_code == EXIT_AWS
+    assert outcome.headline.startswith("Nothing was changed: ")
+    assert (stranger not in account.statuses()) == deleted
+    if deleted:
+        assert f"had made a key after all: {stranger}, now deleted" in outcome.headline
+    elif code == "InternalError":
+        assert f"{stranger} was made about then but has been used: left" in outcome.headline
+    else:
+        assert "made a key" not in outcome.headline
+    assert account.statuses()[account.old_key_id] == "Active"
+    assert held_key(account.location).access_key_id == account.old_key_id  # type: ignore[union-attr]
+
+
+def test_recovery_after_an_interrupted_create_spares_a_used_key(
+    account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    arm_crash(monkeypatch, "create:before")
+    with pytest.raises(SimulatedCrash):
+        rotate(account, fake)
+    disarm_crash(monkeypatch)
+    used = stranger_key(account, used=True)  # made "meanwhile", and in use somewhere
+    (pending,) = pending_rotations()
+    outcome = finish_or_roll_back(pending, clients=clients_for(account))
+    assert outcome.ok and outcome.action == "roll_back", outcome.render_text()
+    assert f"{used} was made about then but has been used: left" in outcome.headline
+    assert account.statuses() == {account.old_key_id: "Active", used: "Active"}
+
+
+def test_a_create_that_botocore_retried_cleans_up_what_an_earlier_attempt_made(
+    account: Account, fake: FakeClock
+) -> None:
+    """botocore retried CreateAccessKey: the first attempt had made a key whose
+    answer was lost, so the retry met the two-key limit. That key is found and
+    deleted, and the next run rotates normally."""
+    clients = clients_for(account)
+    plan = plan_rotation(inspect_rotation(clients), request())
+    lost: list[str] = []
+
+    def earlier_attempt(**_: Any) -> None:
+        if not lost:
+            lost.append(stranger_key(account, used=False))
+
+    def retried(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = 1
+
+    iam = clients.client("iam")
+    iam.meta.events.register("before-call.iam.CreateAccessKey", earlier_attempt)
+    iam.meta.events.register("after-call.iam.CreateAccessKey", retried)
+    outcome = execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep)
+    assert outcome.exit_code == EXIT_AWS
+    assert "LimitExceeded" in outcome.headline
+    assert f"had made a key after all: {lost[0]}, now deleted" in outcome.headline
+    assert account.statuses() == {account.old_key_id: "Active"}
+    normal_run(account, fake)
+    assert_one_working_key(account)
+
+
+# --------------------------------------------------------------------------- one at a time (C8)
+
+
+def test_a_second_rotation_of_the_profile_is_refused_while_one_runs(
+    account: Account, fake: FakeClock
+) -> None:
+    clients = clients_for(account)
+    plan = plan_rotation(inspect_rotation(clients), request())
+    with rotation.rotation_lock(PROFILE), pytest.raises(rotation.RotationBusy) as caught:
+        execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep)
+    assert caught.value.exit_code == 2
+    assert "Another rotation of profile 'laptop' is running" in str(caught.value)
+    assert "Nothing was changed" in str(caught.value)
+    assert account.statuses() == {account.old_key_id: "Active"}
+    assert account.location.credentials_file.read_bytes() == account.before
+    assert open_journals() == []
+    # Released: the same plan runs now.
+    assert execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep).ok
+
+
+def test_recovery_takes_the_lock_too(
+    account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    arm_crash(monkeypatch, "create")
+    with pytest.raises(SimulatedCrash):
+        rotate(account, fake)
+    disarm_crash(monkeypatch)
+    (pending,) = pending_rotations()
+    with rotation.rotation_lock(PROFILE), pytest.raises(rotation.RotationBusy):
+        finish_or_roll_back(pending, clients=clients_for(account))
+    assert len(account.statuses()) == 2  # nothing was rolled back under the lock
+    assert finish_or_roll_back(pending, clients=clients_for(account)).ok
+    # Dealt with: the same description cannot be acted on twice.
+    with pytest.raises(BadInput, match="dealt with meanwhile"):
+        finish_or_roll_back(pending, clients=clients_for(account))
+
+
+def test_a_plan_the_profile_has_moved_past_does_not_run(account: Account, fake: FakeClock) -> None:
+    clients = clients_for(account)
+    stale = plan_rotation(inspect_rotation(clients), request())
+    assert rotate(account, fake).ok
+    before = account.location.credentials_file.read_bytes()
+    with pytest.raises(BadInput, match="not the key .* this plan rotates"):
+        execute_rotation(stale, clients, clock=fake.clock, sleep=fake.sleep)
+    assert account.location.credentials_file.read_bytes() == before
+    assert_one_working_key(account)
+
+
+# --------------------------------------------------------------------------- crash hook (C14)
+
+
+def test_the_crash_hook_is_inert_without_the_testing_switch(
+    account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setenv(rotation.CRASH_ENV, "write")
+    monkeypatch.delenv(rotation.TESTING_ENV, raising=False)
+    assert rotate(account, fake).ok
+    assert_one_working_key(account)
+
+
+# --------------------------------------------------------------------------- hints (H1)
+
+
+def test_access_denied_hints_name_the_own_key_policy_not_admin_profile(
+    account: Account, fake: FakeClock
+) -> None:
+    clients = clients_for(account, FaultyClients)
+    assert isinstance(clients, FaultyClients)
+    clients.fault = ("iam", "ListAccessKeys", "AccessDenied")
+    with pytest.raises(KeyHygieneError) as caught:
+        inspect_rotation(clients)
+    text = str(caught.value)
+    assert "lacks iam:ListAccessKeys" in text
+    assert "--admin-profile plays no part" in text and "keyhygiene-rotate-own-key" in text
+    assert "use --admin-profile" not in text
+    assert f"{USER} itself needs iam:ListAccessKeys" in text

@@ -148,6 +148,23 @@ async def test_a_second_active_key_needs_the_box_ticked(iam: Any) -> None:
     assert keys(iam) == {held()[0]: "Active"}
 
 
+async def test_a_rotation_running_elsewhere_is_reported_and_can_be_retried(iam: Any) -> None:
+    app = Host()
+    async with app.run_test(size=(140, 50)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RotateScreen)
+        with rotation.rotation_lock(PROFILE):  # say, a scheduled `keyhygiene rotate`
+            await pilot.press("a")
+            await settle(pilot)
+        result = text_of(screen, "#rotate-result")
+        assert f"Another rotation of profile '{PROFILE}' is running" in result
+        assert "Nothing was changed" in result
+        assert not screen.query_one("#apply", Button).disabled
+        assert keys(iam) == {held()[0]: "Active"}
+        await rotate_and_close(pilot, app)
+
+
 @pytest.mark.parametrize(
     ("where", "button"), [("create", "Roll it back"), ("deactivate", "Finish it")]
 )
@@ -159,6 +176,7 @@ async def test_an_interrupted_rotation_is_offered_first(
 
     monkeypatch.setattr(rotation, "_die", die)
     monkeypatch.setenv(rotation.CRASH_ENV, where)
+    monkeypatch.setenv(rotation.TESTING_ENV, "1")  # the hook is inert without it
     clients = rotation.HeldKeyClients(
         ConnectionOptions(profile=PROFILE, region="us-east-1"), KeyLocation.for_profile(PROFILE)
     )
@@ -169,6 +187,7 @@ async def test_an_interrupted_rotation_is_offered_first(
     with pytest.raises(SimulatedCrash):
         rotation.execute_rotation(plan, clients)
     monkeypatch.delenv(rotation.CRASH_ENV)
+    monkeypatch.delenv(rotation.TESTING_ENV)
     rotation.forget_backups()
 
     app = Host()

@@ -4,7 +4,11 @@
 (after `keyhygiene rotate --store keyring`). It prints exactly the JSON the
 AWS CLI and SDKs expect, `{"Version": 1, "AccessKeyId": ..., "SecretAccessKey": ...}`,
 and nothing else on stdout; problems go to stderr with a non-zero exit.
-It refuses to print the secret to a terminal: it is meant for a pipe.
+
+It prints the secret only into a pipe or a socket, which is what the AWS CLI
+and the SDKs give it (botocore runs it with `stdout=PIPE`): never to a
+terminal, and never into a file (`... > creds.json` would copy the key into
+a plain file, the very thing the keyring is there to avoid).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from tui.errors import BadInput
 
@@ -24,8 +29,8 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="hand the profile's key from the OS keyring to the AWS CLI (credential_process)",
         description=(
             "Print the profile's access key from the OS keyring as the JSON that the AWS CLI "
-            "and SDKs read from a credential_process. Not for people: it will not print to a "
-            "terminal."
+            "and SDKs read from a credential_process. Not for people: it prints only into a "
+            "pipe (as the AWS CLI runs it), never to a terminal or into a file."
         ),
         parents=parents,
     )
@@ -37,9 +42,10 @@ def _credential_process(args: argparse.Namespace) -> int:
     from tui.cli import connection_options
 
     profile = connection_options(args).profile_name
-    if sys.stdout.isatty():
+    if not is_pipe(sys.stdout):
         raise BadInput(
-            "credential-process prints a secret for the AWS CLI; it will not print it to a terminal.",
+            "credential-process hands a secret to the AWS CLI through a pipe; it will not "
+            "print it to a terminal or into a file. Nothing was printed.",
             hint=f"Use the profile instead: `aws sts get-caller-identity --profile {profile}`.",
         )
     key = vault.load_key(profile)
@@ -58,3 +64,12 @@ def _credential_process(args: argparse.Namespace) -> int:
     sys.stdout.write(json.dumps(document) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def is_pipe(stream: TextIO) -> bool:
+    """True when `stream` is a pipe or a socket (what botocore's subprocess gives)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False  # no file descriptor (a StringIO): not a pipe
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)

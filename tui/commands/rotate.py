@@ -1,8 +1,9 @@
 """`keyhygiene rotate`: rotate this computer's access key into ~/.aws/credentials.
 
 Exit codes: 0 rotated (or nothing asked to change), 1 the new key never
-verified and everything was rolled back, 2 bad input or a refused file
-(nothing changed), 3 an AWS error (the message says what was done and undone).
+verified and everything was rolled back, 2 bad input, a refused file or
+another rotation of the profile running (nothing changed), 3 an AWS error
+(the message says what was done and undone).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
             "keeps its key, verify it with several calls made with it, then deactivate and "
             "delete the old key. A failure puts everything back; an interrupted run is "
             "finished or rolled back by the next one. The secret is never printed. "
-            "Exit codes: 0 rotated, 1 verification failed and rolled back, 2 bad input or "
-            "refused file (nothing changed), 3 AWS error."
+            "Exit codes: 0 rotated, 1 verification failed and rolled back, 2 bad input, "
+            "refused file or another rotation of the profile running (nothing changed), "
+            "3 AWS error."
         ),
         parents=parents,
     )
