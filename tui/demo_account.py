@@ -133,6 +133,7 @@ def _device_policy(iam: Any) -> None:
                     "iam:CreateAccessKey",
                     "iam:UpdateAccessKey",
                     "iam:DeleteAccessKey",
+                    "iam:GetAccessKeyLastUsed",
                 ],
                 "Resource": "arn:aws:iam::*:user/${aws:username}",
             }
