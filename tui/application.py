@@ -15,7 +15,11 @@ is read beforehand by `preflight_application`, with a few read-only calls.
 
 Every computed policy passes `ensure_within_limit` and `check_lockout`
 before it goes into a plan, so an invalid request fails with a clear
-`BadInput` and nothing changed.
+`BadInput` and nothing changed. The whitelist rules (who is listed, which
+admins stay excepted, what earlier runs chose) are tui/whitelist_plans.py's,
+shared with every other workflow; so is the apply-time check that a bucket
+or key policy adopted from the snapshot did not change before it is
+rewritten (`policy.put_if_unchanged`).
 """
 
 from __future__ import annotations
@@ -31,23 +35,36 @@ from botocore.exceptions import ClientError
 from tui.connection import translate_errors
 from tui.errors import BadInput
 from tui.model import TAG_GROUPS, Bucket, Encryption, KmsKey, Role, Snapshot, groups_from_tag
-from tui.plans import ApplyContext, Call, ClientProvider, Plan, PlanError, Ref, Step, local_action
+from tui.plans import (
+    LOCAL,
+    ApplyContext,
+    Call,
+    ClientProvider,
+    Plan,
+    PlanError,
+    Ref,
+    Step,
+    local_action,
+)
 from tui.policy_documents import (
     POLICY_VERSION,
-    SID_BUCKET_DENY_OTHERS,
-    SID_BUCKET_DENY_UNENCRYPTED,
     PolicyKind,
     as_document,
     bucket_policy_with_whitelist,
-    caller_principal_arn,
-    check_lockout,
     default_key_policy,
-    ensure_within_limit,
     key_policy_with_whitelist,
-    statements,
-    whitelisted_principals,
 )
-from tui.whitelist_plans import whitelist_steps
+from tui.propagation import call_until_visible
+from tui.whitelist_plans import (
+    RESTORE_IF_UNCHANGED,
+    admins_to_keep,
+    check_policy,
+    own_bucket_settings,
+    principals_after,
+    put_if_unchanged_call,
+    put_policy_if_unchanged,
+    whitelist_steps,
+)
 
 DEFAULT_REGION = "us-east-1"
 EC2_SERVICE = "ec2.amazonaws.com"
@@ -69,10 +86,6 @@ _NEW_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _BUCKET_PREFIXES_RESERVED = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES_RESERVED = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-# What bucket_policy_with_whitelist accepts as a principal to keep.
-_ADMIN_PRINCIPAL = re.compile(
-    r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)$"
-)
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 TAG_VALUE_LIMIT = 256
@@ -241,13 +254,9 @@ class _Context:
     new_role: bool  # the plan creates the role that the policies name
 
     @property
-    def root(self) -> str:
-        return f"arn:{self.partition}:iam::{self.snapshot.account_id}:root"
-
-    @property
-    def admin_arns(self) -> list[str]:
-        """Who keeps control of the buckets besides the whitelist: the root and the admin."""
-        return _admin_arns(self.snapshot, self.actor, self.root)
+    def waiting_for(self) -> list[str]:
+        """The principals a policy step must wait for: the role, when this plan creates it."""
+        return [self.role_arn] if self.new_role else []
 
 
 def plan_create_application(
@@ -619,27 +628,17 @@ def _key_steps(
         raise BadInput(f"Key {key.label} has no readable key policy; keyhygiene cannot adopt it.")
     after = key_policy_with_whitelist(key.policy, principals=principals)
     _check_policy(ctx, after, "key", key.label, key.arn)
+    target = {"KeyId": key.key_id, "PolicyName": "default"}
     if after != as_document(key.policy):
         steps.append(
             Step(
                 id="key-policy",
                 description=f"Set the policy of key {key.label}: whitelist "
                 f"{_count(principals, 'principal')} (its other statements kept)",
-                call=_naming_role_call(
-                    ctx,
-                    "kms",
-                    "put_key_policy",
-                    {"KeyId": key.key_id, "PolicyName": "default", "Policy": json.dumps(after)},
-                ),
-                undo=Call(
-                    "kms",
-                    "put_key_policy",
-                    {
-                        "KeyId": key.key_id,
-                        "PolicyName": "default",
-                        "Policy": json.dumps(as_document(key.policy)),
-                    },
-                ),
+                # Written only if the policy is still the one read: a statement
+                # added since the snapshot would otherwise be lost.
+                call=put_if_unchanged_call(target, after, ctx.waiting_for),
+                undo=Call(LOCAL, RESTORE_IF_UNCHANGED, target),
                 before=key.policy,
                 after=after,
             )
@@ -852,14 +851,15 @@ def _bucket_policy_steps(
     principals = _principals(ctx, groups)
     before = as_document(bucket.policy) if bucket else None
     arn_for_checks = key_arn if isinstance(key_arn, str) else _standin_key_arn(ctx)
-    earlier_admins, require_header = _earlier_choices(before)
+    # On adoption, what keyhygiene's statements already chose is kept.
+    earlier = own_bucket_settings(before)
     after = bucket_policy_with_whitelist(
         before,
         bucket=name,
         principals=principals,
         key_arn=arn_for_checks,
-        keep_admin_arns=sorted({*ctx.admin_arns, *earlier_admins}),
-        require_encryption_header=require_header,
+        keep_admin_arns=admins_to_keep(ctx.snapshot, ctx.actor, earlier, before, bucket=name),
+        require_encryption_header=earlier.require_header,
     )
     bucket_arn = f"arn:{ctx.partition}:s3:::{name}"
     _check_policy(ctx, after, "bucket", f"bucket {name}", bucket_arn)
@@ -870,27 +870,32 @@ def _bucket_policy_steps(
         "deny everyone else, deny uploads not encrypted with the application's key"
         + (" (its other statements kept)" if before else "")
     )
-    undo = (
-        Call("s3", "put_bucket_policy", {"Bucket": name, "Policy": json.dumps(before)})
-        if before
-        else Call("s3", "delete_bucket_policy", {"Bucket": name})
-    )
+    target = {"Bucket": name}
     if isinstance(key_arn, str):
-        call = _naming_role_call(
-            ctx, "s3", "put_bucket_policy", {"Bucket": name, "Policy": json.dumps(after)}
-        )
+        if bucket is None:
+            # A bucket this plan creates: nobody else wrote its policy.
+            call = _naming_role_call(
+                ctx, "s3", "put_bucket_policy", {"Bucket": name, "Policy": json.dumps(after)}
+            )
+        else:
+            call = put_if_unchanged_call(target, after, ctx.waiting_for)
+        undo_params: dict[str, Any] = dict(target)
     else:
         after = _replace_value(after, arn_for_checks, new_key_marker(ctx.name))
-        call = Call(
-            "local",
-            PUT_POLICY_WITH_NEW_KEY,
-            {
-                "Bucket": name,
-                "Policy": json.dumps(after),
-                "KeyArn": key_arn,
-                "Marker": new_key_marker(ctx.name),
-            },
-        )
+        params: dict[str, Any] = {
+            "Bucket": name,
+            "Policy": json.dumps(after),
+            "KeyArn": key_arn,
+            "Marker": new_key_marker(ctx.name),
+        }
+        if ctx.waiting_for:
+            params["WaitFor"] = ctx.waiting_for
+        call = Call(LOCAL, PUT_POLICY_WITH_NEW_KEY, params)
+        undo_params = {"Bucket": name, "Marker": new_key_marker(ctx.name), "KeyArn": key_arn}
+    if bucket is None:
+        undo = Call("s3", "delete_bucket_policy", {"Bucket": name})
+    else:
+        undo = Call(LOCAL, RESTORE_IF_UNCHANGED, undo_params)
     return [
         Step(
             id=f"{prefix}-policy",
@@ -901,31 +906,6 @@ def _bucket_policy_steps(
             after=after,
         )
     ]
-
-
-def _earlier_choices(before: Mapping[str, Any] | None) -> tuple[list[str], bool]:
-    """What keyhygiene's statements already in a bucket policy chose, kept on adoption:
-    the admins excepted from DenyOthers beside the whitelist, and whether uploads
-    without an encryption header are refused (the lenient form has a Null test)."""
-    whitelisted = whitelisted_principals(before)
-    admins: list[str] = []
-    require_header = True
-    for statement in statements(before):
-        condition = statement.get("Condition")
-        if not isinstance(condition, Mapping):
-            continue
-        if statement.get("Sid") == SID_BUCKET_DENY_UNENCRYPTED:
-            require_header = "Null" not in condition
-        elif statement.get("Sid") == SID_BUCKET_DENY_OTHERS:
-            block = condition.get("ArnNotLike")
-            values = block.get("aws:PrincipalArn", []) if isinstance(block, Mapping) else []
-            values = [values] if isinstance(values, str) else values
-            admins.extend(
-                v
-                for v in values
-                if isinstance(v, str) and _ADMIN_PRINCIPAL.match(v) and v not in whitelisted
-            )
-    return admins, require_header
 
 
 def _bucket_tag_steps(
@@ -970,19 +950,8 @@ def _principals(ctx: _Context, groups: Iterable[str]) -> list[str]:
     """Who a resource tagged for `groups` must whitelist once the plan ran:
     group NAME's members after the plan plus its roles (the new one too), and
     for every other group what the snapshot says."""
-    snapshot = ctx.snapshot
-    arns: set[str] = set()
-    for group in dict.fromkeys(groups):
-        if group == ctx.name:
-            for member in ctx.members_after:
-                user = snapshot.user(member)
-                if user is not None:
-                    arns.add(user.arn)
-            arns.update(role.arn for role in snapshot.roles_for_group(group))
-            arns.add(ctx.role_arn)
-        else:
-            arns.update(snapshot.whitelist_principals([group]))
-    return sorted(arns)
+    members = {ctx.name: ctx.members_after}
+    return sorted({*principals_after(ctx.snapshot, dict.fromkeys(groups), members), ctx.role_arn})
 
 
 def _check_policy(
@@ -992,27 +961,7 @@ def _check_policy(
     label: str,
     resource_arn: str | None,
 ) -> None:
-    ensure_within_limit(document, kind, label)
-    check_lockout(document, kind, ctx.actor, ctx.snapshot.account_id, resource_arn=resource_arn)
-
-
-def _admin_arns(snapshot: Snapshot, actor: str, root: str) -> list[str]:
-    """The account root, and the admin identity when it can be a policy principal.
-
-    An assumed-role session becomes its role's ARN (the snapshot's, which has
-    the role's path). An identity that cannot be named in a policy (moto's
-    default `arn:aws:sts::…:user/moto`, a federated user) is left out; the
-    root stays, so the DenyOthers exception is never empty.
-    """
-    arns = [root]
-    principal = caller_principal_arn(actor)
-    if ":role/" in principal:
-        role = snapshot.role(principal.rsplit("/", 1)[-1])
-        if role is not None:
-            principal = role.arn
-    if _ADMIN_PRINCIPAL.match(principal):
-        arns.append(principal)
-    return sorted(set(arns))
+    check_policy(ctx.snapshot, document, kind, label, ctx.actor, resource_arn)
 
 
 def _refuse_unreadable(snapshot: Snapshot, prefix: str, label: str) -> None:
@@ -1053,12 +1002,9 @@ def _count(items: Sequence[Any], noun: str) -> str:
 PUT_POLICY_WITH_NEW_KEY = "application.put_bucket_policy_with_new_key"
 RETRY_UNTIL_VISIBLE = "application.retry_until_principals_visible"
 
-# A role IAM just created is not visible to KMS and S3 at once: CreateKey and
-# PutKeyPolicy answer MalformedPolicyDocumentException, PutBucketPolicy
-# MalformedPolicy ("Invalid principal"), for a few seconds. AWS's advice is
-# to wait and retry; these waits add up to 45 s.
-_NOT_YET_VISIBLE = frozenset({"MalformedPolicyDocumentException", "MalformedPolicy"})
-_VISIBILITY_WAITS: tuple[float, ...] = (1, 2, 4, 8, 15, 15)
+# Where a policy names the role this plan creates, the call waits until IAM
+# has propagated it (tui/propagation.py): S3 and KMS refuse an unknown
+# principal for some seconds. Only these calls may be made patient.
 _RETRYABLE_CALLS = frozenset(
     {("kms", "create_key"), ("kms", "put_key_policy"), ("s3", "put_bucket_policy")}
 )
@@ -1077,23 +1023,6 @@ def _naming_role_call(
     )
 
 
-def _call_until_visible(
-    ctx: ApplyContext, service: str, operation: str, params: Mapping[str, Any]
-) -> Mapping[str, Any]:
-    for wait in (*_VISIBILITY_WAITS, None):
-        try:
-            response = dict(getattr(ctx.client(service), operation)(**params))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if wait is None or code not in _NOT_YET_VISIBLE:
-                raise
-            ctx.sleep(wait)
-            continue
-        response.pop("ResponseMetadata", None)
-        return response
-    raise AssertionError("unreachable")
-
-
 @local_action(RETRY_UNTIL_VISIBLE)
 def _retry_until_principals_visible(
     ctx: ApplyContext, params: Mapping[str, Any]
@@ -1102,20 +1031,27 @@ def _retry_until_principals_visible(
     service, operation = params["Service"], params["Operation"]
     if (service, operation) not in _RETRYABLE_CALLS:
         raise PlanError(f"{service}:{operation} is not a call keyhygiene retries.")
-    return _call_until_visible(ctx, service, operation, params["Params"])
+    return call_until_visible(ctx, service, operation, params["Params"])
 
 
 @local_action(PUT_POLICY_WITH_NEW_KEY)
 def _put_bucket_policy_with_new_key(
     ctx: ApplyContext, params: Mapping[str, Any]
 ) -> Mapping[str, Any]:
-    """PutBucketPolicy once the new key's ARN is known: the marker becomes the ARN."""
+    """PutBucketPolicy once the new key's ARN is known: the marker becomes the ARN.
+
+    Written only if the bucket's policy is still the step's `before` (an
+    adopted bucket may have changed since the snapshot).
+    """
     key_arn = params["KeyArn"]
     if not isinstance(key_arn, str) or not _KMS_KEY_ARN.match(key_arn):
         raise PlanError(f"Step input {key_arn!r} is not a KMS key ARN.")
+    if ctx.step is None:
+        raise PlanError("A policy step can only run as part of a plan (it compares documents).")
     document = _replace_value(json.loads(params["Policy"]), params["Marker"], key_arn)
-    policy = {"Bucket": params["Bucket"], "Policy": json.dumps(document)}
-    _call_until_visible(ctx, "s3", "put_bucket_policy", policy)
+    target = {"Bucket": params["Bucket"]}
+    wait = bool(params.get("WaitFor"))
+    put_policy_if_unchanged(ctx, target, document, ctx.step.before, wait=wait)
     return {"KeyArn": key_arn}
 
 

@@ -14,11 +14,17 @@ reviewed plan, run on the new computer with an admin identity:
    file (the secret never leaves memory otherwise), the region in the config
    file, and a check that AWS answers to the new key;
 5. the bucket and KMS key policies of every chosen group, whitelisting it
-   (last, so that IAM had time to learn the new user: S3 and KMS refuse a
-   principal they do not know yet).
+   (last, so that IAM had time to learn the new user; S3 and KMS still refuse
+   a principal they do not know yet for some seconds, so those steps retry
+   while they answer MalformedPolicy, see tui/propagation.py).
 
 `plan_enrollment` is pure: it reads a snapshot and a request and returns a
 plan. The local actions registered below do the file edits and the check.
+
+Rolling back must leave nothing, even after a crash in the middle of
+CreateAccessKey (a key may exist whose id was never journaled): the user is
+new, so every key and membership it has came from this plan, and the undo
+steps delete whatever they find rather than only what was journaled.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from tui.model import (
     Snapshot,
 )
 from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
+from tui.propagation import error_code
 from tui.whitelist_plans import members_after_change, user_arn, whitelist_steps
 
 PLAN_KIND = "enroll"
@@ -308,6 +315,7 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
             members_after_change(
                 snapshot, enrollment.user_name, joins=(DEVICES_GROUP, *enrollment.groups)
             ),
+            new_principals={enrollment.user_arn},
         ),
     ]
     warnings.extend(
@@ -409,7 +417,9 @@ def _create_user_step(enrollment: Enrollment) -> Step:
         description=f"Create the user {enrollment.user_name}, tagged person "
         f"{enrollment.person}, device {enrollment.device}, host {enrollment.hostname}",
         call=Call("iam", "create_user", {"UserName": enrollment.user_name, "Tags": tags}),
-        undo=Call("iam", "delete_user", {"UserName": enrollment.user_name}),
+        # Not a bare DeleteUser: AWS refuses it (DeleteConflict) while the user
+        # still has a key or a membership, e.g. after a crash in CreateAccessKey.
+        undo=Call(LOCAL, "enroll.delete_new_user", {"UserName": enrollment.user_name}),
         keep=("User.Arn", "User.UserId"),
     )
 
@@ -434,7 +444,9 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
             description=f"Create the access key of {user} (its secret stays in memory "
             "until the next step writes it)",
             call=Call("iam", "create_access_key", {"UserName": user}),
-            undo=Call("iam", "delete_access_key", {"UserName": user, "AccessKeyId": key_id}),
+            # Every key of the new user, not the journaled id: a run that died
+            # inside CreateAccessKey may have made a key it never recorded.
+            undo=Call(LOCAL, "enroll.delete_new_keys", {"UserName": user}),
             keep=("AccessKey.AccessKeyId",),
         ),
         Step(
@@ -491,6 +503,7 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
                     "region": enrollment.region,
                     "endpoint_url": enrollment.endpoint_url,
                     "attempts": 8,
+                    "successes": 2,
                     "first_delay": 1.0,
                     "max_delay": 8.0,
                 },
@@ -575,12 +588,15 @@ def _nothing_to_undo(ctx: ApplyContext, params: Mapping[str, Any]) -> None:
 
 @local_action("enroll.verify_key")
 def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """GetCallerIdentity through the profile just written, retried with backoff.
+    """GetCallerIdentity through the profile just written, until it answers
+    `successes` times in a row; bounded retries with backoff.
 
     Going through the profile (not the key in memory) proves the file works
     too, and lets a resumed run check a key written by an earlier process. A
-    new key can be refused for some seconds (eventual consistency), hence the
-    bounded retries; an answer naming another identity fails at once.
+    new key can be refused for some seconds (eventual consistency), and one
+    answer does not prove that every endpoint knows it: a refusal after a
+    success starts the count again. An answer naming another identity fails
+    at once.
     """
     ctx.last_service = "sts"
     sts = _profile_session(params).client(
@@ -591,29 +607,115 @@ def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
     )
     user = params["user_name"]
     attempts = max(1, int(params.get("attempts", 1)))
-    delay = float(params.get("first_delay", 1.0))
+    needed = max(1, int(params.get("successes", 2)))
+    first_delay = float(params.get("first_delay", 1.0))
+    delay = first_delay
+    in_a_row = 0
     last_code = ""
     for attempt in range(1, attempts + 1):
         try:
             arn = str(sts.get_caller_identity()["Arn"])
         except ClientError as exc:
-            last_code = str(exc.response.get("Error", {}).get("Code", ""))
+            last_code = error_code(exc)
             if last_code not in _NOT_YET_CODES:
                 raise
+            in_a_row = 0
         else:
             if not arn.endswith(f":user/{user}"):
                 raise KeyHygieneError(
                     f"The profile {params['profile']} authenticates as {arn}, not as {user}."
                 )
-            return {"Arn": arn, "attempts": attempt}
+            in_a_row += 1
+            if in_a_row >= needed:
+                return {"Arn": arn, "attempts": attempt}
         if attempt < attempts:
-            ctx.sleep(delay)
-            delay = min(delay * 2, float(params.get("max_delay", 8.0)))
+            if in_a_row:
+                ctx.sleep(first_delay)  # spacing the next check, not backing off
+            else:
+                ctx.sleep(delay)
+                delay = min(delay * 2, float(params.get("max_delay", 8.0)))
+    if in_a_row:
+        before = f" ({last_code} before that)" if last_code else ""
+        raise KeyHygieneError(
+            f"AWS answered to the new key of {user} only {in_a_row} time(s) in a row in "
+            f"{attempts} tries, not the {needed} needed{before}.",
+            hint="On AWS a new key can take a few seconds to work everywhere: resume to check "
+            "again, or roll back.",
+        )
     raise KeyHygieneError(
         f"AWS still refused the new key of {user} after {attempts} tries ({last_code}).",
         hint="On AWS a new key can take a few seconds to work: resume to check again, "
         "or roll back.",
     )
+
+
+@local_action("enroll.delete_new_keys")
+def _delete_new_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Undo of create-key: delete every access key of the new user.
+
+    The user was created by this plan, so all its keys are this plan's,
+    including one made by a CreateAccessKey whose answer was lost in a crash.
+    """
+    try:
+        deleted = _delete_access_keys(ctx.client("iam"), params["UserName"])
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        deleted = 0  # the user is gone, and its keys with it
+    return {"AccessKeysDeleted": deleted}
+
+
+@local_action("enroll.delete_new_user")
+def _delete_new_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Undo of create-user: remove what stops DeleteUser, then delete the user.
+
+    IAM refuses DeleteUser (DeleteConflict) while the user has access keys,
+    group memberships, inline or attached policies or a console password.
+    The user is new, so whatever it has came from this plan (or from a run
+    that died before journaling it), and goes with it. A user already gone
+    is fine: an interrupted create-user may never have taken effect.
+    """
+    iam = ctx.client("iam")
+    user = params["UserName"]
+    try:
+        keys = _delete_access_keys(iam, user)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return {"Deleted": False}
+        raise
+    for group in _listed(iam, "list_groups_for_user", "Groups", user):
+        _unless_missing(iam.remove_user_from_group, GroupName=group["GroupName"], UserName=user)
+    for name in _listed(iam, "list_user_policies", "PolicyNames", user):
+        _unless_missing(iam.delete_user_policy, UserName=user, PolicyName=name)
+    for attached in _listed(iam, "list_attached_user_policies", "AttachedPolicies", user):
+        _unless_missing(iam.detach_user_policy, UserName=user, PolicyArn=attached["PolicyArn"])
+    _unless_missing(iam.delete_login_profile, UserName=user)
+    iam.delete_user(UserName=user)
+    return {"Deleted": True, "AccessKeysDeleted": keys}
+
+
+def _delete_access_keys(iam: Any, user: str) -> int:
+    keys = [k["AccessKeyId"] for k in _listed(iam, "list_access_keys", "AccessKeyMetadata", user)]
+    for key_id in keys:
+        _unless_missing(iam.delete_access_key, UserName=user, AccessKeyId=key_id)
+    return len(keys)
+
+
+def _listed(iam: Any, operation: str, field: str, user: str) -> list[Any]:
+    return [
+        item
+        for page in iam.get_paginator(operation).paginate(UserName=user)
+        for item in page.get(field, [])
+    ]
+
+
+def _unless_missing(method: Callable[..., Any], **params: Any) -> None:
+    """Call it; something already gone (NoSuchEntity) is what we wanted."""
+    try:
+        method(**params)
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
 
 
 def _profile_session(params: Mapping[str, Any]) -> boto3.Session:

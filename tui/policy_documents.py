@@ -102,8 +102,9 @@ class PolicyLockout(BadInput):
     def __init__(self, message: str, *, actor: str, resource: str, action: str) -> None:
         super().__init__(
             message,
-            hint="Keep your own ARN or the account root among the principals that may "
-            "administer it, or remove the statement that denies it.",
+            hint="Keep your own IAM user or role among the principals that may administer "
+            "it (the account root spares only the root user), or remove the statement that "
+            "denies it.",
         )
         self.actor = actor
         self.resource = resource
@@ -227,9 +228,9 @@ def bucket_policy_with_whitelist(
     something else, and lets headerless uploads through to the bucket's default
     encryption (plain `aws s3 cp` then works).
     """
-    whitelist = _checked_principals(principals, what="whitelisted principal")
+    whitelist = _checked_principals(principals, what="a whitelisted principal")
     admins = _checked_principals(
-        (caller_principal_arn(arn) for arn in keep_admin_arns), what="admin principal"
+        (caller_principal_arn(arn) for arn in keep_admin_arns), what="an admin principal"
     )
     bucket_arn = _bucket_arn(bucket, partition=_partition_of((*whitelist, *admins)))
     if key_arn is not None and not _KMS_KEY_ARN.match(key_arn):
@@ -256,7 +257,7 @@ def key_policy_with_whitelist(
     invalid). The default key policy's "Enable IAM User Permissions" and every
     other statement stay as they were.
     """
-    whitelist = _checked_principals(principals, what="whitelisted principal")
+    whitelist = _checked_principals(principals, what="a whitelisted principal")
     own: list[dict[str, Any]] = []
     if whitelist:
         own.append(
@@ -311,6 +312,11 @@ def remove_principal(document: Document | str | None, arn: str) -> dict[str, Any
     return _replace_statements(plain, result)
 
 
+def is_listable_principal(arn: str) -> bool:
+    """An IAM user, role or account-root ARN: what a whitelist or an exception list can name."""
+    return isinstance(arn, str) and bool(_PRINCIPAL_ARN.match(arn))
+
+
 def caller_principal_arn(arn: str) -> str:
     """The ARN that `aws:PrincipalArn` holds for a caller.
 
@@ -350,6 +356,7 @@ def check_lockout(
     account_id: str,
     *,
     resource_arn: str | None = None,
+    actor_principal_arn: str | None = None,
 ) -> None:
     """Raise `PolicyLockout` if `actor_arn` could not read and rewrite this policy after it is applied.
 
@@ -359,21 +366,24 @@ def check_lockout(
     - a conditional Deny is assumed to apply, except when one of its conditions
       is known not to hold for the actor: our own kind of exception list
       (`ArnNotLike`/`ArnNotEquals`/`StringNotLike`/`StringNotEquals` on
-      `aws:PrincipalArn`) naming the actor or the account root, a deny of
-      insecure transport or old TLS (boto3 uses HTTPS, TLS 1.2+), or a deny of
-      other accounts (`aws:PrincipalAccount`/`kms:CallerAccount` not ours).
-      Listing the account root counts as safe because the root user can always
-      repair a bucket policy and the root principal is how a key policy hands
-      control to IAM.
+      `aws:PrincipalArn`) naming the actor, a deny of insecure transport or old
+      TLS (boto3 uses HTTPS, TLS 1.2+), or a deny of other accounts
+      (`aws:PrincipalAccount`/`kms:CallerAccount` not ours). The account root
+      in such a list spares the root user only: `aws:PrincipalArn` holds the
+      root ARN for the root user and for nobody else, so an admin user or role
+      not listed is denied, and only a root login could repair the policy.
     Buckets: only Denies matter (IAM policies grant within the account). Keys: an
     unconditional Allow of the action must name the actor, the account ("ACCOUNT",
-    its root ARN) or "*", and no Deny may apply. `resource_arn` (the bucket or key
-    ARN) lets Denies on other resources (a bucket's objects) be ignored; without it
-    every Deny is taken to cover the policy.
+    its root ARN: that is how a key policy hands control to IAM) or "*", and no
+    Deny may apply. `resource_arn` (the bucket or key ARN) lets Denies on other
+    resources (a bucket's objects) be ignored; without it every Deny is taken to
+    cover the policy. `actor_principal_arn` is what `aws:PrincipalArn` holds for
+    the actor when `caller_principal_arn` cannot tell (a role with a path: the
+    session ARN does not carry it).
     """
     kind = _checked_kind(kind)
     plain = as_document(document)
-    actor = _Actor(actor_arn, account_id)
+    actor = _Actor(actor_arn, account_id, actor_principal_arn)
     resource = resource_arn or f"this {kind}"
     for action in _POLICY_ADMIN_ACTIONS[kind]:
         for statement in statements(plain):
@@ -569,7 +579,7 @@ def _checked_principals(principals: Iterable[str], *, what: str) -> list[str]:
     for arn in principals:
         if not isinstance(arn, str) or not _PRINCIPAL_ARN.match(arn):
             raise BadInput(
-                f"{arn!r} cannot be a {what}: only IAM user, role or account-root ARNs can.",
+                f"{arn!r} cannot be {what}: only IAM user, role or account-root ARNs can.",
                 hint="Use the ARN shown for the user or role, e.g. arn:aws:iam::123456789012:user/alice-laptop.",
             )
         arns.add(arn)
@@ -808,12 +818,12 @@ def _restricted(condition: Any) -> bool:
 class _Actor:
     """The principal applying a policy, as the lock-out check sees it."""
 
-    def __init__(self, arn: str, account_id: str) -> None:
+    def __init__(self, arn: str, account_id: str, principal_arn: str | None = None) -> None:
         self.arn = arn
         self.account_id = account_id
         # A role session is known by its session ARN in Principal and by the
         # role's ARN in aws:PrincipalArn; match either.
-        self.arns = frozenset({arn, caller_principal_arn(arn)})
+        self.arns = frozenset({arn, caller_principal_arn(arn), *filter(None, [principal_arn])})
         partition = arn.split(":")[1] if arn.startswith("arn:") and arn.count(":") >= 2 else "aws"
         self.root = f"arn:{partition}:iam::{account_id}:root"
         # What stands for "the whole account" in a principal.
@@ -847,11 +857,11 @@ def _condition_spares(operator: str, key: str, values: tuple[str, ...], actor: _
         "StringNotEquals",
     ):
         wildcard = operator.endswith("Like")
-        listed = {actor.root, *actor.arns}
+        # Only the actor's own ARNs: a listed root spares the root user alone.
         return any(
             (_wildcard_match(v, arn, ignore_case=False) if wildcard else v == arn)
             for v in values
-            for arn in listed
+            for arn in actor.arns
         )
     if lowered == "aws:securetransport" and operator == "Bool":
         return all(v.lower() == "false" for v in values)

@@ -11,8 +11,17 @@ in its `keyhygiene:groups` tag, plus the roles tagged for those groups), not
 as a delta: a policy that drifted is brought back in line by the same step,
 and the step's sentence says which principals it adds or removes.
 
-Pure functions: no AWS calls, no Textual. Every computed document passes
+Planning is pure: no AWS calls, no Textual. Every computed document passes
 `ensure_within_limit` and `check_lockout` before it becomes a step.
+
+Applying is careful. The documents come from a snapshot that may be minutes
+or hours old, and a policy is written whole: a statement someone added since
+would be lost. So each step runs the local action `policy.put_if_unchanged`,
+which reads the policy again and writes only if it is still the one the plan
+was computed from (the step's `before`); its undo `policy.restore_if_unchanged`
+puts `before` back only while the policy is still the step's `after`. A step
+whose policy names a principal the same plan creates waits for IAM to
+propagate it (tui/propagation.py).
 """
 
 from __future__ import annotations
@@ -23,30 +32,34 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tui.errors import BadInput
+from botocore.exceptions import ClientError
+
+from tui.errors import BadInput, KeyHygieneError
 from tui.model import Bucket, KmsKey, Snapshot, User
-from tui.plans import Call, Step
+from tui.plans import LOCAL, ApplyContext, Call, PlanError, Step, local_action
 from tui.policy_documents import (
     SID_BUCKET_DENY_OTHER_KEY,
     SID_BUCKET_DENY_OTHERS,
     SID_BUCKET_DENY_UNENCRYPTED,
+    PolicyKind,
+    PolicyLockout,
     as_document,
     bucket_policy_with_whitelist,
     caller_principal_arn,
     check_lockout,
     ensure_within_limit,
+    is_listable_principal,
     key_policy_with_whitelist,
     statements,
     whitelisted_principals,
 )
+from tui.propagation import error_code, retry_until_visible
 
 MembersAfter = Mapping[str, Collection[str]]
 
-# The principals bucket_policy_with_whitelist accepts; anything else found in
-# an old exception list (a hand-written wildcard) is not carried over.
-_PRINCIPAL_ARN = re.compile(
-    r"^arn:aws[a-z-]*:iam::\d{12}:(root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)$"
-)
+PUT_IF_UNCHANGED = "policy.put_if_unchanged"
+RESTORE_IF_UNCHANGED = "policy.restore_if_unchanged"
+
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _STEP_ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -55,6 +68,8 @@ def whitelist_steps(
     snapshot: Snapshot,
     members_after: MembersAfter,
     actor_arn: str | None = None,
+    *,
+    new_principals: Collection[str] | None = None,
 ) -> list[Step]:
     """The policy steps that make every bucket and KMS key tagged for one of the
     groups in `members_after` whitelist exactly the members after the change.
@@ -66,15 +81,28 @@ def whitelist_steps(
     `snapshot.caller_arn`): it is kept out of the bucket's deny and checked
     against lock-out.
 
+    `new_principals` are the ARNs the same plan creates (default: the users of
+    `members_after` the snapshot does not know): a step whitelisting one of
+    them retries while S3 or KMS do not know it yet.
+
     Buckets come first, then keys, each sorted by name; a resource whose
     document would not change gets no step. Raises `BadInput` (nothing planned)
     when a policy could not be read or is not valid JSON, and
-    `PolicyTooLarge` / `PolicyLockout` (both `BadInput`) for a refused result.
+    `PolicyTooLarge` / `PolicyLockout` (both `BadInput`) for a refused result,
+    including an actor that a bucket's exception list cannot name.
     """
     actor = actor_arn or snapshot.caller_arn
     members = {
         _canonical_group(snapshot, name): set(users) for name, users in members_after.items()
     }
+    if new_principals is None:
+        new_principals = {
+            user_arn(snapshot, user)
+            for users in members.values()
+            for user in users
+            if snapshot.user(user) is None
+        }
+    waiting = frozenset(new_principals)
     # IAM group names are unique ignoring case; a tag may spell one differently.
     affected = {name.lower() for name in members}
 
@@ -85,13 +113,13 @@ def whitelist_steps(
     for bucket in sorted(snapshot.buckets, key=lambda b: b.name):
         if concerns(bucket):
             principals = principals_after(snapshot, bucket.for_groups, members)
-            step = bucket_policy_step(snapshot, bucket, principals, actor)
+            step = bucket_policy_step(snapshot, bucket, principals, actor, new_principals=waiting)
             if step is not None:
                 steps.append(step)
     for key in sorted(snapshot.kms_keys, key=lambda k: k.label):
         if concerns(key):
             principals = principals_after(snapshot, key.for_groups, members)
-            step = key_policy_step(snapshot, key, principals, actor)
+            step = key_policy_step(snapshot, key, principals, actor, new_principals=waiting)
             if step is not None:
                 steps.append(step)
     return steps
@@ -149,41 +177,46 @@ def user_arn(snapshot: Snapshot, name: str) -> str:
 
 
 def bucket_policy_step(
-    snapshot: Snapshot, bucket: Bucket, principals: Iterable[str], actor_arn: str
+    snapshot: Snapshot,
+    bucket: Bucket,
+    principals: Iterable[str],
+    actor_arn: str,
+    *,
+    new_principals: Collection[str] = (),
 ) -> Step | None:
     """The step that sets `bucket`'s whitelist to `principals`, or None when nothing changes."""
     before = _readable_policy(snapshot, bucket.policy, f"S3 bucket {bucket.name}", "bucket")
-    old_own = _own_bucket_settings(before)
+    old_own = own_bucket_settings(before)
     whitelist = sorted(set(principals))
     after = bucket_policy_with_whitelist(
         before,
         bucket=bucket.name,
         principals=whitelist,
         key_arn=old_own.key_arn or _application_key_arn(snapshot, bucket),
-        keep_admin_arns=_admins_to_keep(snapshot, actor_arn, old_own, before),
+        keep_admin_arns=admins_to_keep(snapshot, actor_arn, old_own, before, bucket=bucket.name),
         require_encryption_header=old_own.require_header,
     )
     if before is not None and after == before:
         return None
-    ensure_within_limit(after, "bucket", f"bucket {bucket.name}")
-    check_lockout(after, "bucket", actor_arn, snapshot.account_id, resource_arn=bucket.arn)
-    undo = (
-        Call("s3", "put_bucket_policy", {"Bucket": bucket.name, "Policy": _json(before)})
-        if before is not None
-        else Call("s3", "delete_bucket_policy", {"Bucket": bucket.name})
-    )
+    check_policy(snapshot, after, "bucket", f"bucket {bucket.name}", actor_arn, bucket.arn)
+    target = {"Bucket": bucket.name}
     return Step(
         id=_step_id("bucket-policy", bucket.name),
         description=_describe(snapshot, f"bucket {bucket.name}", before, after),
-        call=Call("s3", "put_bucket_policy", {"Bucket": bucket.name, "Policy": _json(after)}),
-        undo=undo,
+        call=put_if_unchanged_call(target, after, _waiting_for(after, new_principals)),
+        undo=Call(LOCAL, RESTORE_IF_UNCHANGED, target),
         before=before,
         after=after,
     )
 
 
 def key_policy_step(
-    snapshot: Snapshot, key: KmsKey, principals: Iterable[str], actor_arn: str
+    snapshot: Snapshot,
+    key: KmsKey,
+    principals: Iterable[str],
+    actor_arn: str,
+    *,
+    new_principals: Collection[str] = (),
 ) -> Step | None:
     """The step that sets the KMS key's whitelist to `principals`, or None when nothing changes."""
     before = _readable_policy(snapshot, key.policy, f"KMS key {key.label}", "key")
@@ -198,33 +231,75 @@ def key_policy_step(
     after = key_policy_with_whitelist(before, principals=sorted(set(principals)))
     if after == before:
         return None
-    ensure_within_limit(after, "key", f"KMS key {key.label}")
-    check_lockout(after, "key", actor_arn, snapshot.account_id, resource_arn=key.arn)
-    params = {"KeyId": key.key_id, "PolicyName": "default"}
+    check_policy(snapshot, after, "key", f"KMS key {key.label}", actor_arn, key.arn)
+    target = {"KeyId": key.key_id, "PolicyName": "default"}
     return Step(
         id=_step_id("key-policy", key.key_id),
         description=_describe(snapshot, f"KMS key {key.label}", before, after),
-        call=Call("kms", "put_key_policy", {**params, "Policy": _json(after)}),
-        undo=Call("kms", "put_key_policy", {**params, "Policy": _json(before)}),
+        call=put_if_unchanged_call(target, after, _waiting_for(after, new_principals)),
+        undo=Call(LOCAL, RESTORE_IF_UNCHANGED, target),
         before=before,
         after=after,
     )
+
+
+def put_if_unchanged_call(
+    target: Mapping[str, str], after: Mapping[str, Any], wait_for: Iterable[str] = ()
+) -> Call:
+    """`policy.put_if_unchanged` for a bucket ({"Bucket": name}) or a key ({"KeyId": id, ...}).
+
+    The step carrying it must hold the expected document as `before` (None:
+    no bucket policy). `wait_for` names the new principals worth waiting for.
+    """
+    params: dict[str, Any] = {**target, "Policy": _json(after)}
+    waited = sorted(set(wait_for))
+    if waited:
+        params["WaitFor"] = waited
+    return Call(LOCAL, PUT_IF_UNCHANGED, params)
+
+
+def check_policy(
+    snapshot: Snapshot,
+    document: Mapping[str, Any],
+    kind: PolicyKind,
+    label: str,
+    actor_arn: str,
+    resource_arn: str | None,
+) -> None:
+    """`ensure_within_limit` and `check_lockout`, the actor known by its real ARN
+    (a role's path comes from the snapshot)."""
+    ensure_within_limit(document, kind, label)
+    check_lockout(
+        document,
+        kind,
+        actor_arn,
+        snapshot.account_id,
+        resource_arn=resource_arn,
+        actor_principal_arn=_known_actor_principal(snapshot, actor_arn),
+    )
+
+
+def _waiting_for(after: Mapping[str, Any], new_principals: Collection[str]) -> list[str]:
+    return sorted(whitelisted_principals(after) & set(new_principals))
 
 
 # ---- reading what is there ------------------------------------------------------
 
 
 @dataclass
-class _OwnBucketSettings:
-    """What keyhygiene's earlier statements in a bucket policy chose, to keep it."""
+class OwnBucketSettings:
+    """What keyhygiene's earlier statements in a bucket policy chose, to keep it:
+    the key uploads must name, whether uploads without an encryption header are
+    refused, and who is excepted from KeyHygieneDenyOthers."""
 
     key_arn: str | None = None
     require_header: bool = True
     excepted: tuple[str, ...] = ()
 
 
-def _own_bucket_settings(document: Mapping[str, Any] | None) -> _OwnBucketSettings:
-    found = _OwnBucketSettings()
+def own_bucket_settings(document: Mapping[str, Any] | None) -> OwnBucketSettings:
+    """The choices keyhygiene's statements already in `document` made (defaults if none)."""
+    found = OwnBucketSettings()
     for statement in statements(document):
         sid = statement.get("Sid")
         condition = statement.get("Condition")
@@ -297,38 +372,70 @@ def _application_key_arn(snapshot: Snapshot, bucket: Bucket) -> str | None:
     return None
 
 
-def _admins_to_keep(
+def admins_to_keep(
     snapshot: Snapshot,
     actor_arn: str,
-    old: _OwnBucketSettings,
+    old: OwnBucketSettings,
     before: Mapping[str, Any] | None,
+    *,
+    bucket: str,
 ) -> list[str]:
     """Who stays exempt from KeyHygieneDenyOthers besides the whitelist: the
-    account root, the identity applying the plan (or it could not edit the policy
-    again), and the admins an earlier run kept (the old exceptions that were not
-    whitelisted)."""
+    account root (which spares the root user only), the identity applying the
+    plan (or it could not edit the policy again), and the admins an earlier run
+    kept (the old exceptions that were not whitelisted).
+
+    Raises `PolicyLockout` when the actor cannot be named there (see
+    `admin_principal`): such a policy would deny it the bucket.
+    """
     root = f"arn:{_partition(snapshot)}:iam::{snapshot.account_id}:root"
     previous_whitelist = whitelisted_principals(before)
     earlier_admins = [
-        arn for arn in old.excepted if arn not in previous_whitelist and _PRINCIPAL_ARN.match(arn)
+        arn for arn in old.excepted if arn not in previous_whitelist and is_listable_principal(arn)
     ]
-    keep = {root, *earlier_admins}
-    actor = _actor_principal(snapshot, actor_arn)
-    if _PRINCIPAL_ARN.match(actor):
-        keep.add(actor)
-    # Otherwise (a federated user) the actor cannot be listed; the lock-out
-    # check then decides whether the root's exception is enough.
-    return sorted(keep)
+    return sorted({root, *earlier_admins, admin_principal(snapshot, actor_arn, bucket=bucket)})
 
 
-def _actor_principal(snapshot: Snapshot, actor_arn: str) -> str:
-    """The ARN `aws:PrincipalArn` holds for the actor; a role's real ARN (with its path)."""
-    arn = caller_principal_arn(actor_arn)
-    if ":role/" in arn:
-        role = snapshot.role(arn.rsplit("/", 1)[-1])
-        if role is not None:
-            return role.arn
-    return arn
+def admin_principal(snapshot: Snapshot, actor_arn: str, *, bucket: str) -> str:
+    """The ARN `aws:PrincipalArn` holds when the actor calls: itself for an IAM
+    user or the root, the role's real ARN (with its path) for a role session.
+
+    Raises `PolicyLockout` when no such ARN can be listed: a federated user, an
+    identity that is not IAM's (moto's default `user/moto`), or a session whose
+    role is not in the snapshot (its path is unknown, and a wrong ARN spares
+    nobody). A bucket denying everyone not listed would deny it every S3
+    action, putting and deleting the bucket policy included: only a root login
+    could repair that.
+    """
+    principal = _known_actor_principal(snapshot, actor_arn)
+    if principal is not None:
+        return principal
+    session_role = caller_principal_arn(actor_arn)
+    if session_role != actor_arn:
+        reason = (
+            f"its role {session_role.rsplit('/', 1)[-1]} is not in the loaded account, so "
+            "its exact ARN (a role may have a path) is unknown"
+        )
+    else:
+        reason = "only IAM users, roles and the account root can be named there (aws:PrincipalArn)"
+    raise PolicyLockout(
+        f"Refusing to change the policy of bucket {bucket}: {SID_BUCKET_DENY_OTHERS} denies "
+        f"every S3 action to whoever it does not list, and keyhygiene cannot list {actor_arn}: "
+        f"{reason}. That identity could then not even change the policy back.",
+        actor=actor_arn,
+        resource=f"arn:{_partition(snapshot)}:s3:::{bucket}",
+        action="s3:PutBucketPolicy",
+    )
+
+
+def _known_actor_principal(snapshot: Snapshot, actor_arn: str) -> str | None:
+    """The actor's listable ARN, or None when there is none or it is not known."""
+    principal = caller_principal_arn(actor_arn)
+    if principal != actor_arn:  # an assumed-role session
+        role = snapshot.role(principal.rsplit("/", 1)[-1])
+        same_account = principal.split(":")[4] == snapshot.account_id
+        return role.arn if role is not None and same_account else None
+    return principal if is_listable_principal(principal) else None
 
 
 # ---- wording ---------------------------------------------------------------------
@@ -399,3 +506,165 @@ def _json(document: Mapping[str, Any] | None) -> str:
 
 def _step_id(prefix: str, name: str) -> str:
     return f"{prefix}.{_STEP_ID_SAFE.sub('_', name)}"
+
+
+# ---- applying: write only what was reviewed ------------------------------------------
+
+
+class PolicyChanged(KeyHygieneError):
+    """A policy is no longer the document a plan step was computed from (or left)."""
+
+
+def read_policy(ctx: ApplyContext, target: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The current bucket or key policy as parsed JSON; None when a bucket has none."""
+    if "Bucket" in target:
+        try:
+            text = ctx.client("s3").get_bucket_policy(Bucket=target["Bucket"])["Policy"]
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchBucketPolicy":
+                return None
+            raise
+    else:
+        text = ctx.client("kms").get_key_policy(
+            KeyId=target["KeyId"], PolicyName=target.get("PolicyName", "default")
+        )["Policy"]
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    # Something that is not a JSON object equals no expected document.
+    return document if isinstance(document, dict) else {"(not a JSON object)": str(text)}
+
+
+def same_policy(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Equal as parsed JSON, a one-element list counting as its element
+    ("Action": ["s3:GetObject"] is "Action": "s3:GetObject"), keys in any order."""
+    return _normal(a) == _normal(b)
+
+
+def put_policy_if_unchanged(
+    ctx: ApplyContext,
+    target: Mapping[str, Any],
+    document: Mapping[str, Any],
+    expected: Mapping[str, Any] | None,
+    *,
+    wait: bool = False,
+) -> dict[str, Any]:
+    """Write `document` if the policy is still `expected` (None: no bucket policy).
+
+    Already `document` (a step that took effect before its process died): nothing
+    to do. Anything else raises `PolicyChanged` and writes nothing. `wait`
+    retries the write while a principal it names is not known yet.
+    """
+    current = read_policy(ctx, target)
+    if same_policy(current, document):
+        return {"Written": False}
+    if not same_policy(current, expected):
+        raise PolicyChanged(
+            f"The policy of {_what(target)} changed since the account was read; reload and retry.",
+            hint="Nothing was written to it. Reloading computes the whitelist again from the "
+            "current policy, so the new statements are kept.",
+        )
+    _write_policy(ctx, target, document, wait=wait)
+    return {"Written": True}
+
+
+def restore_policy_if_unchanged(
+    ctx: ApplyContext,
+    target: Mapping[str, Any],
+    applied: Mapping[str, Any] | None,
+    previous: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Put `previous` back if the policy is still `applied`; already `previous`: nothing to do."""
+    current = read_policy(ctx, target)
+    if same_policy(current, previous):
+        return {"Restored": False}
+    if not same_policy(current, applied):
+        raise PolicyChanged(
+            f"The policy of {_what(target)} changed since this plan set it, so it is left "
+            "as it is.",
+            hint="Compare it with the policy before the change (shown in the plan) and fix "
+            "it by hand if needed.",
+        )
+    _write_policy(ctx, target, previous)
+    return {"Restored": True}
+
+
+@local_action(PUT_IF_UNCHANGED)
+def _put_if_unchanged(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The step's `after` (its Policy parameter) over its `before`, or a clear refusal."""
+    step = _running_step(ctx)
+    document = json.loads(params["Policy"])
+    return put_policy_if_unchanged(
+        ctx, params, document, step.before, wait=bool(params.get("WaitFor"))
+    )
+
+
+@local_action(RESTORE_IF_UNCHANGED)
+def _restore_if_unchanged(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Undo of the above: the step's `before` over its `after`.
+
+    With "Marker" and "KeyArn", `after` held the marker where the key created
+    by the plan goes (tui/application.py); the real ARN is swapped in first.
+    """
+    step = _running_step(ctx)
+    applied = step.after
+    if "Marker" in params and applied is not None:
+        applied = _swapped(applied, params["Marker"], params["KeyArn"])
+    return restore_policy_if_unchanged(ctx, params, applied, step.before)
+
+
+def _running_step(ctx: ApplyContext) -> Step:
+    if ctx.step is None:
+        raise PlanError("A policy step can only run as part of a plan (it compares documents).")
+    return ctx.step
+
+
+def _write_policy(
+    ctx: ApplyContext,
+    target: Mapping[str, Any],
+    document: Mapping[str, Any] | None,
+    *,
+    wait: bool = False,
+) -> None:
+    def write() -> None:
+        if "Bucket" in target:
+            s3 = ctx.client("s3")
+            if document is None:
+                s3.delete_bucket_policy(Bucket=target["Bucket"])
+            else:
+                s3.put_bucket_policy(Bucket=target["Bucket"], Policy=_json(document))
+            return
+        if document is None:
+            raise PlanError(f"A KMS key always has a policy; {_what(target)} cannot lose it.")
+        ctx.client("kms").put_key_policy(
+            KeyId=target["KeyId"],
+            PolicyName=target.get("PolicyName", "default"),
+            Policy=_json(document),
+        )
+
+    if wait:
+        retry_until_visible(write, sleep=ctx.sleep, clock=ctx.clock)
+    else:
+        write()
+
+
+def _what(target: Mapping[str, Any]) -> str:
+    return f"bucket {target['Bucket']}" if "Bucket" in target else f"KMS key {target['KeyId']}"
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _normal(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_normal(item) for item in value]
+        return items[0] if len(items) == 1 else items
+    return value
+
+
+def _swapped(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _swapped(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_swapped(item, old, new) for item in value]
+    return new if value == old else value

@@ -49,8 +49,9 @@ def test_create_photos_as_in_the_issue(account: str) -> None:
         "--member",
         "alice-laptop",
         "--yes",
-        "--endpoint-url",
-        account,
+        "--profile",
+        "admin",
+        env=admin_profile(account),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Add application photos: done" in result.stdout
@@ -99,8 +100,9 @@ def test_dry_run_changes_nothing(account: str) -> None:
         "--member",
         "alice-laptop",
         "--dry-run",
-        "--endpoint-url",
-        account,
+        "--profile",
+        "admin",
+        env=admin_profile(account),
     )
     assert result.returncode == 0, result.stderr
     assert "Dry run: nothing was changed." in result.stdout
@@ -110,6 +112,28 @@ def test_dry_run_changes_nothing(account: str) -> None:
     assert iam.list_roles()["Roles"] == []
     assert s3.list_buckets()["Buckets"] == []
     assert kms.list_keys()["Keys"] == []
+
+
+def test_an_identity_a_bucket_policy_cannot_name_is_refused(account: str) -> None:
+    """moto's `testing` key is `arn:aws:sts::…:user/moto`, which no exception list can
+    name: the bucket policy would deny it the bucket, its policy included."""
+    result = run_cli(
+        "app",
+        "create",
+        "photos",
+        "--bucket",
+        "photos-data",
+        "--member",
+        "alice-laptop",
+        "--yes",
+        "--endpoint-url",
+        account,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot list arn:aws:sts::{ACCOUNT}:user/moto" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert client(account, "iam").list_groups()["Groups"] == []
+    assert client(account, "s3").list_buckets()["Buckets"] == []
 
 
 @pytest.mark.parametrize(
@@ -182,6 +206,8 @@ def test_an_aws_failure_exits_3_and_rolls_back(
         return _RefuseTagging(real) if service == "s3" else real
 
     monkeypatch.setattr(Connection, "client", refusing_client)
+    for name, value in admin_profile(account).items():
+        monkeypatch.setenv(name, value)
     code = main(
         [
             "app",
@@ -192,8 +218,8 @@ def test_an_aws_failure_exits_3_and_rolls_back(
             "--member",
             "alice-laptop",
             "--yes",
-            "--endpoint-url",
-            account,
+            "--profile",
+            "admin",
         ]
     )
     out = capsys.readouterr().out

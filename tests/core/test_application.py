@@ -367,6 +367,75 @@ def test_sync_repairs_a_broken_whitelist(aws: Connection) -> None:
     assert plan_sync_application(load_snapshot(aws), "photos").steps == ()
 
 
+def test_a_policy_changed_after_the_snapshot_is_not_overwritten(aws: Connection) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    kms = boto3.client("kms", region_name=REGION)
+    s3.create_bucket(Bucket="legacy-photos")
+    s3.put_bucket_policy(
+        Bucket="legacy-photos",
+        Policy=json.dumps({"Version": "2012-10-17", "Statement": [FOREIGN]}),
+    )
+    key = kms.create_key(Description="made by hand")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/photos", TargetKeyId=key["KeyId"])
+    snapshot = load_snapshot(aws)
+    plan = plan_create_application(snapshot, "photos", ["legacy-photos"], ["alice-laptop"])
+    assert plan.step("bucket-1-policy").call.operation == "policy.put_if_unchanged"
+    assert plan.step("key-policy").call.operation == "policy.put_if_unchanged"
+    # The role is new: both policies name it, so both wait for IAM to know it.
+    assert plan.step("key-policy").call.params["WaitFor"] == [ROLE_ARN]
+    # A statement is added between the review and the apply.
+    changed = {"Version": "2012-10-17", "Statement": [FOREIGN, dict(FOREIGN, Sid="Meanwhile")]}
+    s3.put_bucket_policy(Bucket="legacy-photos", Policy=json.dumps(changed))
+    report = apply_plan(plan, aws)
+    assert [r.step_id for r in report.failed] == ["bucket-1-policy"]
+    assert "changed since the account was read; reload and retry" in report.failed[0].message
+    assert bucket_policy("legacy-photos") == changed
+    assert rollback(report, aws).ok
+    assert bucket_policy("legacy-photos") == changed
+    # Reloaded, the plan keeps the new statement.
+    again = plan_create_application(
+        load_snapshot(aws), "photos", ["legacy-photos"], ["alice-laptop"]
+    )
+    assert apply_plan(again, aws).ok
+    assert "Meanwhile" in by_sid(bucket_policy("legacy-photos"))
+
+
+def test_an_adopted_bucket_gets_its_policy_back_when_a_new_key_plan_fails(
+    aws: Connection,
+) -> None:
+    # The policy step named the new key by a marker; its undo compares with the
+    # real key ARN, taken from the journaled result of the key step.
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="legacy-photos")
+    original = {"Version": "2012-10-17", "Statement": [FOREIGN]}
+    s3.put_bucket_policy(Bucket="legacy-photos", Policy=json.dumps(original))
+    plan = plan_create_application(load_snapshot(aws), "photos", ["legacy-photos"], [])
+    undo = plan.step("bucket-1-policy").undo
+    assert undo is not None and undo.operation == "policy.restore_if_unchanged"
+    clients = _FailingClients(aws, "s3", "put_bucket_tagging")
+    report = apply_plan(plan, clients)
+    assert report.failed[0].step_id == "bucket-1-tag"
+    assert new_key_marker("photos") not in json.dumps(bucket_policy("legacy-photos"))
+    undone = rollback(report, clients)
+    assert undone.ok, undone.render_text()
+    assert bucket_policy("legacy-photos") == original
+
+
+def test_sync_leaves_a_key_policy_changed_since_the_snapshot(aws: Connection) -> None:
+    create(aws, "photos", ["photos-data"], ["alice-laptop"])
+    iam = boto3.client("iam", region_name=REGION)
+    iam.add_user_to_group(GroupName="photos", UserName="bob-desktop")
+    plan = plan_sync_application(load_snapshot(aws), "photos")
+    key = key_of_alias("alias/photos")
+    changed = key_policy(key["KeyId"])
+    changed["Statement"].append(dict(FOREIGN, Resource="*", Action="kms:Decrypt"))
+    kms = boto3.client("kms", region_name=REGION)
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(changed))
+    report = apply_plan(plan, aws)
+    assert [r.step_id for r in report.failed] == [f"key-policy.{key['KeyId']}"]
+    assert key_policy(key["KeyId"]) == changed
+
+
 def test_sync_of_an_unknown_application_is_refused() -> None:
     with pytest.raises(BadInput, match="no application nothing"):
         plan_sync_application(_snapshot(), "nothing")
@@ -536,12 +605,35 @@ def test_a_bucket_whose_policy_could_not_be_read_is_not_adopted() -> None:
 
 
 def test_the_admin_stays_excepted_when_it_acts_through_a_role() -> None:
-    snapshot = _snapshot(caller=f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice")
+    # The session ARN has no path; the snapshot's role has it, and that is what
+    # aws:PrincipalArn holds.
+    ops = Role(name="ops", arn=f"arn:aws:iam::{ACCOUNT}:role/admins/ops")
+    snapshot = _snapshot(caller=f"arn:aws:sts::{ACCOUNT}:assumed-role/ops/alice", roles=(ops,))
     plan = plan_create_application(snapshot, "photos", ["photos-data"], ["alice-laptop"])
     after = plan.step("bucket-1-policy").after
     assert after is not None
     excepted = by_sid(after)["KeyHygieneDenyOthers"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert f"arn:aws:iam::{ACCOUNT}:role/ops" in excepted and ROOT_ARN in excepted
+    assert ops.arn in excepted and ROOT_ARN in excepted
+
+
+@pytest.mark.parametrize(
+    ("caller", "reason"),
+    [
+        (f"arn:aws:sts::{ACCOUNT}:user/moto", "only IAM users, roles and the account root"),
+        (f"arn:aws:sts::{ACCOUNT}:federated-user/alice", "only IAM users, roles and the account"),
+        (f"arn:aws:sts::{ACCOUNT}:assumed-role/ghost/alice", "role ghost is not in the loaded"),
+    ],
+)
+def test_an_admin_the_bucket_policy_cannot_name_is_refused(caller: str, reason: str) -> None:
+    # With only the root excepted, the admin would be denied s3:* on the
+    # bucket, PutBucketPolicy included: only a root login could repair it.
+    with pytest.raises(PolicyLockout, match=reason) as caught:
+        plan_create_application(
+            _snapshot(caller=caller), "photos", ["photos-data"], ["alice-laptop"]
+        )
+    assert caught.value.actor == caller and caller in str(caught.value)
+    # Without buckets nothing denies it anything: the key policy hands control to IAM.
+    plan_create_application(_snapshot(caller=caller), "photos", [], ["alice-laptop"])
 
 
 def test_group_name_case_follows_the_existing_group() -> None:

@@ -33,6 +33,7 @@ from tui.journal import Journal
 from tui.model import DEVICES_GROUP, TAG_GROUPS, Group, Snapshot, User
 from tui.plans import (
     ApplyContext,
+    Results,
     ResumeImpossible,
     apply_plan,
     register_local_action,
@@ -311,6 +312,9 @@ def test_the_whole_checklist_is_applied(account: dict[str, Any]) -> None:
         "bucket-policy.photos-data",
         f"key-policy.{account['key_id']}",
     ]
+    # The policies name a user the same plan creates: they wait for IAM to propagate it.
+    assert plan.step("bucket-policy.photos-data").call.params["WaitFor"] == [ALICE]
+    assert plan.step(f"key-policy.{account['key_id']}").call.params["WaitFor"] == [ALICE]
     journal = Journal.create(plan)
     report = apply_plan(plan, conn, journal=journal, sleep=no_sleep)
     assert report.ok, report.render_text()
@@ -372,7 +376,9 @@ def test_interrupted_enrollment_is_resumed(account: dict[str, Any]) -> None:
         apply_plan(plan, conn, journal=Journal.create(plan), sleep=no_sleep)
     (journal,) = open_enrollments()
     assert journal.status("verify-key") == "running"
-    assert "alice-laptop" in journal.summary() or "Register this computer" in journal.summary()
+    summary = journal.summary()
+    assert summary.startswith("Register this computer as alice-laptop (enroll, started ")
+    assert summary.endswith(": 9 of 12 steps done, step 10 was interrupted")
     report = resume(journal, admin(), sleep=no_sleep)
     assert report.ok, report.render_text()
     assert_enrolled(account)
@@ -390,6 +396,142 @@ def test_interrupted_enrollment_is_rolled_back(account: dict[str, Any]) -> None:
     assert report.ok, report.render_text()
     assert_not_enrolled(account)
     assert open_enrollments() == []
+
+
+class _NotYetKnown:
+    """The admin's clients; S3 does not know the new user for its first two PutBucketPolicy."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.refused = 0
+
+    def client(self, service: str) -> Any:
+        real = self.conn.client(service)
+        return _RefusingPut(real, self) if service == "s3" else real
+
+
+class _RefusingPut:
+    def __init__(self, real: Any, owner: _NotYetKnown) -> None:
+        self._real = real
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "put_bucket_policy":
+            return getattr(self._real, name)
+
+        def put(**params: Any) -> Any:
+            if self._owner.refused < 2:
+                self._owner.refused += 1
+                from botocore.exceptions import ClientError
+
+                error = {"Error": {"Code": "MalformedPolicy", "Message": "Invalid principal"}}
+                raise ClientError(error, "PutBucketPolicy")  # type: ignore[arg-type]
+            return self._real.put_bucket_policy(**params)
+
+        return put
+
+
+def test_the_new_user_is_whitelisted_once_s3_knows_it(account: dict[str, Any]) -> None:
+    clients = _NotYetKnown(admin())
+    slept: list[float] = []
+    report = apply_plan(laptop_plan(admin()), clients, sleep=slept.append)
+    assert report.ok, report.render_text()
+    assert clients.refused == 2
+    assert slept[-2:] == [1, 2]  # after the key check's pause: the propagation waits
+    assert_enrolled(account)
+
+
+class _Recorder:
+    """The admin's clients, recording IAM calls; CreateAccessKey can 'die' after AWS made the key."""
+
+    def __init__(self, conn: Connection, *, crash_in: str = "") -> None:
+        self.conn = conn
+        self.crash_in = crash_in
+        self.calls: list[str] = []
+
+    def client(self, service: str) -> Any:
+        real = self.conn.client(service)
+        return _RecordingIam(real, self) if service == "iam" else real
+
+
+class _RecordingIam:
+    def __init__(self, real: Any, recorder: _Recorder) -> None:
+        self._real = real
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._real, name)
+        if not callable(method) or name == "get_paginator":
+            return method
+
+        def call(**params: Any) -> Any:
+            self._recorder.calls.append(name)
+            result = method(**params)
+            if name == self._recorder.crash_in:
+                raise SimulatedCrash("the process died before the answer was journaled")
+            return result
+
+        return call
+
+
+def test_a_crash_inside_create_access_key_rolls_back_to_nothing(account: dict[str, Any]) -> None:
+    """AWS made the key, the journal never got its id: the rollback still deletes it
+    before the user (on AWS, DeleteUser with a key left fails with DeleteConflict;
+    moto would accept it, so the order of the calls is what is checked)."""
+    conn = admin()
+    plan = laptop_plan(conn)
+    dying = _Recorder(conn, crash_in="create_access_key")
+    with pytest.raises(SimulatedCrash):
+        apply_plan(plan, dying, journal=Journal.create(plan), sleep=no_sleep)
+    (journal,) = open_enrollments()
+    assert journal.status("create-key") == "running"
+    assert "create-key" not in journal.kept_values()
+    iam = account["iam"]
+    (orphan,) = iam.list_access_keys(UserName="alice-laptop")["AccessKeyMetadata"]
+
+    recorder = _Recorder(admin())
+    report = rollback(journal, recorder)
+    assert report.ok, report.render_text()
+    assert report.result("create-key").status == "undone"
+    assert recorder.calls.index("delete_access_key") < recorder.calls.index("delete_user")
+    assert recorder.calls.count("delete_user") == 1
+    assert_not_enrolled(account)
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.list_access_keys(UserName="alice-laptop")
+    assert orphan["AccessKeyId"] not in json.dumps(journal.path.read_text())
+
+
+def test_deleting_the_new_user_clears_what_blocks_delete_user(account: dict[str, Any]) -> None:
+    """The create-user undo alone: keys, memberships and policies go first, then the user."""
+    iam = account["iam"]
+    iam.create_group(GroupName=DEVICES_GROUP)
+    iam.create_user(UserName="alice-laptop")
+    iam.create_access_key(UserName="alice-laptop")
+    iam.create_access_key(UserName="alice-laptop")
+    iam.add_user_to_group(GroupName="photos", UserName="alice-laptop")
+    iam.put_user_policy(
+        UserName="alice-laptop",
+        PolicyName="keyhygiene-expiry",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}],
+            }
+        ),
+    )
+    recorder = _Recorder(admin())
+    ctx = ApplyContext(recorder, Results(), {})
+    undo = enrollment_module._delete_new_user(ctx, {"UserName": "alice-laptop"})
+    assert undo == {"Deleted": True, "AccessKeysDeleted": 2}
+    last = recorder.calls.index("delete_user")
+    assert recorder.calls.count("delete_access_key") == 2
+    for earlier in ("delete_access_key", "remove_user_from_group", "delete_user_policy"):
+        assert recorder.calls.index(earlier) < last
+    assert "alice-laptop" not in {u["UserName"] for u in iam.list_users()["Users"]}
+    # Already gone (an interrupted create-user that never took effect): nothing to do.
+    assert enrollment_module._delete_new_user(ctx, {"UserName": "alice-laptop"}) == {
+        "Deleted": False
+    }
 
 
 def test_a_lost_secret_cannot_be_resumed_only_rolled_back(account: dict[str, Any]) -> None:
@@ -432,7 +574,9 @@ def test_verification_retries_with_backoff_then_gives_up(
     conn = admin()
     report = apply_plan(laptop_plan(conn), conn, sleep=slept.append)
     assert report.ok, report.render_text()
-    assert slept == [1.0, 2.0] and report.kept["verify-key"]["Arn"] == ALICE
+    # Two refusals (backoff), then two answers in a row (one pause between them).
+    assert slept == [1.0, 2.0, 1.0] and report.kept["verify-key"]["Arn"] == ALICE
+    assert len(calls) == 4
 
     monkeypatch.setattr(RefusingSts, "get_caller_identity", _always_refused)
     slept.clear()
@@ -446,6 +590,50 @@ def test_verification_retries_with_backoff_then_gives_up(
     assert rollback(report, conn2).ok
 
 
+def test_verification_needs_consecutive_answers(
+    account: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One answer proves little on AWS: a refusal after it starts the count again."""
+    from botocore.exceptions import ClientError
+
+    answers = iter([True, False, True, True])
+    asked: list[int] = []
+    who = [ALICE]
+
+    class FlakySts:
+        def get_caller_identity(self) -> dict[str, str]:
+            asked.append(1)
+            if not next(answers):
+                raise ClientError({"Error": {"Code": "InvalidClientTokenId"}}, "GetCallerIdentity")
+            return {"Arn": who[0]}
+
+    class FakeSession:
+        def client(self, *args: Any, **kwargs: Any) -> FlakySts:
+            return FlakySts()
+
+    monkeypatch.setattr(enrollment_module, "_profile_session", lambda params: FakeSession())
+    plan = laptop_plan(admin())
+    assert plan.step("verify-key").call.params["successes"] == 2
+    slept: list[float] = []
+    report = apply_plan(plan, admin(), sleep=slept.append)
+    assert report.ok, report.render_text()
+    assert len(asked) == 4 and report.kept["verify-key"]["Arn"] == ALICE
+    assert slept == [1.0, 1.0, 1.0]
+
+    # Answers that never come twice in a row: bounded, and said so.
+    answers = iter([False, True] * 4)
+    asked.clear()
+    who[0] = f"arn:aws:iam::{ACCOUNT}:user/alice-desk"
+    conn = admin()
+    report = apply_plan(
+        laptop_plan(conn, device="desk", profile_name="desk"), conn, sleep=lambda _s: None
+    )
+    assert [r.step_id for r in report.failed] == ["verify-key"]
+    assert len(asked) == 8
+    assert "only 1 time(s) in a row in 8 tries, not the 2 needed" in report.failed[0].message
+    assert rollback(report, conn).ok
+
+
 def _always_refused(self: Any) -> None:
     from botocore.exceptions import ClientError
 
@@ -454,9 +642,7 @@ def _always_refused(self: Any) -> None:
 
 def test_a_bucket_policy_that_is_not_json_stops_the_plan(account: dict[str, Any]) -> None:
     account["s3"].put_bucket_policy(Bucket="photos-data", Policy="{not json")
-    with pytest.raises(
-        BadInput, match="not a JSON object"
-    ):
+    with pytest.raises(BadInput, match="not a JSON object"):
         laptop_plan(admin())
     assert "alice-laptop" not in {u["UserName"] for u in account["iam"].list_users()["Users"]}
 

@@ -393,8 +393,58 @@ def test_deny_others_without_the_actor_or_root_is_refused() -> None:
     assert SID_BUCKET_DENY_OTHERS in str(caught.value)
     # A whitelisted computer applying it would keep access.
     check_lockout(policy, "bucket", ALICE, ACCOUNT)
-    # The root in the exception list is enough (the root can always repair a bucket policy).
-    check_lockout(whitelist_bucket(None, keep_admin_arns=(ROOT,)), "bucket", ADMIN, ACCOUNT)
+
+
+def test_a_listed_root_spares_the_root_user_only() -> None:
+    # aws:PrincipalArn is the root ARN for the root user alone: an admin user
+    # not listed is denied s3:* on the bucket, its policy included.
+    root_only = whitelist_bucket(None, keep_admin_arns=(ROOT,))
+    with pytest.raises(PolicyLockout, match=SID_BUCKET_DENY_OTHERS) as caught:
+        check_lockout(root_only, "bucket", ADMIN, ACCOUNT, resource_arn=BUCKET_ARN)
+    assert caught.value.actor == ADMIN and ADMIN in str(caught.value)
+    check_lockout(root_only, "bucket", ROOT, ACCOUNT, resource_arn=BUCKET_ARN)
+    # The same with a wildcard or a string operator: the root entry still spares nobody else.
+    for operator in ("ArnLike", "StringNotEquals"):
+        deny = {
+            "Sid": "OnlyRoot",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [BUCKET_ARN, f"{BUCKET_ARN}/*"],
+            "Condition": {
+                operator if operator != "ArnLike" else "ArnNotLike": {"aws:PrincipalArn": ROOT}
+            },
+        }
+        with pytest.raises(PolicyLockout, match="OnlyRoot"):
+            check_lockout({"Statement": [deny]}, "bucket", ADMIN, ACCOUNT)
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        f"arn:aws:sts::{ACCOUNT}:federated-user/alice",
+        f"arn:aws:sts::{ACCOUNT}:user/moto",  # moto's default identity
+    ],
+)
+def test_an_actor_no_exception_list_can_name_is_locked_out(actor: str) -> None:
+    policy = whitelist_bucket(None, keep_admin_arns=(ROOT, ADMIN))
+    with pytest.raises(PolicyLockout) as caught:
+        check_lockout(policy, "bucket", actor, ACCOUNT, resource_arn=BUCKET_ARN)
+    assert caught.value.actor == actor
+    with pytest.raises(BadInput, match="cannot be an admin principal"):
+        whitelist_bucket(None, keep_admin_arns=(ROOT, actor))
+
+
+def test_a_role_with_a_path_is_known_by_its_real_arn() -> None:
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/alice"
+    real_role = f"arn:aws:iam::{ACCOUNT}:role/ops/Admin"
+    policy = whitelist_bucket(None, keep_admin_arns=(ROOT, real_role))
+    # The session ARN has no path: alone it does not match the listed role.
+    with pytest.raises(PolicyLockout):
+        check_lockout(policy, "bucket", session, ACCOUNT, resource_arn=BUCKET_ARN)
+    check_lockout(
+        policy, "bucket", session, ACCOUNT, resource_arn=BUCKET_ARN, actor_principal_arn=real_role
+    )
 
 
 def test_foreign_unconditional_deny_is_refused() -> None:
