@@ -64,6 +64,8 @@ ROTATE_OWN_KEY_POLICY = "keyhygiene-rotate-own-key"
 ROTATE_OWN_KEY_ACTIONS = (
     "iam:CreateAccessKey",
     "iam:DeleteAccessKey",
+    # Rotation reads when a key it may have orphaned was last used before deleting it.
+    "iam:GetAccessKeyLastUsed",
     "iam:GetUser",
     "iam:ListAccessKeys",
     "iam:UpdateAccessKey",

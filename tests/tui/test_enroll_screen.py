@@ -46,6 +46,12 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
     )
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
+        # An admin user's key: moto's default `testing` key answers as `user/moto`,
+        # which a bucket policy cannot name (the lock-out check refuses it).
+        iam.create_user(UserName="admin")
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         for group in ("photos", "music"):
             iam.create_group(GroupName=group)
         iam.create_user(UserName="bob-phone")
@@ -133,7 +139,10 @@ async def test_bad_input_is_shown_and_nothing_planned(conn: Connection) -> None:
         await pilot.press("escape")
         await pilot.pause()
     assert app.result is None
-    assert [u["UserName"] for u in boto3.client("iam").list_users()["Users"]] == ["bob-phone"]
+    assert [u["UserName"] for u in boto3.client("iam").list_users()["Users"]] == [
+        "admin",
+        "bob-phone",
+    ]
 
 
 async def test_cancelling_the_plan_returns_to_the_form(conn: Connection) -> None:
