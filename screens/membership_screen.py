@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -24,8 +23,12 @@ from screens.plan_screen import PlanScreen
 from tui.errors import KeyHygieneError
 from tui.membership import (
     DEFAULT_MAX_DURATION,
+    Candidates,
+    MembershipAction,
+    candidates,
     describe_duration,
     format_expiry,
+    loan_of,
     parse_duration,
     plan_add_member,
     plan_grant,
@@ -33,8 +36,6 @@ from tui.membership import (
 )
 from tui.model import Snapshot, User
 from tui.plans import ApplyReport, ClientProvider, Plan
-
-MembershipAction = Literal["add", "remove", "lend"]
 
 DURATION_CHOICES: tuple[tuple[str, str], ...] = (
     ("30 minutes", "30m"),
@@ -99,7 +100,7 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
         max_duration: timedelta = DEFAULT_MAX_DURATION,
     ) -> None:
         super().__init__()
-        if action not in _TITLES:
+        if action not in _TITLES:  # the core says the same; here before any widget exists
             raise ValueError(f"Unknown membership action {action!r}.")
         self.snapshot = snapshot
         self.clients = clients
@@ -147,48 +148,32 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     def on_mount(self) -> None:
         if self.action == "lend":
             self._show_expiry()
-        if not self.user_choices() and self.fixed_user is None:
-            self._show_message("There is no computer to choose from.", error=True)
-        elif not self.group_choices() and self.fixed_group is None:
-            self._show_message(self._no_group_reason(), error=True)
+        offered = self._candidates()
+        if offered.why_none:
+            self._show_message(offered.why_none, error=True)
         pickers = list(self.query("Select, Input"))
         (pickers[0] if pickers else self.query_one("#review", Button)).focus()
 
-    # ---- what can be picked
+    # ---- what can be picked (the rules are the core's: tui.membership.candidates)
 
-    def _user(self) -> User | None:
-        return self.snapshot.user(self.fixed_user) if self.fixed_user else None
+    def _candidates(self) -> Candidates:
+        return candidates(self.snapshot, self.action, self.fixed_user, self.fixed_group)
 
     def user_choices(self) -> list[tuple[str, str]]:
         """(label, user name) of the computers this action can apply to, for the fixed group."""
         group = self.snapshot.group(self.fixed_group) if self.fixed_group else None
-        choices = []
-        for user in self.snapshot.users:
-            member = group is not None and group.name in user.groups
-            loan = user.grants().get(group.name) if group else None
-            if self.action == "remove":
-                if group is not None and not member:
-                    continue
-            elif user.revoked or (member and loan is None and group is not None):
-                continue
-            choices.append((self._user_label(user, loan), user.name))
-        return choices
+        return [
+            (self._user_label(user, loan_of(user, group) if group else None), user.name)
+            for user in self._candidates().users
+        ]
 
     def group_choices(self) -> list[tuple[str, str]]:
         """(label, group name) of the groups this action can apply to, for the fixed user."""
-        user = self._user()
+        user = self.snapshot.user(self.fixed_user) if self.fixed_user else None
         choices = []
-        for group in self.snapshot.groups:
-            member = user is not None and group.name in user.groups
-            loan = user.grants().get(group.name) if user else None
-            if self.action == "remove":
-                if user is not None and not member:
-                    continue
-            elif user is not None and member and loan is None:
-                continue
-            label = group.name
-            if loan is not None:
-                label += f"  (on loan until {loan})"
+        for group in self._candidates().groups:
+            loan = loan_of(user, group) if user else None
+            label = f"{group.name}  (on loan until {loan})" if loan else group.name
             choices.append((label, group.name))
         return choices
 
@@ -196,12 +181,6 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     def _user_label(user: User, loan: str | None) -> str:
         label = f"{user.name}  ({user.hostname})" if user.hostname else user.name
         return label + (f"  (on loan until {loan})" if loan else "")
-
-    def _no_group_reason(self) -> str:
-        name = self.fixed_user or "this computer"
-        if self.action == "remove":
-            return f"{name} is in no group."
-        return f"{name} is already a permanent member of every group."
 
     # ---- duration
 

@@ -1,6 +1,14 @@
-"""Runs that were cut short: finish them, roll them back, or leave them."""
+"""Runs that were cut short: finish them, roll them back, or leave them.
+
+Only the choices that are safe for the run's kind are shown (tui/recovery.py
+says which and why): a revoke is neither finished nor rolled back from here,
+a sweep is never rolled back.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,7 +19,18 @@ from textual.widgets import Button, Static
 
 from tui.errors import KeyHygieneError
 from tui.plans import ClientProvider
-from tui.recovery import InterruptedRun, abandon, finish, roll_back
+from tui.recovery import (
+    InterruptedRun,
+    RecoveryResult,
+    abandon,
+    describe_unexpected,
+    finish,
+    roll_back,
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class RecoveryScreen(ModalScreen[bool]):
@@ -29,10 +48,17 @@ class RecoveryScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape", "later", "Later")]
 
-    def __init__(self, runs: list[InterruptedRun], clients: ClientProvider) -> None:
+    def __init__(
+        self,
+        runs: list[InterruptedRun],
+        clients: ClientProvider,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.runs = list(runs)
         self.clients = clients
+        self.clock = clock
         self.changed = False
         self.busy = False
 
@@ -57,19 +83,36 @@ class RecoveryScreen(ModalScreen[bool]):
         if len(self.runs) > 1:
             text += f"\n\n({len(self.runs) - 1} more after this one)"
         self.query_one("#recovery-summary", Static).update(text)
-        self.query_one("#finish", Button).disabled = not run.can_finish
         self.query_one("#recovery-report", Static).update("")
+        self._enable_buttons()
+
+    def _enable_buttons(self) -> None:
+        """Show only what is safe for the current run; all enabled unless busy."""
+        run = self.runs[0]
+        offered = {"finish": run.can_finish, "rollback": run.can_roll_back}
+        for button in self.query(Button):
+            button.display = offered.get(button.id or "", True)
+            button.disabled = self.busy
+        focus = next(
+            (b for b in self.query(Button) if b.display and b.id in ("finish", "rollback")),
+            self.query_one("#forget", Button),
+        )
+        focus.focus()
 
     @on(Button.Pressed, "#finish")
     def _finish(self) -> None:
-        self._run("finish")
+        if self.runs and self.runs[0].can_finish:
+            self._run("finish")
 
     @on(Button.Pressed, "#rollback")
     def _rollback(self) -> None:
-        self._run("rollback")
+        if self.runs and self.runs[0].can_roll_back:
+            self._run("rollback")
 
     @on(Button.Pressed, "#forget")
     def _forget(self) -> None:
+        if self.busy:
+            return
         abandon(self.runs[0])
         self._next()
 
@@ -82,8 +125,7 @@ class RecoveryScreen(ModalScreen[bool]):
         if self.busy:
             return
         self.busy = True
-        for button in self.query(Button):
-            button.disabled = True
+        self._enable_buttons()
         self.query_one("#recovery-report", Static).update("Working …")
         self._apply(what)
 
@@ -91,23 +133,35 @@ class RecoveryScreen(ModalScreen[bool]):
     def _apply(self, what: str) -> None:
         run = self.runs[0]
         try:
-            report = (finish if what == "finish" else roll_back)(run, self.clients)
-            text, ok = report.render_text(), report.ok
+            if what == "finish":
+                now = self.clock() if self.clock else self._app_now()
+                result = finish(run, self.clients, now=now)
+            else:
+                result = roll_back(run, self.clients)
         except KeyHygieneError as exc:
-            text, ok = str(exc), False
-        self.app.call_from_thread(self._done, text, ok)
+            result = RecoveryResult(False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the screen stuck busy
+            result = RecoveryResult(
+                False,
+                f"Unexpected error ({describe_unexpected(exc)}). The run is left as it was "
+                "found, or in part: look at it again at the next start.",
+            )
+        self.app.call_from_thread(self._done, result)
 
-    def _done(self, text: str, ok: bool) -> None:
+    def _app_now(self) -> datetime:
+        # The App's injectable clock when it has one (tests), else the real one.
+        now = getattr(self.app, "now", None)
+        return now() if callable(now) else _utc_now()
+
+    def _done(self, result: RecoveryResult) -> None:
         self.busy = False
         self.changed = True
-        self.query_one("#recovery-report", Static).update(text)
-        for button in self.query(Button):
-            button.disabled = False
-        if ok:
-            self.notify("Done.")
+        self.query_one("#recovery-report", Static).update(result.text)
+        self._enable_buttons()
+        if result.ok:
+            headline = result.text.strip().splitlines()[0] if result.text.strip() else "Done."
+            self.notify(headline, title="Interrupted run")
             self._next()
-        else:
-            self.query_one("#finish", Button).disabled = not self.runs[0].can_finish
 
     def _next(self) -> None:
         self.runs.pop(0)

@@ -24,6 +24,7 @@ from tui.errors import KeyHygieneError
 from tui.journal import Journal
 from tui.model import Snapshot, User
 from tui.plans import Plan, PlanEvent, apply_plan
+from tui.recovery import describe_unexpected
 from tui.revoke import (
     ContainmentTimer,
     RevokeReport,
@@ -201,6 +202,11 @@ class RevokeScreen(ModalScreen[RevokeReport | None]):
         except KeyHygieneError as exc:
             self.app.call_from_thread(self._load_failed, str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the screen waiting
+            self.app.call_from_thread(
+                self._load_failed, f"Unexpected error ({describe_unexpected(exc)})."
+            )
+            return
         self.app.call_from_thread(self._show_plan, target, extras, plan)
 
     def _load_failed(self, message: str) -> None:
@@ -271,6 +277,13 @@ class RevokeScreen(ModalScreen[RevokeReport | None]):
             )
         except KeyHygieneError as exc:
             self.app.call_from_thread(self._apply_failed, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the screen stuck running
+            self.app.call_from_thread(
+                self._apply_failed,
+                f"Unexpected error ({describe_unexpected(exc)}). Some steps may have run: "
+                "revoke again, it does only what is missing.",
+            )
             return
         assert self.user is not None
         summary = revoke_report(report, self.user, timer=timer, snapshot=self.target)

@@ -17,6 +17,8 @@ Lending again moves the expiry; ending early or the sweep (once the expiry is
 past) removes all four. The sweep is safe to run twice and while another
 keyhygiene runs: its first step re-reads the tags and stops if a loan changed
 since the snapshot, and its removals accept what another sweep already did.
+It runs forward only: undoing a sweep would give expired loans back, so a
+failure is reported and the next sweep finishes the job (see `plan_sweep`).
 
 What the expiry policy denies. A user may hold several loans and permanent
 groups at once, and one inline policy must end each loan at its own time
@@ -43,9 +45,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 from tui.errors import BadInput, KeyHygieneError
 from tui.model import (
@@ -62,11 +64,9 @@ from tui.plans import (
     ClientProvider,
     Plan,
     PlanEvent,
-    Ref,
     Step,
     apply_plan,
     local_action,
-    rollback,
 )
 from tui.policy_documents import POLICY_VERSION, caller_principal_arn
 
@@ -78,6 +78,10 @@ MAX_TAGS_PER_USER = 50
 USER_INLINE_POLICIES_LIMIT = 2_048
 TAG_KEY_LIMIT = 128
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
+SWEEP_KIND = "sweep"  # the plan kind of a sweep: forward only, never resumed nor rolled back
+
+MembershipAction = Literal["add", "remove", "lend"]
+MEMBERSHIP_ACTIONS: tuple[MembershipAction, ...] = ("add", "remove", "lend")
 
 # Tag keys accept fewer characters than IAM names: no comma.
 _TAG_KEY_CHARS = re.compile(r"^[\w.:/=+\-@ ]+$")
@@ -489,8 +493,12 @@ def _check_group_room(user: User, group: Group) -> None:
         )
 
 
+def _is_actor(snapshot: Snapshot, user: User) -> bool:
+    return user.arn == caller_principal_arn(snapshot.caller_arn)
+
+
 def _check_not_actor(snapshot: Snapshot, user: User) -> None:
-    if user.arn == caller_principal_arn(snapshot.caller_arn):
+    if _is_actor(snapshot, user):
         raise BadInput(
             f"{user.name} is the identity running keyhygiene: lending it a group would give "
             "it an expiry policy that could deny it the rights it needs to sweep. Nothing was "
@@ -536,6 +544,108 @@ def _unreadable_grants_warning(user: User) -> list[str]:
         f"{user.name}'s loan of {', '.join(bad)} has an unreadable expiry tag; its expiry "
         "policy leaves it out and `keyhygiene sweep` will remove it."
     ]
+
+
+# --------------------------------------------------------------------------- what to offer
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The computers and groups a membership action can be asked for, as a picker offers them.
+
+    Both lists are empty together (a user is offered for some group, a group for
+    some user); `why_none` then says why, in a sentence.
+    """
+
+    users: tuple[User, ...]
+    groups: tuple[Group, ...]
+    why_none: str = ""
+
+
+def loan_of(user: User, group: Group) -> str | None:
+    """The expiry tagged for `user`'s loan of `group` (group names ignore case), if any."""
+    return _grant_value(user, group)
+
+
+def eligible(snapshot: Snapshot, action: MembershipAction, user: User, group: Group) -> bool:
+    """Whether `action` makes sense for this user and group (the plan may still refuse it,
+    saying why: ten groups already, a policy over its size limit ...).
+
+    - remove: a member, or a loan (even half-applied: the tag without the membership);
+    - add: not revoked, and not a permanent member already (a loan becomes permanent);
+    - lend: the same, and not the identity running keyhygiene (see `plan_grant`).
+    """
+    loan = _grant_value(user, group)
+    member = _in_group(user, group)
+    if action == "remove":
+        return member or loan is not None
+    if user.revoked or (member and loan is None):
+        return False
+    return not (action == "lend" and _is_actor(snapshot, user))
+
+
+def candidates(
+    snapshot: Snapshot,
+    action: MembershipAction,
+    user: str | None = None,
+    group: str | None = None,
+) -> Candidates:
+    """The users and groups to offer for `action`, given the user or the group already chosen.
+
+    A user is offered when some group (the chosen one, or any) makes sense with
+    it, and a group when some user (the chosen one, or any) does, by
+    `eligible`. Names are matched without regard to case, as IAM does.
+    """
+    if action not in MEMBERSHIP_ACTIONS:
+        raise ValueError(f"Unknown membership action {action!r}.")
+    fixed_user = snapshot.user(user.strip()) if user else None
+    fixed_group = snapshot.group(group.strip()) if group else None
+    user_pool = (fixed_user,) if fixed_user else (() if user else snapshot.users)
+    group_pool = (fixed_group,) if fixed_group else (() if group else snapshot.groups)
+    users = tuple(u for u in user_pool if any(eligible(snapshot, action, u, g) for g in group_pool))
+    groups = tuple(
+        g for g in group_pool if any(eligible(snapshot, action, u, g) for u in user_pool)
+    )
+    if users:
+        return Candidates(users, groups)
+    return Candidates((), (), _why_none(snapshot, action, user, fixed_user, group, fixed_group))
+
+
+def _why_none(
+    snapshot: Snapshot,
+    action: MembershipAction,
+    user_name: str | None,
+    user: User | None,
+    group_name: str | None,
+    group: Group | None,
+) -> str:
+    if user_name and user is None:
+        return f"There is no IAM user {user_name.strip()!r}."
+    if group_name and group is None:
+        return f"There is no IAM group {group_name.strip()!r}."
+    if not snapshot.users:
+        return "There is no computer in the account."
+    if not snapshot.groups:
+        return "There is no group in the account."
+    if user is None:
+        if action == "remove":
+            where = f"group {group.name}" if group else "any group"
+            return f"No computer is in {where} or on loan of it."
+        where = group.name if group else "every group"
+        return f"Every computer is a permanent member of {where} already, or revoked."
+    if action != "remove" and user.revoked:
+        return f"{user.name} is revoked: it cannot join or borrow a group."
+    if action == "lend" and _is_actor(snapshot, user):
+        return (
+            f"{user.name} is the identity running keyhygiene: it cannot be lent a group "
+            "(its expiry policy could deny it the rights it needs to sweep)."
+        )
+    if action == "remove" and group is not None:
+        return f"{user.name} is not in {group.name} and has no loan of it."
+    if action == "remove":
+        return f"{user.name} is in no group."
+    where = group.name if group else "every group"
+    return f"{user.name} is already a permanent member of {where}."
 
 
 # --------------------------------------------------------------------------- plans
@@ -690,18 +800,29 @@ def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
 def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
     """Remove every loan whose expiry is past at `now` (an empty plan when there is none).
 
-    Safe to run twice and while another keyhygiene runs: the first step checks
-    that the loans are still tagged as the snapshot saw them (so a loan
-    extended or ended meanwhile is not swept from stale data), and the
-    removals tolerate what another sweep already removed.
+    Forward only: nothing in a sweep is ever undone, because undoing it would
+    give expired loans back. A failure is reported and the next sweep, which
+    starts from the account as it is then, finishes the job. So every step
+    accepts what is already done (by an earlier sweep, or another keyhygiene
+    running at the same time), and the order keeps the account safe wherever
+    a run stops:
+    1. a check that the loans are still tagged as the snapshot saw them (a
+       loan extended or ended meanwhile is not swept from stale data); its
+       failure stops the sweep before anything changes;
+    2. the memberships and the whitelist entries go (each may fail alone: it
+       only takes access away);
+    3. a gate: only when all of step 2 succeeded do
+    4. the expiry policies and the tags go. Until then AWS keeps denying the
+       expired loans, and the tags let the next sweep find them again.
     """
     expired = expired_grants(snapshot, now)
     if not expired:
-        return Plan("sweep", "Sweep expired loans: none", ())
+        return Plan(SWEEP_KIND, "Sweep expired loans: none", ())
     by_user: dict[str, list[Grant]] = {}
     for grant in expired:
         by_user.setdefault(grant.user, []).append(grant)
     steps: list[Step] = [_check_grants_step(expired)]
+    taking_away: list[Step] = []
     members_after: dict[str, set[str]] = {}
     warnings: list[str] = []
     for index, grant in enumerate(expired, 1):
@@ -712,22 +833,19 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
                 f"{user.name}'s loan of {grant.group} has an unreadable expiry "
                 f"({grant.expiry_text!r}): it is swept as if expired."
             )
-        if group is None or not _in_group(user, group):
+        if group is None:
             continue
-        steps.append(_sweep_remove_step(index, user, group, grant))
+        if _in_group(user, group):
+            taking_away.append(_sweep_remove_step(index, user, group, grant))
+        # Even when the membership is gone already (an earlier sweep stopped
+        # after removing it): the whitelists may still name the user.
         members_after.setdefault(group.name, _members(group)).discard(user.name)
-    steps.extend(_whitelist_steps(snapshot, members_after))
+    taking_away.extend(_whitelist_steps(snapshot, members_after))
+    steps.extend(_forward_only(step) for step in taking_away)
+    if taking_away:
+        steps.append(_sweep_gate_step([step.id for step in taking_away]))
     for index, (user_name, grants) in enumerate(sorted(by_user.items()), 1):
         user = _find_user(snapshot, user_name)
-        names = ", ".join(g.group for g in grants)
-        steps.append(
-            _untag_step(
-                f"sweep-untag-{index}",
-                user,
-                {g.tag_key: g.expiry_text for g in grants},
-                why=f"its loan of {names} expired",
-            )
-        )
         swept = {g.group.lower() for g in grants}
         remaining = {g: t for g, t in _readable_grants(user).items() if g.lower() not in swept}
         policy = expiry_policy(
@@ -736,12 +854,18 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
             remaining,
             groups_after=[g for g in user.groups if g.lower() not in swept],
         )
-        steps.extend(
-            _expiry_policy_steps(user, policy, step_id=f"sweep-expiry-{index}", tolerant=True)
-        )
+        policy_steps = [
+            _forward_only(step)
+            for step in _expiry_policy_steps(
+                user, policy, step_id=f"sweep-expiry-{index}", tolerant=True
+            )
+        ]
+        steps.extend(policy_steps)
+        # The tag last: while it stays, the next sweep finds the loan again.
+        steps.append(_sweep_untag_step(index, user, grants, [s.id for s in policy_steps]))
     count = len(expired)
     return Plan(
-        "sweep",
+        SWEEP_KIND,
         f"Sweep {count} expired loan{'s' if count != 1 else ''}",
         tuple(steps),
         tuple(warnings),
@@ -760,7 +884,6 @@ class SweepOutcome:
     plan: Plan
     grants: tuple[Grant, ...]  # the expired loans the plan removes
     report: ApplyReport | None = None  # None: nothing had expired, nothing ran
-    rolled_back: ApplyReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -768,17 +891,43 @@ class SweepOutcome:
 
     @property
     def message(self) -> str:
-        """ "" when nothing expired; else what was removed, or why nothing was."""
+        """ "" when nothing expired; else what was removed, or why not all of it was."""
         if self.report is None:
             return ""
-        loans = ", ".join(f"{g.user} from {g.group}" for g in self.grants)
-        count = len(self.grants)
-        if self.report.ok:
-            return f"Removed {count} expired loan{'s' if count != 1 else ''}: {loans}."
-        failed = next((r for r in self.report.results if r.status == "failed"), None)
-        why = f": {failed.message}" if failed and failed.message else ""
-        undone = " What was done was rolled back." if self.rolled_back is not None else ""
-        return f"Could not remove the expired loans ({loans}){why}.{undone}"
+        return sweep_summary(self.report, self.grants)
+
+
+def sweep_summary(report: ApplyReport, grants: Sequence[Grant]) -> str:
+    """One paragraph on a sweep's run, for the TUI's notification and the command line."""
+    loans = ", ".join(f"{g.user} from {g.group}" for g in grants)
+    count = len(grants)
+    if report.ok:
+        return f"Removed {count} expired loan{'s' if count != 1 else ''}: {loans}."
+    failed = [r for r in report.results if r.status == "failed"]
+    why = f": {failed[0].message.rstrip('.')}" if failed and failed[0].message else ""
+    more = f" ({len(failed) - 1} more step(s) failed)" if len(failed) > 1 else ""
+    if not report.done:
+        return (
+            f"Could not remove the expired loans ({loans}){why}{more}. Nothing was changed: "
+            "the next sweep reads the account afresh."
+        )
+    return (
+        f"Could not remove the expired loans ({loans}){why}{more}. Nothing is rolled back "
+        "(that would give expired loans back): AWS keeps denying them, and the next sweep "
+        "finishes the job."
+    )
+
+
+def close_sweep_journal(report: ApplyReport) -> None:
+    """A sweep is never resumed nor rolled back: the next one starts afresh.
+
+    So a sweep that did not finish leaves no open journal behind, and the next
+    start does not offer to finish or undo it (the journal stays, as history,
+    in journals/done/ with the state "abandoned").
+    """
+    journal = report.journal
+    if journal is not None and journal.is_open:
+        journal.abandon()
 
 
 def apply_sweep(
@@ -788,7 +937,7 @@ def apply_sweep(
     now: datetime,
     on_event: Callable[[PlanEvent], None] | None = None,
 ) -> SweepOutcome:
-    """Compute and apply the sweep with a journal; roll back a failed run.
+    """Compute and apply the sweep with a journal, forward only (see `plan_sweep`).
 
     Blocking (AWS calls): the TUI runs it in a thread worker at start and
     shows `outcome.message` when it is not empty.
@@ -800,10 +949,8 @@ def apply_sweep(
     if not plan.steps:
         return SweepOutcome(plan, grants)
     report = apply_plan(plan, clients, journal=Journal.create(plan), on_event=on_event)
-    undone = None
-    if not report.ok and report.done:
-        undone = rollback(report, clients, on_event=on_event)
-    return SweepOutcome(plan, grants, report, undone)
+    close_sweep_journal(report)
+    return SweepOutcome(plan, grants, report)
 
 
 # --------------------------------------------------------------------------- steps
@@ -944,12 +1091,41 @@ def _sweep_remove_step(index: int, user: User, group: Group, grant: Grant) -> St
         id=f"sweep-remove-{index}",
         description=f"Remove {user.name} from group {group.name}: its loan ended {grant.expiry_text}",
         call=Call("local", "membership.remove_user_from_group", params),
-        undo=Call(
-            "local",
-            "membership.restore_membership",
-            {**params, "Removed": Ref(f"sweep-remove-{index}", "Removed")},
-        ),
         keep=("Removed",),
+    )
+
+
+def _forward_only(step: Step) -> Step:
+    """A sweep step: never undone, and its failure does not stop the others."""
+    return replace(step, undo=None, must_succeed=False)
+
+
+def _sweep_gate_step(step_ids: Sequence[str]) -> Step:
+    return Step(
+        id="sweep-gate",
+        description="Go on only if every membership and whitelist entry above is gone: "
+        "otherwise the expiry policies and tags stay, so that AWS keeps denying the expired "
+        "loans and the next sweep finds them again",
+        call=Call("local", "membership.require_done", {"Steps": list(step_ids)}),
+    )
+
+
+def _sweep_untag_step(
+    index: int, user: User, grants: Sequence[Grant], after: Sequence[str]
+) -> Step:
+    names = ", ".join(g.group for g in grants)
+    keys = sorted(g.tag_key for g in grants)
+    return Step(
+        id=f"sweep-untag-{index}",
+        description=f"Remove tag{'s' if len(keys) != 1 else ''} {', '.join(keys)} from "
+        f"{user.name}: its loan of {names} expired"
+        + (" (only if its expiry policy step succeeded)" if after else ""),
+        call=Call(
+            "local",
+            "membership.untag_user",
+            {"UserName": user.name, "TagKeys": keys, "OnlyAfter": list(after)},
+        ),
+        must_succeed=False,
     )
 
 
@@ -1023,12 +1199,56 @@ def _remove_user_from_group(ctx: ApplyContext, params: Mapping[str, Any]) -> Map
 
 @local_action("membership.restore_membership")
 def _restore_membership(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The undo of the tolerant removal: add back only what this run removed."""
+    """The undo of the tolerant removal in journals written before sweeps became
+    forward only: add back only what that run removed. New plans never use it."""
     if params.get("Removed"):
         ctx.client("iam").add_user_to_group(
             UserName=params["UserName"], GroupName=params["GroupName"]
         )
     return {}
+
+
+class StepsNotDone(KeyHygieneError):
+    """A sweep step that must wait for earlier ones, some of which did not succeed."""
+
+
+def _require_done_steps(ctx: ApplyContext, step_ids: Sequence[str], then: str) -> None:
+    # Every step this run (or a journaled earlier run) did has a record.
+    missing = [step_id for step_id in step_ids if step_id not in ctx.record]
+    if missing:
+        raise StepsNotDone(
+            f"{len(missing)} earlier step(s) did not succeed ({', '.join(missing)}): {then}",
+            hint="Fix the cause, then run the sweep again: it starts from the account as it is.",
+        )
+
+
+@local_action("membership.require_done")
+def _require_done(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    _require_done_steps(
+        ctx,
+        params["Steps"],
+        "the expiry policies and tags stay, so AWS keeps denying the expired loans.",
+    )
+    return {"Checked": len(params["Steps"])}
+
+
+@local_action("membership.untag_user")
+def _untag_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """untag_user once the steps it waits for are done; a user gone is no error."""
+    from botocore.exceptions import ClientError
+
+    _require_done_steps(
+        ctx,
+        params.get("OnlyAfter", ()),
+        "the tag stays, so that the next sweep finds the loan again.",
+    )
+    try:
+        ctx.client("iam").untag_user(UserName=params["UserName"], TagKeys=params["TagKeys"])
+    except ClientError as exc:
+        if not _is_missing(exc):
+            raise
+        return {"Untagged": False}
+    return {"Untagged": True}
 
 
 @local_action("membership.delete_user_policy")

@@ -2,16 +2,32 @@
 
 Every plan is journaled (no secrets) while it runs. A run cut short by a crash,
 a kill or a lost connection leaves its journal open; at the next start the TUI
-offers to finish it or undo it. Rotations have their own recovery (the key the
-profile holds decides, see `tui.rotation`); this module handles the others.
+offers what is safe for that kind of run. Rotations have their own recovery
+(the key the profile holds decides, see `tui.rotation`); this module handles
+the others:
+- an emergency revoke is neither finished from its journal (its bucket and
+  key policy documents were computed from the account as it was then, and
+  replaying them could undo changes made since) nor rolled back (that would
+  let the lost computer back in): the advice is to run the revoke again,
+  which starts from the account as it is now;
+- a sweep is never rolled back (that would give expired loans back); finishing
+  it runs a new sweep from the account as it is now, for the same reason;
+- every other run can be finished (unless a value it needs, such as a secret,
+  died with the process) or rolled back.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import socket
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
+from tui.errors import BadInput
 from tui.journal import Journal, open_journals
+from tui.membership import SWEEP_KIND
 from tui.plans import (
     ApplyReport,
     ClientProvider,
@@ -20,6 +36,7 @@ from tui.plans import (
     resume,
     rollback,
 )
+from tui.revoke import PLAN_KIND as REVOKE_KIND
 
 # Workflows register their local actions when imported; a journal can only be
 # finished or undone once they are.
@@ -32,6 +49,15 @@ WORKFLOW_MODULES = (
 )
 ROTATION_KIND = "rotate"
 
+# What an unexpected error's text may not show: anything shaped like an AWS
+# secret access key (40 characters of base64), or a value after a secret's name.
+_SECRET_SHAPED = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
+_SECRET_NAMED = re.compile(
+    r"((?:secret|password|token|session)[\w-]*[\"']?\s*[:=]\s*[\"']?)[^\"',\s}]+",
+    re.IGNORECASE,
+)
+_MESSAGE_LIMIT = 300
+
 
 def load_workflows() -> None:
     for name in WORKFLOW_MODULES:
@@ -41,20 +67,56 @@ def load_workflows() -> None:
 @dataclass(frozen=True)
 class InterruptedRun:
     journal: Journal
-    can_finish: bool  # False: a value it needs (a secret) died with the process
+    resumable: bool = True  # False: a value it needs (a secret) died with the process
     why_not: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.journal.plan.kind
 
     @property
     def summary(self) -> str:
         return self.journal.summary()
 
     @property
+    def can_finish(self) -> bool:
+        """Finishing is safe: a sweep starts afresh, a revoke is run again by the person."""
+        if self.kind == REVOKE_KIND:
+            return False
+        return self.kind == SWEEP_KIND or self.resumable
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Undoing a revoke lets the computer back in; undoing a sweep re-grants expired loans."""
+        return self.kind not in (REVOKE_KIND, SWEEP_KIND)
+
+    @property
     def advice(self) -> str:
-        if self.journal.plan.kind == "revoke":
-            return "Run the revoke again rather than finishing it: it starts from the account as it is now."
-        if not self.can_finish:
+        if self.kind == REVOKE_KIND:
+            return (
+                "Run the revoke again (ctrl+r, or `keyhygiene revoke USER --yes`): it starts "
+                "from the account as it is now and does only what is missing. Replaying this "
+                "run could undo policy changes made since, and rolling it back would let the "
+                "computer back in. Forget it once the revoke is done."
+            )
+        if self.kind == SWEEP_KIND:
+            return (
+                "Finish it: a new sweep removes what has expired, from the account as it is now "
+                "(this run is not replayed). It cannot be rolled back: that would give expired "
+                "loans back, which AWS denies anyway."
+            )
+        if not self.resumable:
             return f"It can only be rolled back: {self.why_not}"
         return "Finish it, or roll back what it did."
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """What finishing or rolling back did, in words for the screen."""
+
+    ok: bool
+    text: str
+    report: ApplyReport | None = None  # None: nothing was applied (nothing was left to do)
 
 
 def interrupted_runs() -> list[InterruptedRun]:
@@ -62,25 +124,88 @@ def interrupted_runs() -> list[InterruptedRun]:
     load_workflows()
     runs = []
     for journal in open_journals():
-        if journal.plan.kind == ROTATION_KIND or journal.held_by_other_process():
+        if journal.plan.kind == ROTATION_KIND or _written_here(journal):
+            continue
+        if journal.held_by_other_process():
             continue
         try:
             check_resumable(journal)
         except ResumeImpossible as exc:
-            runs.append(InterruptedRun(journal, can_finish=False, why_not=exc.message))
+            runs.append(InterruptedRun(journal, resumable=False, why_not=exc.message))
         else:
-            runs.append(InterruptedRun(journal, can_finish=True))
+            runs.append(InterruptedRun(journal))
     return runs
 
 
-def finish(run: InterruptedRun, clients: ClientProvider) -> ApplyReport:
-    return resume(run.journal, clients)
+def _written_here(journal: Journal) -> bool:
+    """A run of this very process (the sweep at start, running right now): not interrupted."""
+    data = journal.to_json()
+    return data.get("host") == socket.gethostname() and data.get("pid") == os.getpid()
 
 
-def roll_back(run: InterruptedRun, clients: ClientProvider) -> ApplyReport:
-    return rollback(run.journal, clients)
+def finish(
+    run: InterruptedRun, clients: ClientProvider, *, now: datetime | None = None
+) -> RecoveryResult:
+    """Finish the run: resume its journal, or for a sweep run a new one.
+
+    Blocking (AWS calls). `now` is the sweep's clock (default: the real one).
+    Raises `BadInput` for a run that must not be finished (a revoke).
+    """
+    if not run.can_finish:
+        if run.kind == REVOKE_KIND:
+            raise BadInput(
+                "An interrupted revoke is not finished from its journal.",
+                hint="Run the revoke again: it starts from the account as it is now.",
+            )
+        raise ResumeImpossible(run.why_not or "This run cannot be finished.")
+    if run.kind == SWEEP_KIND:
+        return _sweep_again(run, clients, now or datetime.now(timezone.utc))
+    report = resume(run.journal, clients)
+    return RecoveryResult(report.ok, report.render_text(), report)
+
+
+def _sweep_again(run: InterruptedRun, clients: ClientProvider, now: datetime) -> RecoveryResult:
+    from tui.connection import Connection
+    from tui.inventory import load_snapshot
+    from tui.membership import apply_sweep
+
+    if not isinstance(clients, Connection):
+        raise BadInput("A new sweep needs a connection to read the account.")
+    outcome = apply_sweep(load_snapshot(clients), clients, now=now)
+    # The new sweep did the old one's work (or tried to, and its own report
+    # says what failed): the old journal is history now.
+    run.journal.abandon()
+    text = outcome.message or (
+        "Nothing has expired any more: the interrupted sweep, or another one, finished the job."
+    )
+    return RecoveryResult(outcome.ok, text, outcome.report)
+
+
+def roll_back(run: InterruptedRun, clients: ClientProvider) -> RecoveryResult:
+    """Undo what the run did. Raises `BadInput` for a revoke or a sweep (see the module)."""
+    if not run.can_roll_back:
+        what = (
+            "a revoke would let the computer back in"
+            if run.kind == REVOKE_KIND
+            else ("a sweep would give expired loans back")
+        )
+        raise BadInput(f"This run is not rolled back: undoing {what}.")
+    report = rollback(run.journal, clients)
+    return RecoveryResult(report.ok, report.render_text(), report)
 
 
 def abandon(run: InterruptedRun) -> None:
     """Stop offering it (the person will deal with it by hand)."""
     run.journal.abandon()
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """An unexpected error for the screen: its type and the first line of its text,
+    cut short, with anything shaped like a secret masked."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    text = _SECRET_NAMED.sub(lambda match: match.group(1) + "****", text)
+    text = _SECRET_SHAPED.sub("****", text)
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

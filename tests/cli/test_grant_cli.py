@@ -1,12 +1,14 @@
 """`keyhygiene grant`, `group` and `sweep` against a moto server, in child processes.
 
-The clock is injected with the hidden `--now` option and `KEYHYGIENE_NOW`:
-no test sleeps until a loan expires.
+The clock is injected with the hidden `--now` option and `KEYHYGIENE_NOW`
+(which counts only with `KEYHYGIENE_TESTING=1`): no test sleeps until a loan
+expires.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
 
 import boto3
@@ -23,6 +25,8 @@ from tui.policy_documents import (
 ACCOUNT = "123456789012"
 NOW = "2026-11-28T19:00:00Z"
 LATER = "2026-11-28T21:00:01Z"  # one second after a 2 h loan from NOW ends
+# Who keyhygiene runs as; the buckets let them administer (else their deny locks them out).
+RUNNERS = ("keyhygiene-admin", "sweeper")
 FOREIGN = {
     "Sid": "AuditorReads",
     "Effect": "Allow",
@@ -42,10 +46,19 @@ class Account:
         self.s3 = session.client("s3", endpoint_url=endpoint)
         self.kms = session.client("kms", endpoint_url=endpoint)
         self.key_id = ""
+        self.runner_env: dict[str, str] = {}
 
     def seed(self) -> None:
         """Group photos (bucket photos-data, a KMS key, role photos) with home-box in it;
-        rare-box outside every group."""
+        rare-box outside every group; the user keyhygiene runs as, and its key."""
+        # An IAM user, as on AWS: moto's `testing` key answers as `sts::…:user/moto`,
+        # which no policy can name.
+        self.iam.create_user(UserName=RUNNERS[0])
+        key = self.iam.create_access_key(UserName=RUNNERS[0])["AccessKey"]
+        self.runner_env = {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
         self.iam.create_group(GroupName="photos")
         for user in ("rare-box", "home-box"):
             self.iam.create_user(UserName=user)
@@ -75,7 +88,7 @@ class Account:
             bucket="photos-data",
             principals=whitelist,
             key_arn=key["KeyMetadata"]["Arn"],
-            keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root"],
+            keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", *map(self.arn, RUNNERS)],
         )
         document["Statement"].insert(0, FOREIGN)
         self.s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
@@ -114,9 +127,11 @@ class Account:
 
 
 @pytest.fixture
-def account(moto_endpoint: str) -> Account:
+def account(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Account:
     account = Account(moto_endpoint)
     account.seed()
+    for name, value in account.runner_env.items():
+        monkeypatch.setenv(name, value)  # what run_cli's child processes use
     return account
 
 
@@ -148,7 +163,7 @@ def test_grant_then_sweep_after_the_expiry_removes_all_four(account: Account) ->
     assert "nothing to do" in early.stdout
     assert "photos" in account.groups("rare-box")
 
-    swept = account.cli("sweep", "--yes", env={"KEYHYGIENE_NOW": LATER})
+    swept = account.cli("sweep", "--yes", env={"KEYHYGIENE_NOW": LATER, "KEYHYGIENE_TESTING": "1"})
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert "photos" not in account.groups("rare-box")
     assert account.whitelisted("rare-box") == (False, False)
@@ -224,3 +239,114 @@ def test_bad_input_exits_2_and_changes_nothing(
     assert words in result.stderr
     assert account.groups("rare-box") == set() and account.tags("rare-box") == {}
     assert account.groups("home-box") == {"photos"}
+
+
+FAR_NOW = "2099-01-01T00:00:00Z"  # a loan that cannot end by the real clock during the test
+FAR_LATER = "2099-01-01T02:00:01Z"
+
+
+def test_keyhygiene_now_alone_does_not_move_the_clock(account: Account) -> None:
+    lent = account.cli(
+        "grant", "rare-box", "-g", "photos", "--for", "2h", "--yes", "--now", FAR_NOW
+    )
+    assert lent.returncode == 0, lent.stdout + lent.stderr
+    # Left in a production environment, the variable must not sweep loans early.
+    ignored = account.cli("sweep", "--yes", env={"KEYHYGIENE_NOW": FAR_LATER})
+    assert ignored.returncode == 0, ignored.stdout + ignored.stderr
+    assert "nothing to do" in ignored.stdout
+    assert "KEYHYGIENE_NOW is ignored" in ignored.stderr
+    assert "photos" in account.groups("rare-box")
+    swept = account.cli(
+        "sweep", "--yes", env={"KEYHYGIENE_NOW": FAR_LATER, "KEYHYGIENE_TESTING": "1"}
+    )
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert "photos" not in account.groups("rare-box")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sweep", "--yes", "--json"),
+        ("grant", "rare-box", "-g", "photos", "--for", "2h", "--json"),
+        ("group", "add", "rare-box", "photos", "--yes", "--json"),
+    ],
+)
+def test_json_without_dry_run_is_refused(account: Account, args: tuple[str, ...]) -> None:
+    result = account.cli(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--json works only with --dry-run" in result.stderr
+    assert account.groups("rare-box") == set()
+    clock = ("--now", NOW) if args[0] != "group" else ()  # group has no clock
+    dry = account.cli(*[a for a in args if a != "--yes"], "--dry-run", *clock)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    json.loads(dry.stdout)  # the plan, as JSON
+
+
+def _sweeper(account: Account) -> dict[str, str]:
+    """A user allowed everything but s3:PutBucketPolicy; the environment that runs
+    keyhygiene as that user."""
+    account.iam.create_user(UserName=RUNNERS[1])
+    account.iam.put_user_policy(
+        UserName=RUNNERS[1],
+        PolicyName="almost",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                    {"Effect": "Deny", "Action": "s3:PutBucketPolicy", "Resource": "*"},
+                ],
+            }
+        ),
+    )
+    key = account.iam.create_access_key(UserName=RUNNERS[1])["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
+def _reset_auth(endpoint: str, count: str) -> str:
+    request = urllib.request.Request(
+        endpoint + "/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(json.loads(answer.read())["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+
+def test_a_failed_sweep_is_not_rolled_back_and_the_next_one_finishes(account: Account) -> None:
+    lent = account.cli("grant", "rare-box", "-g", "photos", "--for", "2h", "--yes", "--now", NOW)
+    assert lent.returncode == 0, lent.stdout + lent.stderr
+    before_key = account.key_policy()
+    sweeper = _sweeper(account)
+    previous = _reset_auth(account.endpoint, "0")  # IAM enforced from now on
+    try:
+        failed = account.cli("sweep", "--yes", "--now", LATER, env=sweeper)
+    finally:
+        _reset_auth(account.endpoint, previous)
+    assert failed.returncode == 3, failed.stdout + failed.stderr
+    assert "s3:PutBucketPolicy" in failed.stdout
+    assert "Rolling back" not in failed.stdout
+    assert "Nothing was rolled back" in failed.stdout
+    # What could be taken away was, and stays away; AWS keeps denying the rest.
+    assert "photos" not in account.groups("rare-box")
+    assert account.whitelisted("rare-box") == (True, False)
+    assert account.key_policy() != before_key
+    assert account.tags("rare-box") == {"keyhygiene:grant:photos": "2026-11-28T21:00:00Z"}
+    assert account.inline_policies("rare-box") == [EXPIRY_POLICY_NAME]
+
+    again = account.cli("sweep", "--yes", "--now", LATER)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert account.whitelisted("rare-box") == (False, False)
+    assert account.tags("rare-box") == {} and account.inline_policies("rare-box") == []
+
+
+def test_sweep_help_says_it_sweeps_every_group_and_never_rolls_back() -> None:
+    summary = " ".join(run_cli("--help").stdout.split())
+    assert "remove every expired loan, in every group" in summary
+    described = " ".join(run_cli("sweep", "--help").stdout.split())
+    assert "Nothing is ever rolled back" in described
+    assert "is rolled back)" not in described

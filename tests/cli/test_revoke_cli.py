@@ -24,6 +24,8 @@ USER = "stolen-phone"
 ARN = f"arn:aws:iam::{ACCOUNT}:user/{USER}"
 OTHER = f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+RUNNER = "keyhygiene-admin"  # the identity every command runs as ("admin": the enforced one)
+ADMINS = [ROOT, f"arn:aws:iam::{ACCOUNT}:user/{RUNNER}", f"arn:aws:iam::{ACCOUNT}:user/admin"]
 FOREIGN = {
     "Sid": "OwnersRead",
     "Effect": "Allow",
@@ -43,6 +45,7 @@ class Seeded:
         self.kms = session.client("kms", endpoint_url=url)
         self.url = url
         self.key_id = ""
+        self.runner_env: dict[str, str] = {}
 
     def seed(self) -> Seeded:
         self.iam.create_user(
@@ -56,8 +59,26 @@ class Seeded:
         self.iam.create_access_key(UserName=USER)
         self.iam.create_access_key(UserName=USER)
         self.iam.create_login_profile(UserName=USER, Password="Correct-Horse-9!")
+        # keyhygiene runs as an IAM user, as on AWS (moto's `testing` key answers as
+        # `sts::…:user/moto`, which no policy can name); the bucket lets it administer.
+        self.iam.create_user(UserName=RUNNER)
+        self.iam.put_user_policy(
+            UserName=RUNNER,
+            PolicyName="all",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = self.iam.create_access_key(UserName=RUNNER)["AccessKey"]
+        self.runner_env = {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
         policy = bucket_policy_with_whitelist(
-            None, bucket="phone-backups", principals=[ARN, OTHER], keep_admin_arns=[ROOT]
+            None, bucket="phone-backups", principals=[ARN, OTHER], keep_admin_arns=ADMINS
         )
         policy["Statement"].append(FOREIGN)
         self.s3.create_bucket(Bucket="phone-backups")
@@ -86,8 +107,11 @@ class Seeded:
 
 
 @pytest.fixture
-def account(moto_endpoint: str) -> Seeded:
-    return Seeded(moto_endpoint).seed()
+def account(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    seeded = Seeded(moto_endpoint).seed()
+    for name, value in seeded.runner_env.items():
+        monkeypatch.setenv(name, value)  # what run_cli's child processes use
+    return seeded
 
 
 def test_revoke_yes_does_everything_and_reports_containment(account: Seeded) -> None:
@@ -133,6 +157,24 @@ def test_unknown_user_is_bad_input(account: Seeded) -> None:
     assert "no IAM user named 'stolen-phne'" in result.stderr
     assert "Did you mean stolen-phone?" in result.stderr
     assert account.key_statuses() == {"Active"}
+
+
+def test_json_without_dry_run_is_bad_input(account: Seeded) -> None:
+    result = run_cli("revoke", USER, "--yes", "--json", "--endpoint-url", account.url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--json works only with --dry-run" in result.stderr
+    assert account.key_statuses() == {"Active"}
+    dry = run_cli("revoke", USER, "--dry-run", "--json", "--endpoint-url", account.url)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["kind"] == "revoke"
+
+
+def test_help_lists_the_exit_codes() -> None:
+    result = run_cli("revoke", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for words in ("0 all done", "2 bad input", "3 some step failed"):
+        assert words in text
 
 
 @pytest.fixture

@@ -14,21 +14,28 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from tui.connection import Connection, ConnectionOptions
 from tui.errors import BadInput
 from tui.inventory import load_snapshot
+from tui.journal import open_journals
 from tui.membership import (
     DEFAULT_MAX_DURATION,
+    SWEEP_KIND,
+    Candidates,
     Grant,
     apply_sweep,
+    candidates,
     describe_duration,
     expired_grants,
     expiry_policy,
     format_expiry,
     group_reach,
+    loan_of,
     parse_duration,
     parse_expiry,
     plan_add_member,
@@ -60,6 +67,7 @@ ACCOUNT = "123456789012"
 NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)
 PHONE = "alice-phone"
 LAPTOP = "alice-laptop"
+ADMIN = "keyhygiene-admin"
 FOREIGN = {
     "Sid": "AuditorReads",
     "Effect": "Allow",
@@ -70,11 +78,16 @@ FOREIGN = {
 
 
 @functools.cache
-def shared_session() -> boto3.Session:
+def shared_botocore() -> botocore.session.Session:
     """One botocore session for the whole file: loading the service models again
     for every test's clients would cost most of each test's time. Clients are
     still created inside each test's mock_aws."""
-    return boto3.Session(region_name="us-east-1")
+    return botocore.session.get_session()
+
+
+@functools.cache
+def shared_session() -> boto3.Session:
+    return boto3.Session(region_name="us-east-1", botocore_session=shared_botocore())
 
 
 class _SharedSessionConnection(Connection):
@@ -96,7 +109,9 @@ def _policy(actions: list[str], resources: list[str] | str) -> dict[str, Any]:
 
 def _seed() -> None:
     """photos (bucket photos-data with a foreign statement, bucket photos-archive,
-    key alias/photos, role photos), videos (bucket videos-data), admins ("*")."""
+    key alias/photos, role photos), videos (bucket videos-data), admins ("*"), and
+    the user ADMIN whose key signs every call afterwards."""
+    shared_botocore().set_credentials("testing", "testing")
     iam = shared_session().client("iam", region_name="us-east-1")
     s3 = shared_session().client("s3", region_name="us-east-1")
     kms = shared_session().client("kms", region_name="us-east-1")
@@ -141,7 +156,7 @@ def _seed() -> None:
         PolicyName="default",
         Policy=json.dumps(key_policy_with_whitelist(default, principals=whitelist)),
     )
-    root = [f"arn:aws:iam::{ACCOUNT}:root"]
+    root = [f"arn:aws:iam::{ACCOUNT}:root", arn(ADMIN)]  # who administers the buckets
     for bucket, group, listed in (
         ("photos-data", "photos", whitelist),
         ("photos-archive", "photos", whitelist),
@@ -161,6 +176,11 @@ def _seed() -> None:
         if bucket == "photos-data":
             document["Statement"].insert(0, FOREIGN)
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    # keyhygiene runs as an IAM user, as on AWS: moto's default key answers
+    # GetCallerIdentity as `arn:aws:sts::…:user/moto`, which no policy can name.
+    iam.create_user(UserName=ADMIN)
+    key = iam.create_access_key(UserName=ADMIN)["AccessKey"]
+    shared_botocore().set_credentials(key["AccessKeyId"], key["SecretAccessKey"])
     # moto answers STARTED the first time, and the inventory then waits half a second.
     iam.generate_credential_report()
 
@@ -247,6 +267,37 @@ def whitelisted_everywhere(user: str) -> list[bool]:
         arn(user) in whitelisted_principals(bucket_policy("photos-archive")),
         arn(user) in whitelisted_principals(key_policy()),
     ]
+
+
+class FailingClients:
+    """Clients whose `operation` is refused (AccessDenied) when its parameters
+    include `failing`; every other call goes to moto."""
+
+    def __init__(self, inner: ClientCache, operation: str, failing: dict[str, str]) -> None:
+        self.inner, self.operation, self.failing = inner, operation, failing
+
+    def client(self, service: str) -> Any:
+        return _FailingClient(self.inner.client(service), self.operation, self.failing)
+
+
+class _FailingClient:
+    def __init__(self, client: Any, operation: str, failing: dict[str, str]) -> None:
+        self._client, self._operation, self._failing = client, operation, failing
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name != self._operation:
+            return method
+
+        def refused(**params: Any) -> Any:
+            if all(params.get(k) == v for k, v in self._failing.items()):
+                raise ClientError(
+                    {"Error": {"Code": "AccessDenied", "Message": "denied by the test"}},
+                    "".join(part.title() for part in name.split("_")),
+                )
+            return method(**params)
+
+        return refused
 
 
 # --------------------------------------------------------------------------- durations
@@ -608,11 +659,84 @@ def test_sweep_tolerates_what_another_sweep_already_removed(aws: ClientCache) ->
     report = apply_plan(first, aws)
     assert report.ok, report.render_text()
     assert report.kept["sweep-remove-1"] == {"Removed": False}
-    # Rolling back adds back only what this run removed: nothing.
-    assert rollback(report, aws).ok
-    assert "photos" not in groups_of(PHONE)
     assert second.steps  # the other plan, computed at the same time, is the same
-    assert "keyhygiene:grant:photos" in tags_of(PHONE)  # restored by the rollback's untag undo
+    assert "photos" not in groups_of(PHONE)
+    assert "keyhygiene:grant:photos" not in tags_of(PHONE)
+    assert whitelisted_everywhere(PHONE) == [False, False, False]
+
+
+def test_a_sweep_is_forward_only(aws: ClientCache) -> None:
+    """Nothing in a sweep can be undone: undoing it would give expired loans back."""
+    apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
+    plan = plan_sweep(snap(), now=NOW + timedelta(hours=3))
+    assert plan.kind == SWEEP_KIND
+    assert all(step.undo is None for step in plan.steps)
+    ids = [step.id for step in plan.steps]
+    assert ids[0] == "sweep-check" and plan.steps[0].must_succeed
+    gate = ids.index("sweep-gate")
+    # Memberships and whitelists before the gate, each allowed to fail alone;
+    # the expiry policy and the tag after it, the tag last.
+    assert ids[1] == "sweep-remove-1"
+    whitelists = ids[2:gate]  # photos-data, photos-archive, alias/photos
+    assert len(whitelists) == 3 and not any(i.startswith("sweep-") for i in whitelists)
+    assert ids[gate + 1 :] == ["sweep-expiry-1", "sweep-untag-1"]
+    # The check and the gate stop the sweep; any other step may fail alone.
+    assert [step.id for step in plan.steps if step.must_succeed] == ["sweep-check", "sweep-gate"]
+    assert plan.steps[gate].call.params["Steps"] == ids[1:gate]
+    assert plan.step("sweep-untag-1").call.params["OnlyAfter"] == ["sweep-expiry-1"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "failing"),
+    [
+        ("remove_user_from_group", {"GroupName": "photos"}),
+        ("put_bucket_policy", {"Bucket": "photos-archive"}),
+    ],
+)
+def test_a_failed_sweep_is_not_rolled_back_and_the_next_one_finishes(
+    aws: ClientCache, operation: str, failing: dict[str, str]
+) -> None:
+    apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
+    at = NOW + timedelta(hours=3)
+    outcome = apply_sweep(snap(), FailingClients(aws, operation, failing), now=at)
+    assert not outcome.ok and outcome.report is not None
+    assert "AccessDenied" in outcome.message or "denied" in outcome.message
+    assert "Nothing is rolled back" in outcome.message
+    assert "next sweep finishes" in outcome.message
+    report = outcome.report
+    assert report.result("sweep-gate").status == "failed"
+    # What could go went, and stays gone: nothing was given back.
+    if operation == "remove_user_from_group":
+        assert "photos" in groups_of(PHONE)
+        assert whitelisted_everywhere(PHONE) == [False, False, False]
+    else:
+        assert "photos" not in groups_of(PHONE)
+        assert whitelisted_everywhere(PHONE) == [False, True, False]
+    # AWS keeps denying the loan, and the next sweep can find it.
+    assert expiry_document(PHONE) is not None
+    assert "keyhygiene:grant:photos" in tags_of(PHONE)
+    # A sweep that did not finish is closed: the next start does not offer it.
+    assert report.journal is not None and report.journal.state == "abandoned"
+    assert not [j for j in open_journals() if j.plan.kind == SWEEP_KIND]
+
+    again = apply_sweep(snap(), aws, now=at)
+    assert again.ok, again.message
+    assert "photos" not in groups_of(PHONE)
+    assert whitelisted_everywhere(PHONE) == [False, False, False]
+    assert expiry_document(PHONE) is None
+    assert "keyhygiene:grant:photos" not in tags_of(PHONE)
+
+
+def test_the_tag_stays_when_the_expiry_policy_could_not_be_changed(aws: ClientCache) -> None:
+    apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
+    at = NOW + timedelta(hours=3)
+    report = apply_plan(plan_sweep(snap(), now=at), FailingClients(aws, "delete_user_policy", {}))
+    assert [r.step_id for r in report.failed] == ["sweep-expiry-1", "sweep-untag-1"]
+    assert "did not succeed" in report.result("sweep-untag-1").message
+    assert "photos" not in groups_of(PHONE)
+    assert "keyhygiene:grant:photos" in tags_of(PHONE)  # so the next sweep finds it
+    apply(plan_sweep(snap(), now=at), aws)
+    assert expiry_document(PHONE) is None and "keyhygiene:grant:photos" not in tags_of(PHONE)
 
 
 def test_an_unreadable_expiry_is_swept_as_expired(aws: ClientCache) -> None:
@@ -729,3 +853,64 @@ def test_apply_sweep_explains_a_refused_run(aws: ClientCache) -> None:
     )
     assert "changed since the account was read" in outcome.message
     assert "photos" in groups_of(PHONE)
+    assert outcome.report is not None and len(outcome.report.done) == 0
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_candidates_follow_the_plans_rules(seeded: Snapshot) -> None:
+    def names(found: Candidates) -> tuple[list[str], list[str]]:
+        return [u.name for u in found.users], [g.name for g in found.groups]
+
+    # From a device node: the groups that make sense for it.
+    assert names(candidates(seeded, "add", user=LAPTOP))[1] == ["admins", "videos"]
+    assert names(candidates(seeded, "remove", user=LAPTOP))[1] == [DEVICES_GROUP, "photos"]
+    assert names(candidates(seeded, "lend", user=PHONE))[1] == ["admins", "photos", "videos"]
+    # From a group node: the computers that make sense for it.
+    assert names(candidates(seeded, "lend", group="photos"))[0] == [PHONE, "alice-tablet"]
+    assert names(candidates(seeded, "remove", group="photos"))[0] == [LAPTOP]
+    # Names are matched as IAM matches them: without regard to case.
+    assert names(candidates(seeded, "remove", user="ALICE-LAPTOP", group="Photos")) == (
+        [LAPTOP],
+        ["photos"],
+    )
+
+
+def test_candidates_see_a_loan_whatever_the_case_of_its_tag(seeded: Snapshot) -> None:
+    phone = seeded.user(PHONE)
+    assert phone is not None
+    snapshot = with_user_changes(
+        seeded,
+        PHONE,
+        groups=(*phone.groups, "photos"),
+        tags={**phone.tags, "keyhygiene:grant:PHOTOS": "2026-11-28T21:00:00Z"},
+    )
+    photos = snapshot.group("photos")
+    user = snapshot.user(PHONE)
+    assert photos is not None and user is not None
+    assert loan_of(user, photos) == "2026-11-28T21:00:00Z"
+    # On loan, not a permanent member: the loan can be extended or made permanent.
+    assert PHONE in [u.name for u in candidates(snapshot, "lend", group="photos").users]
+    assert PHONE in [u.name for u in candidates(snapshot, "add", group="photos").users]
+    assert "photos" in [g.name for g in candidates(snapshot, "remove", user=PHONE).groups]
+
+
+def test_candidates_say_why_there_is_nothing_to_offer(seeded: Snapshot) -> None:
+    phone = seeded.user(PHONE)
+    assert phone is not None
+    revoked = with_user_changes(seeded, PHONE, tags={**phone.tags, TAG_REVOKED: "2026-11-01"})
+    found = candidates(revoked, "lend", user=PHONE)
+    assert found.users == () and found.groups == ()
+    assert "revoked" in found.why_none
+    assert [g.name for g in candidates(revoked, "remove", user=PHONE).groups] == [DEVICES_GROUP]
+    actor = replace(seeded, caller_arn=arn(PHONE))
+    assert "identity running keyhygiene" in candidates(actor, "lend", user=PHONE).why_none
+    assert PHONE in [u.name for u in candidates(actor, "add", group="photos").users]
+    assert candidates(seeded, "remove", user=PHONE, group="photos").why_none == (
+        "alice-phone is not in photos and has no loan of it."
+    )
+    assert "no IAM user 'ghost'" in candidates(seeded, "add", user="ghost").why_none
+    assert "no IAM group 'nope'" in candidates(seeded, "add", group="nope").why_none
+    with pytest.raises(ValueError):
+        candidates(seeded, "borrow", user=PHONE)  # type: ignore[arg-type]

@@ -16,10 +16,14 @@ from screens.membership_screen import MembershipScreen
 from screens.plan_screen import PlanScreen
 from tui.connection import Connection, ConnectionOptions
 from tui.inventory import load_snapshot
-from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS, Snapshot
+from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS, TAG_REVOKED, Snapshot
 from tui.policy_documents import bucket_policy_with_whitelist
 
 ACCOUNT = "123456789012"
+# keyhygiene runs as an IAM user, as on AWS: moto's default key answers as
+# `sts::…:user/moto`, which no policy can name.
+RUNNER = "keyhygiene-admin"
+RUNNER_ARN = f"arn:aws:iam::{ACCOUNT}:user/{RUNNER}"
 NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)
 
 
@@ -39,16 +43,26 @@ def _seed() -> None:
         None,
         bucket="photos-data",
         principals=[f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"],
-        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root"],
+        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", RUNNER_ARN],
     )
     s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
     iam.generate_credential_report()
 
 
+def run_as_an_iam_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create RUNNER and make its key the one every new client signs with."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_user(UserName=RUNNER)
+    key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+
+
 @pytest.fixture
-def account() -> Iterator[tuple[Snapshot, Connection]]:
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Snapshot, Connection]]:
     with mock_aws():
         _seed()
+        run_as_an_iam_user(monkeypatch)
         conn = Connection(ConnectionOptions(region="us-east-1"))
         yield load_snapshot(conn), conn
 
@@ -175,3 +189,32 @@ async def test_add_from_a_group_node_applies_the_membership(
         await pilot.pause()
     assert app.result is not None and app.result.ok  # type: ignore[attr-defined]
     assert _groups("alice-phone") == {"videos"}
+
+
+async def test_the_pickers_follow_the_core_rules_and_say_why_nothing_fits(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    _, conn = account
+    iam = boto3.client("iam", region_name="us-east-1")
+    # A loan whose tag spells the group in another case is still a loan (IAM ignores case).
+    iam.add_user_to_group(UserName="alice-phone", GroupName="photos")
+    iam.tag_user(
+        UserName="alice-phone",
+        Tags=[
+            {"Key": "keyhygiene:grant:Photos", "Value": "2026-11-29T19:00:00Z"},
+            {"Key": TAG_REVOKED, "Value": "2026-11-28T19:00:00Z"},
+        ],
+    )
+    iam.create_user(UserName="bob-tablet")
+    snapshot = load_snapshot(conn)
+    screen = MembershipScreen(snapshot, conn, "remove", group="photos")
+    assert screen.user_choices() == [
+        ("alice-laptop", "alice-laptop"),
+        ("alice-phone  (on loan until 2026-11-29T19:00:00Z)", "alice-phone"),
+    ]
+    revoked = MembershipScreen(snapshot, conn, "lend", user="alice-phone", clock=lambda: NOW)
+    app = Host(revoked)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert revoked.group_choices() == []
+        assert "alice-phone is revoked" in str(revoked.query_one("#ms-message", Static).render())

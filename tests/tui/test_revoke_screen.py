@@ -25,13 +25,21 @@ ACCOUNT = "123456789012"
 PHONE = "christopher-phone"
 PHONE_ARN = f"arn:aws:iam::{ACCOUNT}:user/{PHONE}"
 LAPTOP_ARN = f"arn:aws:iam::{ACCOUNT}:user/christopher-laptop"
+RUNNER = "keyhygiene-admin"
+RUNNER_ARN = f"arn:aws:iam::{ACCOUNT}:user/{RUNNER}"
 
 
 @pytest.fixture
-def account() -> Iterator[Any]:
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         iam, s3 = session.client("iam"), session.client("s3")
+        # keyhygiene runs as an IAM user, as on AWS (moto's default key answers as
+        # `sts::…:user/moto`, which no policy can name).
+        iam.create_user(UserName=RUNNER)
+        key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
         iam.create_group(GroupName="photos")
         for device, host in (("phone", "pixel-7"), ("laptop", "chris-mbp")):
             name = f"christopher-{device}"
@@ -50,7 +58,7 @@ def account() -> Iterator[Any]:
             None,
             bucket="photos-data",
             principals=[PHONE_ARN, LAPTOP_ARN],
-            keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root"],
+            keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", RUNNER_ARN],
         )
         s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(policy))
         yield session

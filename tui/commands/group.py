@@ -2,22 +2,25 @@
 
 Exit codes: 0 done (or nothing changed: dry run, declined); 2 bad input, with
 nothing changed; 3 an AWS error, after saying what was done and undone.
-The helpers at the bottom are shared with `grant` and `sweep`.
+The helpers at the bottom are shared with `grant` and `sweep`; among them the
+injectable clock (hidden `--now`, or `KEYHYGIENE_NOW` with `KEYHYGIENE_TESTING=1`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tui.model import Snapshot
-    from tui.plans import Plan
+    from tui.plans import ApplyReport, Plan
 
 NOW_ENVIRONMENT = "KEYHYGIENE_NOW"
+TESTING_ENVIRONMENT = "KEYHYGIENE_TESTING"
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -72,25 +75,67 @@ def add_now_option(parser: argparse.ArgumentParser) -> None:
 
 
 def now_from(args: argparse.Namespace) -> datetime:
-    """--now, else $KEYHYGIENE_NOW, else the real clock (the only place it is read)."""
+    """--now, else $KEYHYGIENE_NOW under $KEYHYGIENE_TESTING=1, else the real clock.
+
+    The variable alone does nothing: left in a production environment (a cron
+    line copied from a test) it would silently shift every expiry and make the
+    sweep remove loans early or never. This is the only place the clock is read.
+    """
     from tui.membership import parse_now
 
-    text = getattr(args, "now", None) or os.environ.get(NOW_ENVIRONMENT)
+    text = getattr(args, "now", None)
+    if not text:
+        text = os.environ.get(NOW_ENVIRONMENT)
+        if text and os.environ.get(TESTING_ENVIRONMENT) != "1":
+            print(
+                f"keyhygiene: {NOW_ENVIRONMENT} is ignored (it counts only with "
+                f"{TESTING_ENVIRONMENT}=1); using the real clock.",
+                file=sys.stderr,
+                flush=True,
+            )
+            text = None
     return parse_now(text) if text else datetime.now(timezone.utc)
 
 
-def run_membership_plan(args: argparse.Namespace, build: Callable[[Snapshot], Plan]) -> int:
+def check_json_option(args: argparse.Namespace) -> None:
+    """--json only changes what --dry-run prints: alone it would be silently ignored."""
+    if getattr(args, "json", False) and not getattr(args, "dry_run", False):
+        from tui.errors import BadInput
+
+        raise BadInput(
+            "--json works only with --dry-run (it prints the plan as JSON). Nothing was changed.",
+            hint="Add --dry-run to see the plan as JSON, or drop --json.",
+        )
+
+
+def run_membership_plan(
+    args: argparse.Namespace,
+    build: Callable[[Snapshot], Plan],
+    *,
+    roll_back_on_failure: bool = True,
+) -> int:
     """Read the account with the admin identity, build the plan, review and apply it."""
+    code, _ = review_and_apply(args, build, roll_back_on_failure=roll_back_on_failure)
+    return code
+
+
+def review_and_apply(
+    args: argparse.Namespace,
+    build: Callable[[Snapshot], Plan],
+    *,
+    roll_back_on_failure: bool = True,
+) -> tuple[int, ApplyReport | None]:
+    """`run_membership_plan`, also returning the report (None: nothing was applied)."""
     from tui.cli import connection_options
     from tui.connection import connect_pair
     from tui.inventory import load_snapshot
     from tui.plan_cli import run_plan
 
+    check_json_option(args)
     _, admin = connect_pair(connection_options(args))
     plan = build(load_snapshot(admin))
     if getattr(args, "yes", False):
         # run_plan shows the plan (and its warnings) only when it asks first.
         for warning in plan.warnings:
             print(f"Warning: {warning}", flush=True)
-    code, _ = run_plan(plan, admin, args)
-    return code
+    return run_plan(plan, admin, args, roll_back_on_failure=roll_back_on_failure)

@@ -1,8 +1,8 @@
 """`keyhygiene revoke USER`: emergency revoke of a lost or stolen computer.
 
 Exit codes: 0 all done (or nothing to do, or a dry run), 3 some step failed
-(each is listed with the permission it needed), 2 bad input (an unknown user;
-nothing changed).
+(each is listed with the permission it needed), 2 bad input (an unknown user,
+--json without --dry-run; nothing changed).
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
             "inline policy keyhygiene-revoked (deny everything, sessions included), tag it "
             "keyhygiene:revoked. Then remove it from its groups, from every bucket and KMS key "
             "policy that names it, and delete its console password and MFA devices. A failed "
-            "step does not stop the others; run the command again to finish what is missing."
+            "step does not stop the others and nothing is rolled back; run the command again "
+            "to finish what is missing. Exit status: 0 all done (or nothing to do, or a dry "
+            "run), 2 bad input (an unknown user, --json without --dry-run; nothing changed), "
+            "3 some step failed (each is listed with the permission it needed)."
         ),
         parents=parents,
     )
@@ -47,6 +50,7 @@ def _revoke(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tui.cli import connection_options
+    from tui.commands.group import check_json_option
     from tui.connection import Identity, connect_pair
     from tui.plan_cli import print_event, run_plan
     from tui.revoke import (
@@ -58,6 +62,7 @@ def _revoke(args: argparse.Namespace) -> int:
         this_user_name,
     )
 
+    check_json_option(args)
     own, admin = connect_pair(connection_options(args))
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Who this computer is only matters for a warning: ask while loading.

@@ -1,13 +1,19 @@
-"""`keyhygiene sweep`: remove every loan whose expiry is past (for cron).
+"""`keyhygiene sweep`: remove every expired loan, of every group (for cron).
 
-Removes, for each expired loan, the membership, the whitelist entries, the tag
-`keyhygiene:grant:<G>` and the loan's part of the inline policy
-`keyhygiene-expiry`. Idempotent: with nothing expired it changes nothing.
+Removes, for each expired loan, the membership, the whitelist entries, the
+loan's part of the inline policy `keyhygiene-expiry` and the tag
+`keyhygiene:grant:<G>`. Idempotent: with nothing expired it changes nothing.
 Safe while keyhygiene runs elsewhere: it checks the loans are still as read
-before it removes anything. A cron line: `keyhygiene sweep --yes`.
+before it removes anything, and accepts what another sweep removed already.
 
-Exit codes: 0 done or nothing to do; 3 an AWS error (or a loan that changed
-meanwhile), after saying what was done and undone.
+Forward only: nothing is rolled back, since that would give expired loans
+back. A step that fails is reported, the others go on where that is safe (the
+expiry policies and tags stay until every membership and whitelist entry is
+gone, so AWS keeps denying the loans), and the next sweep finishes the job.
+A cron line: `keyhygiene sweep --yes`.
+
+Exit codes: 0 done or nothing to do; 2 bad input; 3 some step failed (or a
+loan changed meanwhile), after saying what was done.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui.commands.group import add_now_option, now_from, run_membership_plan
+from tui.commands.group import add_now_option, now_from, review_and_apply
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -23,12 +29,15 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
     parser = subparsers.add_parser(
         "sweep",
-        help="remove every expired loan of a group (run it from cron with --yes)",
+        help="remove every expired loan, in every group (run it from cron with --yes)",
         description=(
-            "Remove every loan whose expiry is past: membership, whitelist entries in the "
-            "group's bucket and KMS key policies, the keyhygiene:grant:<group> tag and the "
-            "loan's statement of keyhygiene-expiry. Nothing to do is not an error. Exit "
-            "status: 0 done, 3 AWS error (what was done is rolled back)."
+            "Remove every loan whose expiry is past, in every group: the membership, the "
+            "whitelist entries in the group's bucket and KMS key policies, the loan's "
+            "statement of keyhygiene-expiry and the keyhygiene:grant:<group> tag. Nothing to "
+            "do is not an error. Nothing is ever rolled back (that would give expired loans "
+            "back): a failed step is reported, AWS keeps denying the expired loan, and the "
+            "next sweep finishes the job. Exit status: 0 done or nothing to do, 2 bad input, "
+            "3 some step failed or a loan changed meanwhile (run the sweep again)."
         ),
         parents=parents,
     )
@@ -38,7 +47,18 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from tui.membership import plan_sweep
+    from tui.membership import close_sweep_journal, plan_sweep
 
     now = now_from(args)
-    return run_membership_plan(args, lambda snapshot: plan_sweep(snapshot, now=now))
+    code, report = review_and_apply(
+        args, lambda snapshot: plan_sweep(snapshot, now=now), roll_back_on_failure=False
+    )
+    if report is not None and not report.ok:
+        close_sweep_journal(report)
+        if report.done:
+            print(
+                "\nNothing was rolled back (that would give expired loans back): AWS keeps "
+                "denying them, and the next `keyhygiene sweep` finishes the job.",
+                flush=True,
+            )
+    return code

@@ -1,0 +1,256 @@
+"""Interrupted runs found at start, against moto in-process: which are offered, with
+which choices, and finishing or rolling them back.
+
+A crash is simulated by an exception the plan engine does not catch (the
+journal stays open with a step "running"), and the journal is then made to
+look written by a process that is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tui.connection import Connection, ConnectionOptions
+from tui.errors import BadInput
+from tui.inventory import load_snapshot
+from tui.journal import Journal, open_journals
+from tui.membership import SWEEP_KIND, plan_grant, plan_sweep
+from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS
+from tui.plans import Call, ClientProvider, Plan, Step, apply_plan
+from tui.policy_documents import bucket_policy_with_whitelist, whitelisted_principals
+from tui.recovery import (
+    InterruptedRun,
+    abandon,
+    describe_unexpected,
+    finish,
+    interrupted_runs,
+    roll_back,
+)
+from tui.revoke import PLAN_KIND as REVOKE_KIND
+
+ACCOUNT = "123456789012"
+# keyhygiene runs as an IAM user, as on AWS: moto's default key answers as
+# `sts::…:user/moto`, which no policy can name.
+RUNNER = "keyhygiene-admin"
+RUNNER_ARN = f"arn:aws:iam::{ACCOUNT}:user/{RUNNER}"
+NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)
+PHONE = "alice-phone"
+PHONE_ARN = f"arn:aws:iam::{ACCOUNT}:user/{PHONE}"
+
+
+class SimulatedCrash(Exception):
+    """Neither a ClientError nor a KeyHygieneError: the process 'dies'."""
+
+
+class CrashingClients:
+    """Clients that 'die' on the first call of `operation`; other calls go to moto."""
+
+    def __init__(self, inner: ClientProvider, operation: str) -> None:
+        self.inner, self.operation = inner, operation
+
+    def client(self, service: str) -> Any:
+        return _Crashing(self.inner.client(service), self.operation)
+
+
+class _Crashing:
+    def __init__(self, client: Any, operation: str) -> None:
+        self._client, self._operation = client, operation
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._operation:
+            raise SimulatedCrash(name)
+        return getattr(self._client, name)
+
+
+def _seed() -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    iam.create_group(GroupName="photos")
+    for user in ("alice-laptop", PHONE):
+        iam.create_user(UserName=user)
+    iam.add_user_to_group(UserName="alice-laptop", GroupName="photos")
+    s3.create_bucket(Bucket="photos-data")
+    s3.put_bucket_tagging(
+        Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
+    )
+    document = bucket_policy_with_whitelist(
+        None,
+        bucket="photos-data",
+        principals=[f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"],
+        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", RUNNER_ARN],
+    )
+    s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
+    iam.generate_credential_report()
+
+
+def run_as_an_iam_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create RUNNER and make its key the one every new client signs with."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_user(UserName=RUNNER)
+    key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
+    with mock_aws():
+        _seed()
+        run_as_an_iam_user(monkeypatch)
+        yield Connection(ConnectionOptions(region="us-east-1"))
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def left_by_a_dead_process(journal: Journal) -> Journal:
+    """As if another keyhygiene, since gone, had written this journal."""
+    journal._data["pid"] = dead_pid()
+    journal.save()
+    return journal
+
+
+def interrupt(plan: Plan, clients: ClientProvider, operation: str) -> Journal:
+    """Apply `plan` until its first `operation` call, where the process 'dies'."""
+    journal = Journal.create(plan)
+    with pytest.raises(SimulatedCrash):
+        apply_plan(plan, CrashingClients(clients, operation), journal=journal)
+    return left_by_a_dead_process(journal)
+
+
+def groups_of(user: str) -> set[str]:
+    iam = boto3.client("iam", region_name="us-east-1")
+    return {g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]}
+
+
+def tags_of(user: str) -> dict[str, str]:
+    iam = boto3.client("iam", region_name="us-east-1")
+    return {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user)["Tags"]}
+
+
+def policies_of(user: str) -> list[str]:
+    iam = boto3.client("iam", region_name="us-east-1")
+    return list(iam.list_user_policies(UserName=user)["PolicyNames"])
+
+
+def whitelisted(user_arn: str) -> bool:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    document = json.loads(s3.get_bucket_policy(Bucket="photos-data")["Policy"])
+    return user_arn in whitelisted_principals(document)
+
+
+def interrupted_grant(conn: Connection) -> InterruptedRun:
+    plan = plan_grant(load_snapshot(conn), PHONE, "photos", "2h", now=NOW)
+    interrupt(plan, conn, "add_user_to_group")  # tag and expiry policy done
+    (run,) = interrupted_runs()
+    return run
+
+
+def test_an_interrupted_grant_is_offered_and_finished(conn: Connection) -> None:
+    run = interrupted_grant(conn)
+    assert run.kind == "grant" and run.can_finish and run.can_roll_back
+    assert "2 of 4 steps done, step 3 was interrupted" in run.summary
+    assert run.advice == "Finish it, or roll back what it did."
+    result = finish(run, conn)
+    assert result.ok, result.text
+    assert result.report is not None and "done in an earlier run" in result.text
+    assert groups_of(PHONE) == {"photos"} and whitelisted(PHONE_ARN)
+    assert tags_of(PHONE) == {"keyhygiene:grant:photos": "2026-11-28T21:00:00Z"}
+    assert policies_of(PHONE) == [EXPIRY_POLICY_NAME]
+    assert interrupted_runs() == []
+
+
+def test_an_interrupted_grant_is_rolled_back_to_nothing(conn: Connection) -> None:
+    run = interrupted_grant(conn)
+    result = roll_back(run, conn)
+    assert result.ok, result.text
+    assert groups_of(PHONE) == set() and not whitelisted(PHONE_ARN)
+    assert tags_of(PHONE) == {} and policies_of(PHONE) == []
+    assert interrupted_runs() == []
+
+
+def test_runs_of_this_very_process_are_not_offered(conn: Connection) -> None:
+    """The sweep at start runs while the journals are read: it is not interrupted."""
+    plan = plan_grant(load_snapshot(conn), PHONE, "photos", "2h", now=NOW)
+    journal = Journal.create(plan)
+    journal.set_state("running")
+    assert interrupted_runs() == []
+    left_by_a_dead_process(journal)
+    assert len(interrupted_runs()) == 1
+
+
+def test_an_interrupted_revoke_is_run_again_not_finished_nor_undone(conn: Connection) -> None:
+    step = Step(
+        "keys",
+        "Deactivate every access key of alice-phone at once",
+        Call("iam", "list_access_keys", {"UserName": PHONE}),
+    )
+    journal = left_by_a_dead_process(
+        Journal.create(Plan(REVOKE_KIND, "Revoke alice-phone", (step,)))
+    )
+    journal.set_state("running")
+    (run,) = interrupted_runs()
+    assert not run.can_finish and not run.can_roll_back
+    assert "Run the revoke again" in run.advice
+    with pytest.raises(BadInput, match="not finished from its journal"):
+        finish(run, conn)
+    with pytest.raises(BadInput, match="let the computer back in"):
+        roll_back(run, conn)
+    abandon(run)
+    assert interrupted_runs() == [] and run.journal.state == "abandoned"
+
+
+def test_an_interrupted_sweep_is_finished_by_a_new_sweep_never_rolled_back(
+    conn: Connection,
+) -> None:
+    grant = plan_grant(load_snapshot(conn), PHONE, "photos", "2h", now=NOW)
+    assert apply_plan(grant, conn).ok
+    later = NOW + timedelta(hours=3)
+    sweep = plan_sweep(load_snapshot(conn), now=later)
+    interrupt(sweep, conn, "put_bucket_policy")  # the membership is gone already
+    assert groups_of(PHONE) == set() and whitelisted(PHONE_ARN)
+    (run,) = interrupted_runs()
+    assert run.kind == SWEEP_KIND and run.can_finish and not run.can_roll_back
+    assert "new sweep" in run.advice
+    with pytest.raises(BadInput, match="give expired loans back"):
+        roll_back(run, conn)
+    result = finish(run, conn, now=later)
+    assert result.ok, result.text
+    assert result.text == "Removed 1 expired loan: alice-phone from photos."
+    assert not whitelisted(PHONE_ARN)
+    assert tags_of(PHONE) == {} and policies_of(PHONE) == []
+    assert not run.journal.is_open and run.journal.state == "abandoned"
+    assert open_journals() == [] and interrupted_runs() == []
+
+
+def test_a_sweep_with_nothing_left_to_do_says_so(conn: Connection) -> None:
+    grant = plan_grant(load_snapshot(conn), PHONE, "photos", "2h", now=NOW)
+    assert apply_plan(grant, conn).ok
+    later = NOW + timedelta(hours=3)
+    interrupt(plan_sweep(load_snapshot(conn), now=later), conn, "remove_user_from_group")
+    (run,) = interrupted_runs()
+    # Another keyhygiene swept meanwhile.
+    assert apply_plan(plan_sweep(load_snapshot(conn), now=later), conn).ok
+    result = finish(run, conn, now=later)
+    assert result.ok and result.report is None
+    assert "Nothing has expired any more" in result.text
+
+
+def test_an_unexpected_error_is_described_without_secrets() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    text = describe_unexpected(RuntimeError(f"boom {secret} SecretAccessKey='abc'\nmore"))
+    assert text.startswith("RuntimeError: boom ")
+    assert secret not in text and "abc" not in text and "more" not in text
+    assert describe_unexpected(KeyError()) == "KeyError"
