@@ -222,7 +222,13 @@ def _photos_application(iam: Any, s3: Any, kms: Any, account_id: str) -> None:
         )
         _block_public(s3, bucket)
         policy = bucket_policy_with_whitelist(
-            None, bucket=bucket, principals=listed, key_arn=key["Arn"], keep_admin_arns=[root]
+            None,
+            bucket=bucket,
+            principals=listed,
+            key_arn=key["Arn"],
+            # The admin (this computer) stays exempt from DenyOthers, or it could
+            # not edit the policy again.
+            keep_admin_arns=[root, f"arn:aws:iam::{account_id}:user/{THIS_COMPUTER}"],
         )
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 

@@ -312,6 +312,27 @@ def remove_principal(document: Document | str | None, arn: str) -> dict[str, Any
     return _replace_statements(plain, result)
 
 
+def with_admin_exempt(document: Document | str | None, principal_arn: str) -> dict[str, Any]:
+    """The document with `principal_arn` in the exception list of `KeyHygieneDenyOthers`
+    (when there is one), so that the identity editing the policy is not denied.
+    Nothing else changes."""
+    plain = as_document(document)
+    if plain is None:
+        return {"Version": POLICY_VERSION, "Statement": []}
+    result: list[Any] = []
+    for statement in _raw_statements(plain):
+        if isinstance(statement, Mapping) and statement.get("Sid") == SID_BUCKET_DENY_OTHERS:
+            condition = dict(statement.get("Condition") or {})
+            not_like = dict(condition.get("ArnNotLike") or {})
+            listed = list(_strings(not_like.get("aws:PrincipalArn")))
+            if principal_arn not in listed:
+                not_like["aws:PrincipalArn"] = sorted([*listed, principal_arn])
+                condition["ArnNotLike"] = not_like
+                statement = {**statement, "Condition": condition}
+        result.append(statement)
+    return _replace_statements(plain, result)
+
+
 def is_listable_principal(arn: str) -> bool:
     """An IAM user, role or account-root ARN: what a whitelist or an exception list can name."""
     return isinstance(arn, str) and bool(_PRINCIPAL_ARN.match(arn))

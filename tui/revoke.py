@@ -68,14 +68,13 @@ from tui.plans import (
 )
 from tui.policy_documents import (
     POLICY_VERSION,
-    PolicyKind,
     as_document,
-    check_lockout,
-    ensure_within_limit,
     is_own_statement,
     remove_principal,
     statements,
+    with_admin_exempt,
 )
+from tui.whitelist_plans import admin_principal, check_policy, put_if_unchanged_call
 
 T = TypeVar("T")
 
@@ -307,18 +306,18 @@ def _policy_steps(snapshot: Snapshot, user: User, actor: str) -> tuple[list[Step
     steps: list[Step] = []
     warnings: list[str] = []
     for index, bucket in enumerate(snapshot.buckets, 1):
-        step, warning = _bucket_step(index, bucket, user, snapshot.account_id, actor)
+        step, warning = _bucket_step(index, bucket, user, snapshot, actor)
         steps += [step] if step else []
         warnings += [warning] if warning else []
     for index, key in enumerate(snapshot.kms_keys, 1):
-        step, warning = _key_step(index, key, user, snapshot.account_id, actor)
+        step, warning = _key_step(index, key, user, snapshot, actor)
         steps += [step] if step else []
         warnings += [warning] if warning else []
     return steps, warnings
 
 
 def _bucket_step(
-    index: int, bucket: Bucket, user: User, account_id: str, actor: str
+    index: int, bucket: Bucket, user: User, snapshot: Snapshot, actor: str
 ) -> tuple[Step | None, str | None]:
     if not _mentions(bucket.policy, user.arn):
         return None, None
@@ -339,13 +338,17 @@ def _bucket_step(
                 must_succeed=False,
             )
             return step, foreign
-        _check_policy(after, "bucket", bucket.name, account_id, actor, bucket.arn)
+        # The identity revoking must stay exempt from the bucket's DenyOthers,
+        # or it could not edit this policy again (lock-out).
+        after = with_admin_exempt(after, admin_principal(snapshot, actor, bucket=bucket.name))
+        check_policy(snapshot, after, "bucket", where, actor, bucket.arn)
     except KeyHygieneError as exc:
         return None, f"{where} still names {user.name}, left unchanged: {exc.message}"
     step = Step(
         f"bucket-policy-{index}",
         f"Remove {user.name} from the policy of {where}",
-        Call("s3", "put_bucket_policy", {"Bucket": bucket.name, "Policy": json.dumps(after)}),
+        # Written only if the policy is still what was read (not a stale snapshot's).
+        put_if_unchanged_call({"Bucket": bucket.name}, after),
         before=before,
         after=after,
         must_succeed=False,
@@ -354,7 +357,7 @@ def _bucket_step(
 
 
 def _key_step(
-    index: int, key: KmsKey, user: User, account_id: str, actor: str
+    index: int, key: KmsKey, user: User, snapshot: Snapshot, actor: str
 ) -> tuple[Step | None, str | None]:
     if not _mentions(key.policy, user.arn):
         return None, None
@@ -365,34 +368,18 @@ def _key_step(
         foreign = _foreign_warning(after, user, where)
         if after == before:
             return None, foreign
-        _check_policy(after, "key", key.label, account_id, actor, key.arn)
+        check_policy(snapshot, after, "key", where, actor, key.arn)
     except KeyHygieneError as exc:
         return None, f"{where} still names {user.name}, left unchanged: {exc.message}"
     step = Step(
         f"key-policy-{index}",
         f"Remove {user.name} from the policy of {where}",
-        Call(
-            "kms",
-            "put_key_policy",
-            {"KeyId": key.key_id, "PolicyName": "default", "Policy": json.dumps(after)},
-        ),
+        put_if_unchanged_call({"KeyId": key.key_id, "PolicyName": "default"}, after),
         before=before,
         after=after,
         must_succeed=False,
     )
     return step, foreign
-
-
-def _check_policy(
-    document: Mapping[str, Any],
-    kind: PolicyKind,
-    name: str,
-    account_id: str,
-    actor: str,
-    resource_arn: str,
-) -> None:
-    ensure_within_limit(document, kind, name)
-    check_lockout(document, kind, actor, account_id, resource_arn=resource_arn)
 
 
 def _foreign_warning(document: Mapping[str, Any], user: User, where: str) -> str | None:

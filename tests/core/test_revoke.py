@@ -550,3 +550,25 @@ def test_a_key_made_after_planning_is_deactivated_too(account: Account) -> None:
     assert report.ok, report.render_text()
     assert fully_revoked(account)[STEP_KEYS]
     assert late in report.kept[STEP_KEYS]["AccessKeyIds"]
+
+
+def test_a_bucket_exempting_only_the_root_gets_the_admin_exempted_too(account: Account) -> None:
+    """A DenyOthers that spares only the root would lock the admin out once the
+    stolen computer leaves it: revoke adds the admin to the exception list."""
+    s3 = account.client("s3")
+    s3.create_bucket(Bucket="root-only")
+    s3.put_bucket_policy(
+        Bucket="root-only",
+        Policy=json.dumps(
+            bucket_policy_with_whitelist(
+                None, bucket="root-only", principals=[TARGET_ARN, OTHER_ARN], keep_admin_arns=[ROOT]
+            )
+        ),
+    )
+    _, report, _ = revoke(account.admin)
+    assert report.ok, report.render_text()
+    after = bucket_policy(account, "root-only")
+    assert after is not None and whitelisted_principals(after) == {OTHER_ARN}
+    deny = next(s for s in after["Statement"] if s["Sid"] == "KeyHygieneDenyOthers")
+    excepted = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert f"arn:aws:iam::{ACCOUNT}:user/admin" in excepted and TARGET_ARN not in excepted
