@@ -191,9 +191,10 @@ class MainScreen(Screen[None]):
             return
         try:
             outcome = apply_sweep(self.snapshot, self.connection, now=self.app.now())  # type: ignore[attr-defined]
-        except KeyHygieneError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed tidy-up must not break the screen
+            text = str(exc) if isinstance(exc, KeyHygieneError) else type(exc).__name__
             self.app.call_from_thread(
-                self.notify, f"Sweep of expired loans failed: {exc}", severity="error"
+                self.notify, f"Sweep of expired loans failed: {text}", severity="error"
             )
             return
         if outcome.message:
@@ -317,6 +318,11 @@ class MainScreen(Screen[None]):
         if not self._ready():
             return
         from screens.membership_screen import MembershipScreen
+        from tui.membership import MEMBERSHIP_ACTIONS
+
+        chosen = next((a for a in MEMBERSHIP_ACTIONS if a == action), None)
+        if chosen is None:
+            return
 
         assert self.snapshot is not None and self.connection is not None
         user, group = self._cursor_user_and_group()

@@ -84,7 +84,7 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     MembershipScreen Button { margin-left: 2; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "review", "Review plan", tooltip="Compute the plan and review it"),
+        Binding("ctrl+s", "review", "Review plan", tooltip="Compute the plan and review it"),
         Binding("escape", "cancel", "Cancel"),
     ]
 

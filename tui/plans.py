@@ -400,7 +400,10 @@ class ApplyReport:
         if self.ok:
             return ""
         if self.done:
-            return "The account is changed in part: fix the cause and resume, or roll back."
+            if any(self.plan.step(result.step_id).undo for result in self.done):
+                return "The account is changed in part: fix the cause and resume, or roll back."
+            # Forward-only plans (emergency revoke, sweep) have nothing to roll back.
+            return "The account is changed in part: fix the cause and run it again to finish."
         return "Nothing was changed."
 
 

@@ -98,7 +98,7 @@ async def test_lend_from_a_device_node_reviews_and_applies(
         await pilot.pause()
         expiry = str(screen.query_one("#ms-expiry", Static).render())
         assert "Ends 2026-11-29T03:00:00Z (in 8 h)" in expiry
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         plan_screen = app.screen
         assert isinstance(plan_screen, PlanScreen)
@@ -136,7 +136,7 @@ async def test_a_typed_duration_wins_and_a_bad_one_is_refused_before_any_plan(
         typed.value = "45d"
         await pilot.pause()
         assert "longer than" in str(screen.query_one("#ms-expiry", Static).render())
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is screen
         assert "longer than" in str(screen.query_one("#ms-message", Static).render())
@@ -161,7 +161,7 @@ async def test_add_and_remove_offer_only_what_makes_sense(
         assert "alice-phone is in no group" in str(
             nothing.query_one("#ms-message", Static).render()
         )
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is nothing
         assert "Choose a computer and a group" in str(
@@ -178,7 +178,7 @@ async def test_add_from_a_group_node_applies_the_membership(
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         screen.query_one("#ms-user", Select).value = "alice-phone"
-        await pilot.press("ctrl+r")
+        await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, PlanScreen)
         assert app.screen.plan.title == "Add alice-phone to group videos"
