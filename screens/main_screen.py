@@ -330,7 +330,7 @@ class MainScreen(Screen[None]):
             MembershipScreen(
                 self.snapshot,
                 self.connection,
-                action,
+                chosen,
                 user=user,
                 group=group,
                 clock=self.app.now,  # type: ignore[attr-defined]
