@@ -125,6 +125,8 @@ class PlanScreen(ModalScreen[ApplyReport | None]):
         result = self.query_one("#plan-result", Static)
         result.update(text)
         result.styles.color = "green" if report.ok else "red"
+        # The plan ran: applying it again is not offered.
+        self.query_one("#apply", Button).display = False
         close = self.query_one("#close", Button)
         close.label = "Close"
         close.disabled = False

@@ -13,6 +13,7 @@ from textual.screen import Screen
 
 from tui.audit import Finding
 from tui.connection import Connection, ConnectionOptions
+from tui.demo import DemoProcess
 from tui.model import Snapshot
 
 Progress = Callable[[str], None]
@@ -46,7 +47,7 @@ class KeyHygieneApp(App[int]):
         self.options = options
         self.demo = demo
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._demo_process = None
+        self._demo_process: DemoProcess | None = None
         self.sub_title = (
             "DEMO account (local moto server, sandbox files)" if demo else options.profile_name
         )
@@ -55,8 +56,6 @@ class KeyHygieneApp(App[int]):
         from screens.main_screen import MainScreen
 
         if self.demo:
-            from tui.demo import DemoProcess
-
             self._demo_process = DemoProcess()
             self._demo_process.start()
         self.push_screen(MainScreen())
