@@ -21,6 +21,8 @@ Progress = Callable[[str], None]
 
 class KeyHygieneApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
+    # Below 110 columns the details pane goes under the tree instead of beside it.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     TITLE = "keyhygiene"
     BINDINGS = [
         Binding(
