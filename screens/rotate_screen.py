@@ -15,7 +15,7 @@ secret: it handles plans, ids and outcomes only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from rich.markup import escape
 from textual import on, work
@@ -136,7 +136,7 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
         try:
             pending = pending_rotation(self.profile)
             if pending is not None:
-                self.app.call_from_thread(self._show_pending, pending)
+                self._wait_on_ui(self._show_pending, pending)
                 return
             clients = HeldKeyClients(self.options, KeyLocation.for_profile(self.profile))
             facts = inspect_rotation(clients)
@@ -144,7 +144,15 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
             self.app.call_from_thread(self._show_error, str(exc))
             return
         usable, note = keyring_status()
-        self.app.call_from_thread(self._show_facts, facts, clients, usable, note)
+        self._wait_on_ui(self._show_facts, facts, clients, usable, note)
+
+    def _wait_on_ui(self, callback: Callable[..., Awaitable[None] | None], *args: object) -> None:
+        """From a worker thread: run `callback` on the UI thread, awaited, and wait for it.
+
+        `App.call_from_thread` as it is; this signature only fixes its result type to
+        None, which mypy cannot work out from an async method on its own.
+        """
+        self.app.call_from_thread(callback, *args)
 
     async def _show_facts(
         self, facts: RotationFacts, clients: HeldKeyClients, usable: bool, note: str

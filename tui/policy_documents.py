@@ -583,10 +583,13 @@ def _account_of(principal: str) -> str | None:
     return None
 
 
-def _checked_kind(kind: str) -> str:
-    if kind not in POLICY_LIMITS:
-        raise ValueError(f"policy kind must be 'bucket' or 'key', not {kind!r}")
-    return kind
+def _checked_kind(kind: str) -> PolicyKind:
+    # Callers without a type checker can pass any string; a literal back narrows it.
+    if kind == "bucket":
+        return "bucket"
+    if kind == "key":
+        return "key"
+    raise ValueError(f"policy kind must be 'bucket' or 'key', not {kind!r}")
 
 
 def _checked_principals(principals: Iterable[str], *, what: str) -> list[str]:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -610,10 +611,10 @@ def _remove_mfa_devices(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping
         listed = []
     serials = list(dict.fromkeys([*listed, *known]))
     for serial in serials:
-        _unless_missing(lambda s=serial: iam.deactivate_mfa_device(UserName=user, SerialNumber=s))
+        _unless_missing(partial(iam.deactivate_mfa_device, UserName=user, SerialNumber=serial))
         if serial.startswith("arn:"):
             # A virtual device is an IAM resource of its own; hardware ones are not.
-            _unless_missing(lambda s=serial: iam.delete_virtual_mfa_device(SerialNumber=s))
+            _unless_missing(partial(iam.delete_virtual_mfa_device, SerialNumber=serial))
     return {"SerialNumbers": serials}
 
 
@@ -698,8 +699,12 @@ def load_for_revoke(
         identity_f = pool.submit(conn.whoami)
         detail_f = pool.submit(_get_user, conn, loader.name)
         parts = loader.user_parts()
-        buckets_f = loader.read("the S3 bucket list", "s3", lambda: _bucket_names(conn), [])
-        kms_f = loader.read("the KMS key list", "kms", lambda: _customer_keys(conn), {})
+        buckets_f: Future[list[str]] = loader.read(
+            "the S3 bucket list", "s3", partial(_bucket_names, conn), []
+        )
+        kms_f: Future[dict[str, tuple[str, tuple[str, ...]]]] = loader.read(
+            "the KMS key list", "kms", partial(_customer_keys, conn), {}
+        )
         detail = detail_f.result()  # raises BadInput for an unknown user
         identity = identity_f.result()
         policies = loader.resource_policies(buckets_f.result(), kms_f.result())
@@ -788,14 +793,14 @@ class _Loader:
             futures["s3", bucket] = self.read(
                 f"S3 bucket {bucket}: policy",
                 "s3",
-                lambda b=bucket: _bucket_policy(self.conn, b),
+                partial(_bucket_policy, self.conn, bucket),
                 None,
             )
         for key_id, (_, aliases) in keys.items():
             futures["kms", key_id] = self.read(
                 f"KMS key {aliases[0] if aliases else key_id}: policy",
                 "kms",
-                lambda k=key_id: _key_policy(self.conn, k),
+                partial(_key_policy, self.conn, key_id),
                 None,
             )
         return futures
@@ -822,28 +827,30 @@ class _Loader:
                 kms_keys.append(KmsKey(name, arn, aliases=aliases, policy=policy))
         return tuple(buckets), tuple(sorted(kms_keys, key=lambda k: k.label))
 
+    def _inline_document(self, user: str, policy: str) -> Any:
+        return self.iam.get_user_policy(UserName=user, PolicyName=policy)["PolicyDocument"]
+
+    def _last_use(self, key_id: str) -> Mapping[str, Any]:
+        return self.iam.get_access_key_last_used(AccessKeyId=key_id).get("AccessKeyLastUsed", {})
+
     def user(self, detail: Mapping[str, Any], parts: Mapping[str, Future[Any]]) -> User:
         """The user, with its inline policy documents and each key's last use read too."""
         name = detail["UserName"]
-        inline = {
+        inline: dict[str, Future[Any]] = {
             policy: self.read(
                 f"inline policy {policy} of {name}",
                 "iam",
-                lambda p=policy: self.iam.get_user_policy(UserName=name, PolicyName=p)[
-                    "PolicyDocument"
-                ],
+                partial(self._inline_document, name, policy),
                 {},
             )
             for policy in parts["inline"].result()
         }
         key_items = parts["keys"].result()
-        last_used = {
+        last_used: dict[str, Future[Mapping[str, Any]]] = {
             item["AccessKeyId"]: self.read(
                 f"the last use of key …{item['AccessKeyId'][-4:]}",
                 "iam",
-                lambda k=item["AccessKeyId"]: self.iam.get_access_key_last_used(AccessKeyId=k).get(
-                    "AccessKeyLastUsed", {}
-                ),
+                partial(self._last_use, item["AccessKeyId"]),
                 {},
             )
             for item in key_items or ()

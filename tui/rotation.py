@@ -1875,12 +1875,6 @@ def _finish(
         resume(journal, clients, on_event=on_event, clock=clock, sleep=sleep),
         pending.user_name,
     )
-    common = {
-        "report": report,
-        "old_key_id": pending.old_key_id,
-        "new_key_id": pending.new_key_id,
-        "action": "finish",
-    }
     if report.ok:
         proof = prove_identity(clients)
         return RotationOutcome(
@@ -1891,7 +1885,10 @@ def _finish(
             proof_arn=proof,
             api_calls=clients.api_calls - calls_before,
             elapsed=clock() - started,
-            **common,
+            report=report,
+            old_key_id=pending.old_key_id,
+            new_key_id=pending.new_key_id,
+            action="finish",
         )
     failed = report.failed[0] if report.failed else None
     code = EXIT_VERIFY_FAILED if failed and failed.step_id in VERIFY_STEPS else EXIT_AWS
@@ -1903,7 +1900,10 @@ def _finish(
         "rolled back (the old secret is gone). Fix the cause and run `keyhygiene rotate` again.",
         api_calls=clients.api_calls - calls_before,
         elapsed=clock() - started,
-        **common,
+        report=report,
+        old_key_id=pending.old_key_id,
+        new_key_id=pending.new_key_id,
+        action="finish",
     )
 
 
