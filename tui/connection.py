@@ -25,6 +25,7 @@ from botocore.config import Config
 from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
+from tui.arns import name_of, resource_type
 from tui.errors import ConnectionProblem, KeyHygieneError, from_client_error
 
 DEFAULT_REGION = "us-east-1"
@@ -132,10 +133,7 @@ class Identity:
     @property
     def user_name(self) -> str | None:
         """The IAM user name when the identity is an IAM user."""
-        marker = ":user/"
-        if marker in self.arn:
-            return self.arn.split(marker, 1)[1].rsplit("/", 1)[-1]
-        return None
+        return name_of(self.arn) if resource_type(self.arn) == "user" else None
 
 
 class Connection:
@@ -266,12 +264,24 @@ def call(client: Any, operation: str, doing: str, service: str, **params: Any) -
 def paginate(
     client: Any, operation: str, key: str, doing: str, service: str, **params: Any
 ) -> list[Any]:
-    """All items of a paginated listing."""
-    items: list[Any] = []
+    """All items of a paginated listing, errors translated."""
     with translate_errors(doing, service=service):
-        for page in client.get_paginator(operation).paginate(**params):
-            items.extend(page.get(key, []))
-    return items
+        return all_items(client, operation, key, **params)
+
+
+def all_items(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    """All items of a paginated listing, AWS's errors left as they are (for
+    plan steps, whose errors the plan runner reports)."""
+    return [
+        item
+        for page in client.get_paginator(operation).paginate(**params)
+        for item in page.get(key, [])
+    ]
+
+
+def error_code(exc: bexc.ClientError) -> str:
+    """AWS's error code (`NoSuchEntity`, `AccessDenied` ...), "" when it gave none."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def quietly(func: Callable[[], T], *, missing_codes: tuple[str, ...]) -> T | None:
@@ -280,6 +290,21 @@ def quietly(func: Callable[[], T], *, missing_codes: tuple[str, ...]) -> T | Non
     try:
         return func()
     except bexc.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in missing_codes:
+        if error_code(exc) in missing_codes:
             return None
         raise
+
+
+def call_unless_missing(method: Callable[..., Any], /, **params: Any) -> bool:
+    """`method(**params)`: True when it ran, False when AWS answered NoSuchEntity.
+
+    For removals that another run (or a crash before the journal) may have
+    done already: the thing being gone is what the caller wanted.
+    """
+    try:
+        method(**params)
+    except bexc.ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        return False
+    return True

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from tui.connection import error_code
 from tui.plans import ApplyContext
 
 T = TypeVar("T")
@@ -30,10 +31,6 @@ NOT_YET_VISIBLE: frozenset[str] = frozenset({"MalformedPolicyDocumentException",
 PROPAGATION_WAITS: tuple[float, ...] = (1, 2, 4, 8, 15, 15)
 # No try starts after this many seconds, whatever the pauses say.
 PROPAGATION_BUDGET = 60.0
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def retry_until_visible(

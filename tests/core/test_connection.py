@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from moto import mock_aws
 
-from tui.connection import Connection, ConnectionOptions, RedactSecretKeys, translate_errors
+from tui.connection import (
+    Connection,
+    ConnectionOptions,
+    RedactSecretKeys,
+    all_items,
+    call_unless_missing,
+    error_code,
+    translate_errors,
+)
 from tui.errors import ConnectionProblem
 
 
@@ -50,3 +61,42 @@ def test_parameter_errors_do_not_quote_values() -> None:
     with pytest.raises(ConnectionProblem) as caught, translate_errors("testing", service="iam"):
         client.create_user(UserName="ok", Path=12345)  # type: ignore[arg-type]
     assert "12345" not in str(caught.value)
+
+
+def _stubbed_iam() -> tuple[Any, Stubber]:
+    iam = boto3.client(
+        "iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    return iam, Stubber(iam)
+
+
+def test_all_items_reads_every_page() -> None:
+    # moto ignores MaxItems for some listings, so paging is tested on a stub.
+    iam, stub = _stubbed_iam()
+    stub.add_response(
+        "list_user_tags",
+        {"Tags": [{"Key": "a", "Value": "1"}], "IsTruncated": True, "Marker": "m"},
+        {"UserName": "alice-laptop"},
+    )
+    stub.add_response(
+        "list_user_tags",
+        {"Tags": [{"Key": "b", "Value": "2"}], "IsTruncated": False},
+        {"UserName": "alice-laptop", "Marker": "m"},
+    )
+    with stub:
+        tags = all_items(iam, "list_user_tags", "Tags", UserName="alice-laptop")
+    assert tags == [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}]
+
+
+def test_call_unless_missing_tolerates_only_no_such_entity() -> None:
+    iam, stub = _stubbed_iam()
+    params = {"UserName": "alice-laptop"}
+    stub.add_response("delete_login_profile", {}, params)
+    stub.add_client_error("delete_login_profile", service_error_code="NoSuchEntity")
+    stub.add_client_error("delete_login_profile", service_error_code="AccessDenied")
+    with stub:
+        assert call_unless_missing(iam.delete_login_profile, **params) is True
+        assert call_unless_missing(iam.delete_login_profile, **params) is False
+        with pytest.raises(ClientError) as raised:
+            call_unless_missing(iam.delete_login_profile, **params)
+    assert error_code(raised.value) == "AccessDenied"
