@@ -28,10 +28,10 @@ from tui.enrollment import (
     device_slug,
     plan_enrollment,
     profiles_in_use,
-    shown_path,
     user_name_for,
 )
 from tui.errors import KeyHygieneError
+from tui.formatting import shown_path
 from tui.model import DEVICES_GROUP, Snapshot
 from tui.plans import ApplyReport, ClientProvider, Plan
 

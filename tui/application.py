@@ -32,7 +32,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tui.connection import translate_errors
+from tui import arns
+from tui.aws_limits import (
+    MAX_GROUPS_PER_USER,
+    MAX_TAG_VALUE,
+    MAX_TAGS_PER_RESOURCE,
+    TRUST_POLICY_LIMIT,
+    check_iam_name,
+)
+from tui.connection import DEFAULT_REGION, error_code, translate_errors
 from tui.errors import BadInput
 from tui.model import TAG_GROUPS, Bucket, Encryption, KmsKey, Role, Snapshot, groups_from_tag
 from tui.plans import (
@@ -59,14 +67,15 @@ from tui.whitelist_plans import (
     RESTORE_IF_UNCHANGED,
     admins_to_keep,
     check_policy,
+    id_safe,
     own_bucket_settings,
     principals_after,
     put_if_unchanged_call,
     put_policy_if_unchanged,
+    replace_value,
     whitelist_steps,
 )
 
-DEFAULT_REGION = "us-east-1"
 EC2_SERVICE = "ec2.amazonaws.com"
 SID_TRUST_EC2 = "KeyHygieneTrustEc2"
 KEY_DELETION_DAYS = 7  # the shortest window KMS allows
@@ -80,18 +89,11 @@ PUBLIC_ACCESS_BLOCK_ALL: dict[str, bool] = {
 # The name becomes an IAM group, a role (64 characters at most), an instance
 # profile and a KMS alias (letters, digits, '/', '_' and '-' only); the
 # intersection of those rules is what an application name may be.
-_IAM_NAME = re.compile(r"^[A-Za-z0-9_+=,.@-]+$")
 _APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NEW_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _BUCKET_PREFIXES_RESERVED = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_SUFFIXES_RESERVED = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
-
-TAG_VALUE_LIMIT = 256
-TAGS_PER_RESOURCE = 50
-TRUST_POLICY_LIMIT = 2_048
-GROUPS_PER_USER = 10
 
 # The new key's ARN exists only once the key does; bucket policy documents
 # carry this marker in its place, and the local action below swaps it in.
@@ -111,11 +113,7 @@ def validate_application_name(name: str) -> str:
     name = (name or "").strip()
     if not name:
         raise BadInput("The application needs a name.")
-    if not _IAM_NAME.match(name):
-        raise BadInput(
-            f"{name!r} is not a valid IAM name.",
-            hint="Use letters, digits and _+=,.@- only (no spaces).",
-        )
+    check_iam_name("application", name)
     if not _APP_NAME.match(name):
         raise BadInput(
             f"{name!r} cannot name an application: it also names a KMS alias and a role, "
@@ -217,7 +215,7 @@ def _head_bucket(clients: ClientProvider, bucket: str) -> int:
             clients.client("s3").head_bucket(Bucket=bucket)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+            code = error_code(exc)
             if status in (301, 403, 404):
                 return int(status)
             if code in ("301", "403", "404"):
@@ -231,7 +229,7 @@ def _instance_profile_roles(clients: ClientProvider, name: str) -> tuple[str, ..
         try:
             profile = clients.client("iam").get_instance_profile(InstanceProfileName=name)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return None
             raise
     return tuple(role["RoleName"] for role in profile["InstanceProfile"].get("Roles", []))
@@ -285,9 +283,9 @@ def plan_create_application(
             validate_new_bucket_name(bucket)
     member_names = _checked_members(snapshot, name, members)
     role = snapshot.role(name)
-    partition = _partition(snapshot.caller_arn)
+    partition = snapshot.partition
     # A new role's ARN is known before it exists: path "/", named NAME.
-    role_arn = role.arn if role else f"arn:{partition}:iam::{snapshot.account_id}:role/{name}"
+    role_arn = role.arn if role else arns.role_arn(snapshot.account_id, name, partition)
     ctx = _Context(
         snapshot=snapshot,
         name=name,
@@ -338,7 +336,7 @@ def _checked_members(snapshot: Snapshot, name: str, members: Sequence[str]) -> l
             raise BadInput(
                 f"User {user.name} was revoked; it cannot join application {name}.",
             )
-        if len(user.groups) >= GROUPS_PER_USER:
+        if len(user.groups) >= MAX_GROUPS_PER_USER:
             raise BadInput(
                 f"User {user.name} is already in {len(user.groups)} groups, "
                 f"the most IAM allows; it cannot join group {name}.",
@@ -581,12 +579,12 @@ def _adopt_tag_steps(
 
 
 def _check_tags(label: str, tags: Mapping[str, str], value: str) -> None:
-    if len(value) > TAG_VALUE_LIMIT:
+    if len(value) > MAX_TAG_VALUE:
         raise BadInput(
-            f"The tag {TAG_GROUPS} of {label} would be longer than {TAG_VALUE_LIMIT} characters.",
+            f"The tag {TAG_GROUPS} of {label} would be longer than {MAX_TAG_VALUE} characters.",
             hint="Use shorter group names, or fewer groups on one resource.",
         )
-    if TAG_GROUPS not in tags and len(tags) >= TAGS_PER_RESOURCE:
+    if TAG_GROUPS not in tags and len(tags) >= MAX_TAGS_PER_RESOURCE:
         raise BadInput(
             f"{label[0].upper()}{label[1:]} already has {len(tags)} tags, the most AWS allows.",
             hint="Remove a tag that is no longer needed.",
@@ -861,8 +859,7 @@ def _bucket_policy_steps(
         keep_admin_arns=admins_to_keep(ctx.snapshot, ctx.actor, earlier, before, bucket=name),
         require_encryption_header=earlier.require_header,
     )
-    bucket_arn = f"arn:{ctx.partition}:s3:::{name}"
-    _check_policy(ctx, after, "bucket", f"bucket {name}", bucket_arn)
+    _check_policy(ctx, after, "bucket", f"bucket {name}", arns.bucket_arn(name, ctx.partition))
     if after == before:
         return []
     description = (
@@ -881,7 +878,7 @@ def _bucket_policy_steps(
             call = put_if_unchanged_call(target, after, ctx.waiting_for)
         undo_params: dict[str, Any] = dict(target)
     else:
-        after = _replace_value(after, arn_for_checks, new_key_marker(ctx.name))
+        after = replace_value(after, arn_for_checks, new_key_marker(ctx.name))
         params: dict[str, Any] = {
             "Bucket": name,
             "Policy": json.dumps(after),
@@ -975,22 +972,8 @@ def _refuse_unreadable(snapshot: Snapshot, prefix: str, label: str) -> None:
         )
 
 
-def _partition(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[1] if len(parts) > 2 and parts[0] == "arn" else "aws"
-
-
 def _standin_key_arn(ctx: _Context) -> str:
-    return f"arn:{ctx.partition}:kms:{ctx.region}:{ctx.snapshot.account_id}:key/{_STANDIN_KEY_ID}"
-
-
-def _replace_value(value: Any, old: str, new: str) -> Any:
-    """A copy of a JSON tree with every string equal to `old` replaced (whole values only)."""
-    if isinstance(value, Mapping):
-        return {key: _replace_value(item, old, new) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace_value(item, old, new) for item in value]
-    return new if value == old else value
+    return arns.kms_key_arn(ctx.snapshot.account_id, ctx.region, _STANDIN_KEY_ID, ctx.partition)
 
 
 def _count(items: Sequence[Any], noun: str) -> str:
@@ -1044,11 +1027,11 @@ def _put_bucket_policy_with_new_key(
     adopted bucket may have changed since the snapshot).
     """
     key_arn = params["KeyArn"]
-    if not isinstance(key_arn, str) or not _KMS_KEY_ARN.match(key_arn):
+    if not isinstance(key_arn, str) or not arns.is_kms_key_arn(key_arn):
         raise PlanError(f"Step input {key_arn!r} is not a KMS key ARN.")
     if ctx.step is None:
         raise PlanError("A policy step can only run as part of a plan (it compares documents).")
-    document = _replace_value(json.loads(params["Policy"]), params["Marker"], key_arn)
+    document = replace_value(json.loads(params["Policy"]), params["Marker"], key_arn)
     target = {"Bucket": params["Bucket"]}
     wait = bool(params.get("WaitFor"))
     put_policy_if_unchanged(ctx, target, document, ctx.step.before, wait=wait)
@@ -1086,7 +1069,7 @@ def plan_sync_application(snapshot: Snapshot, name: str, actor_arn: str | None =
     steps = list(whitelist_steps(snapshot, members, actor))
     key = _application_key(snapshot, name, warnings)
     for bucket in snapshot.buckets_for_group(name):
-        prefix = f"bucket-{_safe_id(bucket.name)}"
+        prefix = f"bucket-{id_safe(bucket.name)}"
         steps.extend(_public_access_steps(prefix, bucket.name, bucket))
         if key is not None:
             steps.extend(
@@ -1115,7 +1098,3 @@ def _application_key(snapshot: Snapshot, name: str, warnings: list[str]) -> KmsK
             "its buckets' default encryption is left as it is."
         )
     return None
-
-
-def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)

@@ -43,9 +43,25 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tui import credentials_file
-from tui.connection import DEFAULT_REGION, Connection, ConnectionOptions, translate_errors
+from tui import arns, credentials_file
+from tui.aws_limits import (
+    IAM_NAME,
+    MAX_GROUPS_PER_USER,
+    MAX_TAG_VALUE,
+    MAX_USER_NAME,
+    check_iam_name,
+)
+from tui.connection import (
+    DEFAULT_REGION,
+    Connection,
+    ConnectionOptions,
+    all_items,
+    call_unless_missing,
+    error_code,
+    translate_errors,
+)
 from tui.errors import BadInput, KeyHygieneError
+from tui.formatting import key_tail, shown_path
 from tui.journal import Journal, open_journals
 from tui.model import (
     DEVICES_GROUP,
@@ -56,7 +72,6 @@ from tui.model import (
     Snapshot,
 )
 from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
-from tui.propagation import error_code
 from tui.whitelist_plans import members_after_change, user_arn, whitelist_steps
 
 PLAN_KIND = "enroll"
@@ -70,15 +85,12 @@ ROTATE_OWN_KEY_ACTIONS = (
     "iam:ListAccessKeys",
     "iam:UpdateAccessKey",
 )
-MAX_USER_NAME = 64
-MAX_GROUPS_PER_USER = 10
-MAX_TAG_VALUE = 256
 DEFAULT_DEVICE = "computer"
 
 # The person part may not hold a dash: it is what separates person from device.
 _PERSON = re.compile(r"^[A-Za-z0-9_+=,.@]+$")
-_DEVICE = re.compile(r"^[A-Za-z0-9_+=,.@-]+$")
-_PROFILE = re.compile(r"^[A-Za-z0-9_+=,.@-]+$")
+# Profile names follow IAM's rule: the default profile is the user name.
+_PROFILE = IAM_NAME
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _TAG_VALUE_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
 _MFA_CODE = re.compile(r"^\d{6}$")
@@ -220,11 +232,8 @@ def _check_person(person: str) -> None:
 
 
 def _check_device(device: str) -> None:
-    if not _DEVICE.match(device):
-        raise BadInput(
-            f"{device!r} cannot be a device name: IAM user names allow letters, digits "
-            "and _+=,.@- only.",
-        )
+    # The device ends the user name, so it follows IAM's rule for names.
+    check_iam_name("device", device)
 
 
 def _check_user_is_new(snapshot: Snapshot, user_name: str) -> None:
@@ -339,13 +348,8 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
     )
 
 
-def _partition(snapshot: Snapshot) -> str:
-    parts = snapshot.caller_arn.split(":")
-    return parts[1] if len(parts) > 1 and parts[0] == "arn" and parts[1] else "aws"
-
-
 def _policy_arn(snapshot: Snapshot) -> str:
-    return f"arn:{_partition(snapshot)}:iam::{snapshot.account_id}:policy/{ROTATE_OWN_KEY_POLICY}"
+    return arns.policy_arn(snapshot.account_id, ROTATE_OWN_KEY_POLICY, snapshot.partition)
 
 
 def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
@@ -362,7 +366,7 @@ def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
             )
         )
     existing = snapshot.managed_policies.get(policy_arn)
-    document = rotate_own_key_document(_partition(snapshot))
+    document = rotate_own_key_document(snapshot.partition)
     if existing is None:
         steps.append(
             Step(
@@ -516,14 +520,6 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
     ]
 
 
-def shown_path(path: str) -> str:
-    """The path as people know it: `~/.aws/credentials`."""
-    home = str(Path.home())
-    return (
-        "~" + path[len(home) :] if home not in ("", "/") and path.startswith(home + "/") else path
-    )
-
-
 # --------------------------------------------------------------------------- local actions
 
 
@@ -535,7 +531,7 @@ def _write_credentials(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[
     if present and present != params["access_key_id"]:
         # The profile got a key since the plan was made: never overwrite it.
         raise BadInput(
-            f"The profile {profile!r} of {shown_path(path)} holds another key (…{present[-4:]}); "
+            f"The profile {profile!r} of {shown_path(path)} holds another key ({key_tail(present)}); "
             "keyhygiene will not overwrite it.",
             hint="Roll this enrollment back and choose another profile name.",
         )
@@ -685,39 +681,25 @@ def _delete_new_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[st
         if error_code(exc) == "NoSuchEntity":
             return {"Deleted": False}
         raise
-    for group in _listed(iam, "list_groups_for_user", "Groups", user):
-        _unless_missing(iam.remove_user_from_group, GroupName=group["GroupName"], UserName=user)
-    for name in _listed(iam, "list_user_policies", "PolicyNames", user):
-        _unless_missing(iam.delete_user_policy, UserName=user, PolicyName=name)
-    for attached in _listed(iam, "list_attached_user_policies", "AttachedPolicies", user):
-        _unless_missing(iam.detach_user_policy, UserName=user, PolicyArn=attached["PolicyArn"])
-    _unless_missing(iam.delete_login_profile, UserName=user)
+    for group in all_items(iam, "list_groups_for_user", "Groups", UserName=user):
+        call_unless_missing(iam.remove_user_from_group, GroupName=group["GroupName"], UserName=user)
+    for name in all_items(iam, "list_user_policies", "PolicyNames", UserName=user):
+        call_unless_missing(iam.delete_user_policy, UserName=user, PolicyName=name)
+    for attached in all_items(
+        iam, "list_attached_user_policies", "AttachedPolicies", UserName=user
+    ):
+        call_unless_missing(iam.detach_user_policy, UserName=user, PolicyArn=attached["PolicyArn"])
+    call_unless_missing(iam.delete_login_profile, UserName=user)
     iam.delete_user(UserName=user)
     return {"Deleted": True, "AccessKeysDeleted": keys}
 
 
 def _delete_access_keys(iam: Any, user: str) -> int:
-    keys = [k["AccessKeyId"] for k in _listed(iam, "list_access_keys", "AccessKeyMetadata", user)]
+    metadata = all_items(iam, "list_access_keys", "AccessKeyMetadata", UserName=user)
+    keys = [k["AccessKeyId"] for k in metadata]
     for key_id in keys:
-        _unless_missing(iam.delete_access_key, UserName=user, AccessKeyId=key_id)
+        call_unless_missing(iam.delete_access_key, UserName=user, AccessKeyId=key_id)
     return len(keys)
-
-
-def _listed(iam: Any, operation: str, field: str, user: str) -> list[Any]:
-    return [
-        item
-        for page in iam.get_paginator(operation).paginate(UserName=user)
-        for item in page.get(field, [])
-    ]
-
-
-def _unless_missing(method: Callable[..., Any], **params: Any) -> None:
-    """Call it; something already gone (NoSuchEntity) is what we wanted."""
-    try:
-        method(**params)
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
 
 
 def _profile_session(params: Mapping[str, Any]) -> boto3.Session:

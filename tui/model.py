@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from tui.arns import partition_of
+from tui.formatting import key_tail
+
 TAG_PREFIX = "keyhygiene:"
 TAG_PERSON = "keyhygiene:person"
 TAG_DEVICE = "keyhygiene:device"
@@ -85,7 +88,7 @@ class AccessKey:
         """The last four characters, which is how people tell keys apart."""
         if not self.id:
             return f"key {self.slot}" if self.slot else "key"
-        return "…" + self.id[-4:]
+        return key_tail(self.id)
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,12 @@ class Snapshot:
     problems: tuple[LoadProblem, ...] = ()
     # The user this computer's profile authenticates as, when it is an IAM user.
     this_user: str | None = None
+
+    @property
+    def partition(self) -> str:
+        """The AWS partition (aws, aws-cn, aws-us-gov) of the identity that read
+        the account: where the ARNs of users and roles not created yet will live."""
+        return partition_of(self.caller_arn)
 
     # ---- look-ups -------------------------------------------------------
     def user(self, name: str) -> User | None:

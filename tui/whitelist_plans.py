@@ -34,6 +34,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tui import arns
+from tui.connection import error_code
 from tui.errors import BadInput, KeyHygieneError
 from tui.model import Bucket, KmsKey, Snapshot, User
 from tui.plans import LOCAL, ApplyContext, Call, PlanError, Step, local_action
@@ -53,14 +55,13 @@ from tui.policy_documents import (
     statements,
     whitelisted_principals,
 )
-from tui.propagation import error_code, retry_until_visible
+from tui.propagation import retry_until_visible
 
 MembersAfter = Mapping[str, Collection[str]]
 
 PUT_IF_UNCHANGED = "policy.put_if_unchanged"
 RESTORE_IF_UNCHANGED = "policy.restore_if_unchanged"
 
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _STEP_ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -155,7 +156,7 @@ def principals_after(
     """ARNs to whitelist on a resource tagged for `resource_groups`: the members
     of each group (from `members` where given, else the snapshot) plus the roles
     tagged for it. Sorted, unique."""
-    arns: set[str] = set()
+    found: set[str] = set()
     for name in resource_groups:
         group = snapshot.group(name)
         canonical = group.name if group else name
@@ -163,9 +164,9 @@ def principals_after(
             names: Iterable[str] = members[canonical]
         else:
             names = group.members if group else ()
-        arns.update(user_arn(snapshot, member) for member in names)
-        arns.update(role.arn for role in snapshot.roles_for_group(name))
-    return tuple(sorted(arns))
+        found.update(user_arn(snapshot, member) for member in names)
+        found.update(role.arn for role in snapshot.roles_for_group(name))
+    return tuple(sorted(found))
 
 
 def user_arn(snapshot: Snapshot, name: str) -> str:
@@ -173,7 +174,7 @@ def user_arn(snapshot: Snapshot, name: str) -> str:
     known: User | None = snapshot.user(name)
     if known is not None:
         return known.arn
-    return f"arn:{_partition(snapshot)}:iam::{snapshot.account_id}:user/{name}"
+    return arns.user_arn(snapshot.account_id, name, snapshot.partition)
 
 
 def bucket_policy_step(
@@ -185,7 +186,7 @@ def bucket_policy_step(
     new_principals: Collection[str] = (),
 ) -> Step | None:
     """The step that sets `bucket`'s whitelist to `principals`, or None when nothing changes."""
-    before = _readable_policy(snapshot, bucket.policy, f"S3 bucket {bucket.name}", "bucket")
+    before = readable_policy(snapshot, bucket.policy, f"S3 bucket {bucket.name}", "bucket")
     old_own = own_bucket_settings(before)
     whitelist = sorted(set(principals))
     after = bucket_policy_with_whitelist(
@@ -219,7 +220,7 @@ def key_policy_step(
     new_principals: Collection[str] = (),
 ) -> Step | None:
     """The step that sets the KMS key's whitelist to `principals`, or None when nothing changes."""
-    before = _readable_policy(snapshot, key.policy, f"KMS key {key.label}", "key")
+    before = readable_policy(snapshot, key.policy, f"KMS key {key.label}", "key")
     if before is None:
         # Every KMS key has a policy: None means it could not be read, and
         # writing one from scratch would drop whatever it holds.
@@ -309,7 +310,7 @@ def own_bucket_settings(document: Mapping[str, Any] | None) -> OwnBucketSettings
             values = _condition_values(
                 condition, "StringNotEquals", "s3:x-amz-server-side-encryption-aws-kms-key-id"
             )
-            found.key_arn = next((v for v in values if _KMS_KEY_ARN.match(v)), None)
+            found.key_arn = next((v for v in values if arns.is_kms_key_arn(v)), None)
         elif sid == SID_BUCKET_DENY_UNENCRYPTED:
             # The lenient form adds a Null test so that headerless uploads pass.
             found.require_header = "Null" not in condition
@@ -329,7 +330,7 @@ def _condition_values(condition: Mapping[str, Any], operator: str, key: str) -> 
     return ()
 
 
-def _readable_policy(
+def readable_policy(
     snapshot: Snapshot, policy: Mapping[str, Any] | None, what: str, kind: str
 ) -> dict[str, Any] | None:
     """The current document, refusing one that was not read or not parsed.
@@ -361,7 +362,7 @@ def _application_key_arn(snapshot: Snapshot, bucket: Bucket) -> str | None:
     the bucket's default encryption key, else the one key tagged for its groups."""
     if bucket.encryption and bucket.encryption.is_kms and bucket.encryption.kms_key_id:
         wanted = bucket.encryption.kms_key_id
-        if _KMS_KEY_ARN.match(wanted):
+        if arns.is_kms_key_arn(wanted):
             return wanted
         known = snapshot.kms_key(wanted)
         if known is not None:
@@ -388,7 +389,7 @@ def admins_to_keep(
     Raises `PolicyLockout` when the actor cannot be named there (see
     `admin_principal`): such a policy would deny it the bucket.
     """
-    root = f"arn:{_partition(snapshot)}:iam::{snapshot.account_id}:root"
+    root = arns.root_arn(snapshot.account_id, snapshot.partition)
     previous_whitelist = whitelisted_principals(before)
     earlier_admins = [
         arn for arn in old.excepted if arn not in previous_whitelist and is_listable_principal(arn)
@@ -423,7 +424,7 @@ def admin_principal(snapshot: Snapshot, actor_arn: str, *, bucket: str) -> str:
         f"every S3 action to whoever it does not list, and keyhygiene cannot list {actor_arn}: "
         f"{reason}. That identity could then not even change the policy back.",
         actor=actor_arn,
-        resource=f"arn:{_partition(snapshot)}:s3:::{bucket}",
+        resource=arns.bucket_arn(bucket, snapshot.partition),
         action="s3:PutBucketPolicy",
     )
 
@@ -432,8 +433,8 @@ def _known_actor_principal(snapshot: Snapshot, actor_arn: str) -> str | None:
     """The actor's listable ARN, or None when there is none or it is not known."""
     principal = caller_principal_arn(actor_arn)
     if principal != actor_arn:  # an assumed-role session
-        role = snapshot.role(principal.rsplit("/", 1)[-1])
-        same_account = principal.split(":")[4] == snapshot.account_id
+        role = snapshot.role(arns.name_of(principal))
+        same_account = arns.account_of(principal) == snapshot.account_id
         return role.arn if role is not None and same_account else None
     return principal if is_listable_principal(principal) else None
 
@@ -476,14 +477,12 @@ def _deny_sids(document: Mapping[str, Any] | None) -> set[str]:
     }
 
 
-def _names(arns: Iterable[str]) -> str:
+def _names(principals: Iterable[str]) -> str:
     """`alice-laptop, role photos`: what people recognise, not full ARNs."""
     labels = []
-    for arn in sorted(arns):
-        resource = arn.split(":", 5)[-1]
-        kind, _, name = resource.partition("/")
-        short = name.rsplit("/", 1)[-1] if name else kind
-        labels.append(short if kind == "user" else f"{kind} {short}")
+    for arn in sorted(principals):
+        kind, name = arns.resource_type(arn), arns.name_of(arn)
+        labels.append(name if kind == "user" else f"{kind} {name}")
     return ", ".join(labels)
 
 
@@ -495,17 +494,17 @@ def _canonical_group(snapshot: Snapshot, name: str) -> str:
     return group.name if group else name
 
 
-def _partition(snapshot: Snapshot) -> str:
-    parts = snapshot.caller_arn.split(":")
-    return parts[1] if len(parts) > 1 and parts[0] == "arn" and parts[1] else "aws"
-
-
 def _json(document: Mapping[str, Any] | None) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def _step_id(prefix: str, name: str) -> str:
-    return f"{prefix}.{_STEP_ID_SAFE.sub('_', name)}"
+    return f"{prefix}.{id_safe(name)}"
+
+
+def id_safe(name: str) -> str:
+    """`name` fit for a step id: characters other than letters, digits and `_.-` become `_`."""
+    return _STEP_ID_SAFE.sub("_", name)
 
 
 # ---- applying: write only what was reviewed ------------------------------------------
@@ -610,7 +609,7 @@ def _restore_if_unchanged(ctx: ApplyContext, params: Mapping[str, Any]) -> Mappi
     step = _running_step(ctx)
     applied = step.after
     if "Marker" in params and applied is not None:
-        applied = _swapped(applied, params["Marker"], params["KeyArn"])
+        applied = replace_value(applied, params["Marker"], params["KeyArn"])
     return restore_policy_if_unchanged(ctx, params, applied, step.before)
 
 
@@ -662,9 +661,10 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _swapped(value: Any, old: str, new: str) -> Any:
+def replace_value(value: Any, old: str, new: str) -> Any:
+    """A copy of a JSON tree with every string equal to `old` replaced (whole values only)."""
     if isinstance(value, Mapping):
-        return {key: _swapped(item, old, new) for key, item in value.items()}
+        return {key: replace_value(item, old, new) for key, item in value.items()}
     if isinstance(value, list):
-        return [_swapped(item, old, new) for item in value]
+        return [replace_value(item, old, new) for item in value]
     return new if value == old else value

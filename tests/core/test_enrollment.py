@@ -135,7 +135,7 @@ def test_resolve_fills_the_defaults() -> None:
     [
         ({"person": ""}, "--person"),
         ({"person": "alice-smith"}, "no dash"),
-        ({"device": "lap top"}, "cannot be a device name"),
+        ({"device": "lap top"}, "not a valid IAM name for a device"),
         ({"device": "x" * 60}, "IAM allows 64"),
         ({"device": "laptop"}, "exists already \\(as Alice-Laptop: IAM ignores case\\)"),
         ({"groups": ("photos", "nope")}, "Unknown group: nope. The account's groups: photos"),

@@ -182,10 +182,10 @@ def _prompt_mfa_code(serial: str) -> str:
 
 def _print_next_steps(profile: str) -> None:
     from tui.credentials_file import credentials_path
-    from tui.enrollment import shown_path
+    from tui.formatting import shown_path
 
     print(
         f"\nThis computer is registered. Its key is in the profile {profile} of "
-        f"{shown_path(str(credentials_path()))} (the secret was never shown).\n"
+        f"{shown_path(credentials_path())} (the secret was never shown).\n"
         f"Try it: aws sts get-caller-identity --profile {profile}"
     )
