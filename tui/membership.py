@@ -49,7 +49,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+from tui.aws_limits import (
+    MAX_GROUPS_PER_USER,
+    MAX_TAG_KEY,
+    MAX_TAGS_PER_RESOURCE,
+    TAG_TEXT,
+    USER_INLINE_POLICIES_LIMIT,
+)
+from tui.connection import all_items, call_unless_missing
 from tui.errors import BadInput, KeyHygieneError
+from tui.formatting import parse_utc, utc_z
 from tui.model import (
     EXPIRY_POLICY_NAME,
     TAG_GRANT_PREFIX,
@@ -71,20 +80,12 @@ from tui.plans import (
 from tui.policy_documents import POLICY_VERSION, caller_principal_arn
 
 DEFAULT_MAX_DURATION = timedelta(days=30)
-MAX_GROUPS_PER_USER = 10
-MAX_TAGS_PER_USER = 50
-# IAM counts the characters of all of a user's inline policies together, not
-# counting white space; compact JSON without white space is what we measure.
-USER_INLINE_POLICIES_LIMIT = 2_048
-TAG_KEY_LIMIT = 128
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
 SWEEP_KIND = "sweep"  # the plan kind of a sweep: forward only, never resumed nor rolled back
 
 MembershipAction = Literal["add", "remove", "lend"]
 MEMBERSHIP_ACTIONS: tuple[MembershipAction, ...] = ("add", "remove", "lend")
 
-# Tag keys accept fewer characters than IAM names: no comma.
-_TAG_KEY_CHARS = re.compile(r"^[\w.:/=+\-@ ]+$")
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _UNITS: dict[str, timedelta] = {
     "m": timedelta(minutes=1),
@@ -169,20 +170,16 @@ def utc(moment: datetime) -> datetime:
 
 def format_expiry(moment: datetime) -> str:
     """The tag's and the policy's form: `2026-11-28T21:00:00Z` (UTC, whole seconds)."""
-    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_z(moment)
 
 
 def parse_expiry(text: str | None) -> datetime | None:
-    """An expiry tag's value as a UTC datetime; None when it is not a readable ISO 8601 time."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # keyhygiene always writes UTC
-    return moment.astimezone(timezone.utc)
+    """An expiry tag's value as a UTC datetime; None when it is not a readable ISO 8601 time.
+
+    A time without a zone is taken as UTC: keyhygiene always writes UTC.
+    """
+    moment = parse_utc(text)
+    return moment.astimezone(timezone.utc) if moment is not None else None
 
 
 def parse_now(text: str) -> datetime:
@@ -509,13 +506,13 @@ def _check_not_actor(snapshot: Snapshot, user: User) -> None:
 
 def _grant_tag_key(user: User, group: Group) -> str:
     key = TAG_GRANT_PREFIX + group.name
-    if len(key) > TAG_KEY_LIMIT or not _TAG_KEY_CHARS.match(key):
+    if len(key) > MAX_TAG_KEY or not TAG_TEXT.match(key):
         raise BadInput(
             f"Group {group.name!r} cannot be lent: the tag key {key!r} would break IAM's tag "
-            f"rules (at most {TAG_KEY_LIMIT} characters; letters, digits, spaces and _.:/=+-@).",
+            f"rules (at most {MAX_TAG_KEY} characters; letters, digits, spaces and _.:/=+-@).",
             hint="Add the computer to the group permanently instead.",
         )
-    if key not in user.tags and len(user.tags) >= MAX_TAGS_PER_USER:
+    if key not in user.tags and len(user.tags) >= MAX_TAGS_PER_RESOURCE:
         raise BadInput(
             f"{user.name} already has {len(user.tags)} tags, the most IAM allows. Nothing was "
             "changed.",
@@ -1147,11 +1144,6 @@ class GrantChanged(KeyHygieneError):
     """A loan the sweep was about to remove changed since the account was read."""
 
 
-def _is_missing(exc: Exception) -> bool:
-    code = (getattr(exc, "response", {}) or {}).get("Error", {}).get("Code")
-    return code == "NoSuchEntity"
-
-
 @local_action("membership.check_grants")
 def _check_grants(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     iam = ctx.client("iam")
@@ -1175,26 +1167,20 @@ def _check_grants(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, 
 
 
 def _user_tags(iam: Any, user: str) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for page in iam.get_paginator("list_user_tags").paginate(UserName=user):
-        tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
-    return tags
+    return {
+        tag["Key"]: tag["Value"] for tag in all_items(iam, "list_user_tags", "Tags", UserName=user)
+    }
 
 
 @local_action("membership.remove_user_from_group")
 def _remove_user_from_group(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """remove_user_from_group that accepts "not a member" (another sweep was first)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        ctx.client("iam").remove_user_from_group(
-            UserName=params["UserName"], GroupName=params["GroupName"]
-        )
-    except ClientError as exc:
-        if not _is_missing(exc):
-            raise
-        return {"Removed": False}
-    return {"Removed": True}
+    removed = call_unless_missing(
+        ctx.client("iam").remove_user_from_group,
+        UserName=params["UserName"],
+        GroupName=params["GroupName"],
+    )
+    return {"Removed": removed}
 
 
 @local_action("membership.restore_membership")
@@ -1235,33 +1221,23 @@ def _require_done(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, 
 @local_action("membership.untag_user")
 def _untag_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """untag_user once the steps it waits for are done; a user gone is no error."""
-    from botocore.exceptions import ClientError
-
     _require_done_steps(
         ctx,
         params.get("OnlyAfter", ()),
         "the tag stays, so that the next sweep finds the loan again.",
     )
-    try:
-        ctx.client("iam").untag_user(UserName=params["UserName"], TagKeys=params["TagKeys"])
-    except ClientError as exc:
-        if not _is_missing(exc):
-            raise
-        return {"Untagged": False}
-    return {"Untagged": True}
+    untagged = call_unless_missing(
+        ctx.client("iam").untag_user, UserName=params["UserName"], TagKeys=params["TagKeys"]
+    )
+    return {"Untagged": untagged}
 
 
 @local_action("membership.delete_user_policy")
 def _delete_user_policy(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """delete_user_policy that accepts "no such policy" (another sweep was first)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        ctx.client("iam").delete_user_policy(
-            UserName=params["UserName"], PolicyName=params["PolicyName"]
-        )
-    except ClientError as exc:
-        if not _is_missing(exc):
-            raise
-        return {"Deleted": False}
-    return {"Deleted": True}
+    deleted = call_unless_missing(
+        ctx.client("iam").delete_user_policy,
+        UserName=params["UserName"],
+        PolicyName=params["PolicyName"],
+    )
+    return {"Deleted": deleted}
