@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from tui.arns import account_of, name_of, resource_type
 from tui.audit import Finding, severity_rank
 from tui.membership import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
@@ -246,12 +247,13 @@ def _roles(snapshot: Snapshot) -> OutlineNode:
 
 def principal_name(arn: str) -> str:
     """`arn:aws:iam::1:user/alice-laptop` -> `alice-laptop`; a role reads `role photos`."""
-    if ":role/" in arn:
-        return "role " + arn.rsplit("/", 1)[-1]
-    if ":user/" in arn:
-        return arn.rsplit("/", 1)[-1]
-    if arn.endswith(":root"):
-        return "account " + arn.split(":")[4] + " (root)"
+    kind = resource_type(arn)
+    if kind == "role":
+        return "role " + name_of(arn)
+    if kind == "user":
+        return name_of(arn)
+    if kind == "root":
+        return "account " + account_of(arn) + " (root)"
     return arn
 
 

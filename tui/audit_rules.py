@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tui.arns import name_of, resource_type
 from tui.audit import AuditSettings, Finding, ResourceKind
+from tui.formatting import key_tail, parse_utc
 from tui.model import (
     EXPIRY_POLICY_NAME,
     REVOKED_POLICY_NAME,
@@ -269,7 +271,7 @@ def expired_grants(snapshot: Snapshot, now: datetime, settings: AuditSettings) -
     """A temporary grant must end; its tag left behind means the sweep did not run."""
     for user in snapshot.users:
         for group, expiry in sorted(user.grants().items()):
-            when = _parse_time(expiry)
+            when = parse_utc(expiry)
             if when is None:
                 yield _user_finding(
                     user,
@@ -616,14 +618,14 @@ def _resource_names(resource: Bucket | KmsKey) -> tuple[ResourceKind, str, str]:
     return "kms-key", resource.key_id, f"KMS key {resource.label}"
 
 
-def _names(arns: Iterable[str], *, with_kind: bool = False) -> str:
+def _names(principals: Iterable[str], *, with_kind: bool = False) -> str:
     """`arn:…:user/christopher-home` -> `christopher-home` (or `user christopher-home`)."""
     names = []
-    for arn in arns:
-        resource = arn.split(":", 5)[-1]
-        kind, _, rest = resource.partition("/")
-        name = rest.rsplit("/", 1)[-1] if rest else resource
-        names.append(f"{kind} {name}" if with_kind and rest else name)
+    for arn in principals:
+        # Only a resource with a path ("user/...", "role/...") has a kind to say.
+        with_its_kind = with_kind and "/" in arn
+        name = name_of(arn)
+        names.append(f"{resource_type(arn)} {name}" if with_its_kind else name)
     return ", ".join(names)
 
 
@@ -631,7 +633,7 @@ def _key_name(key: AccessKey, *, start: bool = True) -> str:
     """`Key …ABCD`, or `Key 2` when only the credential report's slot is known."""
     word = "Key" if start else "key"
     if key.id:
-        return f"{word} …{key.id[-4:]}"
+        return f"{word} {key_tail(key.id)}"
     return f"{word} {key.slot}" if key.slot else f"{word} with no id"
 
 
@@ -649,11 +651,3 @@ def _days(now: datetime, when: datetime | None) -> int:
     if when is None:
         return 0
     return max((_aware(now) - _aware(when)).days, 0)
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return _aware(when)

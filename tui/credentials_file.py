@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui.errors import BadInput
+from tui.formatting import shown_path
 
 SESSION_TOKEN_KEYS = ("aws_session_token", "aws_security_token")
 FILE_MODE = 0o600
@@ -120,15 +121,6 @@ def _env_path(env: Mapping[str, str], variable: str, default: str) -> Path:
 def _env_value(env: Mapping[str, str], match: re.Match[str]) -> str:
     name = match.group(1).strip("{}")
     return env.get(name, match.group(0))
-
-
-def _shown(path: Path) -> str:
-    """The path as a person knows it: `~/.aws/credentials`."""
-    text = str(path)
-    home = os.path.expanduser("~")
-    if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
-        return "~" + text[len(home) :]
-    return text
 
 
 # ---------------------------------------------------------------------------
@@ -392,13 +384,13 @@ def validate(path: str | os.PathLike[str]) -> None:
     """Raise `CredentialsFileRefused` when botocore could not read the file.
     A missing file is fine (botocore treats it as empty)."""
     file = Path(path).expanduser()
-    _read_document(_resolve(file), _shown(file))
+    _read_document(_resolve(file), shown_path(file))
 
 
 def list_profiles(path: str | os.PathLike[str], *, config_style: bool = False) -> list[str]:
     """Profile names in file order (for the config file, as botocore maps sections)."""
     file = Path(path).expanduser()
-    _, doc = _read_document(_resolve(file), _shown(file))
+    _, doc = _read_document(_resolve(file), shown_path(file))
     names = (_profile_of(s.name, config_style) for s in doc.sections)
     return list(dict.fromkeys(name for name in names if name is not None))
 
@@ -410,7 +402,7 @@ def read_profile(
     ([DEFAULT] settings included; the last section wins in the config file).
     Empty when the file or the profile does not exist."""
     file = Path(path).expanduser()
-    _, doc = _read_document(_resolve(file), _shown(file))
+    _, doc = _read_document(_resolve(file), shown_path(file))
     defaults: dict[str, str] = {}
     own: dict[str, str] = {}
     for section in doc.sections:
@@ -465,7 +457,7 @@ def write_profile_values(
     wanted, unwanted = _checked_request(set_values, remove)
     section_name = _section_name_for(profile, config_style)
     file = Path(path).expanduser()
-    shown = _shown(file)
+    shown = shown_path(file)
     target = _resolve(file)
     with _locked(target, shown):
         before, doc = _read_document(target, shown)
@@ -630,14 +622,14 @@ def backup_bytes(path: str | os.PathLike[str]) -> bytes | None:
     """The file's bytes for a later `restore_bytes`; None when it does not exist.
     The bytes hold secrets: keep them in memory only."""
     file = Path(path).expanduser()
-    return _read_bytes(_resolve(file), _shown(file))
+    return _read_bytes(_resolve(file), shown_path(file))
 
 
 def restore_bytes(path: str | os.PathLike[str], data: bytes | None) -> None:
     """Put back what `backup_bytes` saw, atomically and under the lock; None
     removes the file, as it did not exist."""
     file = Path(path).expanduser()
-    shown = _shown(file)
+    shown = shown_path(file)
     target = _resolve(file)
     with _locked(target, shown):
         if data is not None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 
+from tui import arns
 from tui.model import (
     DEVICES_GROUP,
     TAG_DEVICE,
@@ -181,9 +182,9 @@ def _photos_application(iam: Any, s3: Any, kms: Any, account_id: str) -> None:
             }
         ),
     )
-    members = [f"arn:aws:iam::{account_id}:user/{PERSON}-{d}" for d in ("work", "home", "laptop")]
+    members = [arns.user_arn(account_id, f"{PERSON}-{d}") for d in ("work", "home", "laptop")]
     whitelist = sorted([*members, role_arn])
-    root = f"arn:aws:iam::{account_id}:root"
+    root = arns.root_arn(account_id)
 
     key = kms.create_key(
         Description="photos application key",
@@ -228,7 +229,7 @@ def _photos_application(iam: Any, s3: Any, kms: Any, account_id: str) -> None:
             key_arn=key["Arn"],
             # The admin (this computer) stays exempt from DenyOthers, or it could
             # not edit the policy again.
-            keep_admin_arns=[root, f"arn:aws:iam::{account_id}:user/{THIS_COMPUTER}"],
+            keep_admin_arns=[root, arns.user_arn(account_id, THIS_COMPUTER)],
         )
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 

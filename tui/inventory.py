@@ -27,6 +27,7 @@ from urllib.parse import unquote
 import botocore.exceptions as bexc
 from botocore.parsers import ResponseParserError
 
+from tui.arns import bucket_arn
 from tui.connection import (
     Connection,
     ConnectionOptions,
@@ -38,6 +39,7 @@ from tui.connection import (
     translate_errors,
 )
 from tui.errors import KeyHygieneError
+from tui.formatting import key_tail, parse_utc
 from tui.model import (
     AccessKey,
     Bucket,
@@ -149,7 +151,7 @@ def load_user_keys(conn: Connection, user: User) -> User:
         used = call(
             iam,
             "get_access_key_last_used",
-            f"reading when key …{item['AccessKeyId'][-4:]} was last used",
+            f"reading when key {key_tail(item['AccessKeyId'])} was last used",
             "iam",
             AccessKeyId=item["AccessKeyId"],
         ).get("AccessKeyLastUsed", {})
@@ -386,10 +388,7 @@ def _with_report(user: User, report: Mapping[str, _ReportEntry]) -> User:
 def _report_time(value: str | None) -> datetime | None:
     if not value or value in ("N/A", "not_supported", "no_information"):
         return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+    return parse_utc(value)
 
 
 def _known(value: str | None) -> str | None:
@@ -406,7 +405,7 @@ def _bucket_names(conn: Connection) -> list[str]:
 
 def _bucket(conn: Connection, name: str, problems: list[LoadProblem]) -> Bucket:
     s3 = conn.client("s3")
-    arn = f"arn:aws:s3:::{name}"
+    arn = bucket_arn(name)
 
     def read(part: str, func: Callable[[], Any], missing: tuple[str, ...]) -> Any:
         with _collect(problems, f"S3 bucket {name}: {part}"):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui.audit import Finding, sort_findings
+from tui.formatting import key_tail, shown_path
 from tui.model import Snapshot
 
 # The four the practice names, plus the other files bash and zsh read at start.
@@ -67,7 +68,7 @@ class ProfileKey:
 
     @property
     def tail(self) -> str:
-        return "…" + self.key_id[-4:]
+        return key_tail(self.key_id)
 
 
 def run_local_audit(
@@ -151,7 +152,7 @@ def credentials_mode(path: Path, home: Path) -> Iterator[Finding]:
     yield Finding(
         id="local.credentials-mode",
         severity="high" if others else "low",
-        title=f"{_shown(path, home)} is mode {mode:04o}, wider than 0600",
+        title=f"{shown_path(path, home)} is mode {mode:04o}, wider than 0600",
         resource=str(path),
         detail=(
             "Other users of this computer can read or change the access keys in it."
@@ -159,7 +160,7 @@ def credentials_mode(path: Path, home: Path) -> Iterator[Finding]:
             else "The owner has more rights on it than reading and writing."
         ),
         resource_kind="local",
-        fix=f"Run `chmod 600 {_shown(path, home)}`.",
+        fix=f"Run `chmod 600 {shown_path(path, home)}`.",
     )
 
 
@@ -176,7 +177,7 @@ def shared_key_ids(path: Path, keys: list[ProfileKey], home: Path) -> Iterator[F
         yield Finding(
             id="local.shared-key-id",
             severity="medium",
-            title=f"Key {same[0].tail} is in {len(profiles)} profiles of {_shown(path, home)}",
+            title=f"Key {same[0].tail} is in {len(profiles)} profiles of {shown_path(path, home)}",
             resource=str(path),
             detail=f"Profiles {', '.join(profiles)} (lines {lines}) hold the same access key id.",
             resource_kind="local",
@@ -200,7 +201,7 @@ def other_computers_keys(
         if user is None or not user.hostname or same_host(user.hostname, hostname):
             continue
         where = (
-            f"profile {key.profile} of {_shown(path, home)} (line {key.line})"
+            f"profile {key.profile} of {shown_path(path, home)} (line {key.line})"
             if key.profile is not None
             else f"the environment ({KEY_ID_VARIABLE})"
         )
@@ -230,12 +231,12 @@ def startup_file_secrets(path: Path, home: Path) -> Iterator[Finding]:
     yield Finding(
         id="local.secret-in-startup-file",
         severity="high" if secret else "low",
-        title=f"{_shown(path, home)} holds AWS " + ("secrets" if secret else "key ids"),
+        title=f"{shown_path(path, home)} holds AWS " + ("secrets" if secret else "key ids"),
         resource=str(path),
         detail=f"{places}. A shell start-up file hands them to every program, and is often "
         "copied to other computers with the rest of the dotfiles.",
         resource_kind="local",
-        fix=f"Delete these lines from {_shown(path, home)} and keep the key only in this computer's "
+        fix=f"Delete these lines from {shown_path(path, home)} and keep the key only in this computer's "
         "profile of ~/.aws/credentials (`keyhygiene enroll`); rotate it if the file was ever "
         "copied or shared.",
     )
@@ -253,7 +254,7 @@ def environment_secrets(env: Mapping[str, str]) -> Iterator[Finding]:
     key_id = env.get(KEY_ID_VARIABLE, "")
     if env.get("AWS_SESSION_TOKEN") or key_id.upper().startswith(_TEMPORARY_KEY_PREFIX):
         return
-    with_id = f" (with {KEY_ID_VARIABLE} …{key_id[-4:]})" if key_id else ""
+    with_id = f" (with {KEY_ID_VARIABLE} {key_tail(key_id)})" if key_id else ""
     yield Finding(
         id="local.secret-in-environment",
         severity="medium",
@@ -338,11 +339,3 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-
-
-def _shown(path: Path, home: Path) -> str:
-    """The path with the home folder as `~`, as people write it."""
-    try:
-        return "~/" + str(path.relative_to(home))
-    except ValueError:
-        return str(path)
