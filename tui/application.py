@@ -72,6 +72,7 @@ from tui.whitelist_plans import (
     principals_after,
     put_if_unchanged_call,
     put_policy_if_unchanged,
+    readable_policy,
     replace_value,
     whitelist_steps,
 )
@@ -622,12 +623,13 @@ def _key_steps(
         warnings,
         f"key {key.label}",
     )
-    if key.policy is None:
+    before = readable_policy(ctx.snapshot, key.policy, f"KMS key {key.label}", "key")
+    if before is None:
         raise BadInput(f"Key {key.label} has no readable key policy; keyhygiene cannot adopt it.")
-    after = key_policy_with_whitelist(key.policy, principals=principals)
+    after = key_policy_with_whitelist(before, principals=principals)
     _check_policy(ctx, after, "key", key.label, key.arn)
     target = {"KeyId": key.key_id, "PolicyName": "default"}
-    if after != as_document(key.policy):
+    if after != before:
         steps.append(
             Step(
                 id="key-policy",
@@ -637,7 +639,7 @@ def _key_steps(
                 # added since the snapshot would otherwise be lost.
                 call=put_if_unchanged_call(target, after, ctx.waiting_for),
                 undo=Call(LOCAL, RESTORE_IF_UNCHANGED, target),
-                before=key.policy,
+                before=before,
                 after=after,
             )
         )
@@ -847,7 +849,11 @@ def _bucket_policy_steps(
 ) -> list[Step]:
     groups = (*(bucket.for_groups if bucket else ()), ctx.name)
     principals = _principals(ctx, groups)
-    before = as_document(bucket.policy) if bucket else None
+    before = (
+        readable_policy(ctx.snapshot, bucket.policy, f"S3 bucket {name}", "bucket")
+        if bucket
+        else None
+    )
     arn_for_checks = key_arn if isinstance(key_arn, str) else _standin_key_arn(ctx)
     # On adoption, what keyhygiene's statements already chose is kept.
     earlier = own_bucket_settings(before)

@@ -604,6 +604,14 @@ def test_a_bucket_whose_policy_could_not_be_read_is_not_adopted() -> None:
         )
 
 
+def test_a_bucket_whose_policy_is_not_json_is_not_adopted() -> None:
+    # The inventory reads a policy that is not JSON as an empty document; the
+    # plan refuses it, as every whitelist update does, rather than failing at apply.
+    bucket = Bucket(name="odd-data", arn="arn:aws:s3:::odd-data", policy={})
+    with pytest.raises(BadInput, match="not a valid JSON policy document"):
+        plan_create_application(_snapshot(buckets=(bucket,)), "photos", ["odd-data"])
+
+
 def test_the_admin_stays_excepted_when_it_acts_through_a_role() -> None:
     # The session ARN has no path; the snapshot's role has it, and that is what
     # aws:PrincipalArn holds.
