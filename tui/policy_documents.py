@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from tui import arns
 from tui.errors import BadInput
 
 Document = Mapping[str, Any]
@@ -73,7 +74,6 @@ _PRINCIPAL_ARN = re.compile(
 _ASSUMED_ROLE_ARN = re.compile(
     rf"^(?P<partition>{_ARN_PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/(?P<role>[\w+=,.@-]+)/.+$"
 )
-_KMS_KEY_ARN = re.compile(rf"^{_ARN_PARTITION}:kms:[a-z0-9-]+:\d{{12}}:key/[A-Za-z0-9-]+$")
 _BUCKET_NAME = re.compile(r"^[A-Za-z0-9._-]{3,255}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 # AIDA…, AROA…: what AWS shows in place of a principal that no longer exists.
@@ -232,8 +232,10 @@ def bucket_policy_with_whitelist(
     admins = _checked_principals(
         (caller_principal_arn(arn) for arn in keep_admin_arns), what="an admin principal"
     )
-    bucket_arn = _bucket_arn(bucket, partition=_partition_of((*whitelist, *admins)))
-    if key_arn is not None and not _KMS_KEY_ARN.match(key_arn):
+    # The principals share the partition of the account: any of them tells it.
+    partition = arns.partition_of(next(iter(whitelist + admins), ""))
+    bucket_arn = _bucket_arn(bucket, partition=partition)
+    if key_arn is not None and not arns.is_kms_key_arn(key_arn):
         raise BadInput(
             f"{key_arn!r} is not a KMS key ARN.",
             hint="Bucket policy conditions compare the full key ARN; a key id or alias never matches.",
@@ -283,7 +285,7 @@ def default_key_policy(account_id: str, *, partition: str = "aws") -> dict[str, 
             {
                 "Sid": "Enable IAM User Permissions",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+                "Principal": {"AWS": arns.root_arn(account_id, partition)},
                 "Action": "kms:*",
                 "Resource": "*",
             }
@@ -599,28 +601,21 @@ def _checked_principals(principals: Iterable[str], *, what: str) -> list[str]:
     """
     if isinstance(principals, str):
         principals = (principals,)
-    arns: set[str] = set()
+    checked: set[str] = set()
     for arn in principals:
         if not isinstance(arn, str) or not _PRINCIPAL_ARN.match(arn):
             raise BadInput(
                 f"{arn!r} cannot be {what}: only IAM user, role or account-root ARNs can.",
                 hint="Use the ARN shown for the user or role, e.g. arn:aws:iam::123456789012:user/alice-laptop.",
             )
-        arns.add(arn)
-    return sorted(arns)
+        checked.add(arn)
+    return sorted(checked)
 
 
 def _bucket_arn(bucket: str, *, partition: str) -> str:
     if not isinstance(bucket, str) or not _BUCKET_NAME.match(bucket):
         raise BadInput(f"{bucket!r} is not a bucket name.")
-    return f"arn:{partition}:s3:::{bucket}"
-
-
-def _partition_of(arns: Iterable[str]) -> str:
-    """The partition (aws, aws-cn, aws-us-gov) the principals live in; "aws" by default."""
-    for arn in arns:
-        return arn.split(":")[1]
-    return "aws"
+    return arns.bucket_arn(bucket, partition)
 
 
 def _bucket_statements(
@@ -848,8 +843,7 @@ class _Actor:
         # A role session is known by its session ARN in Principal and by the
         # role's ARN in aws:PrincipalArn; match either.
         self.arns = frozenset({arn, caller_principal_arn(arn), *filter(None, [principal_arn])})
-        partition = arn.split(":")[1] if arn.startswith("arn:") and arn.count(":") >= 2 else "aws"
-        self.root = f"arn:{partition}:iam::{account_id}:root"
+        self.root = arns.root_arn(account_id, arns.partition_of(arn))
         # What stands for "the whole account" in a principal.
         self.account_names = frozenset({self.root, account_id})
 

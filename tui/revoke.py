@@ -43,8 +43,20 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tui.connection import MAX_POOL, Connection, Identity, paginate, translate_errors
+from tui.arns import bucket_arn, partition_of
+from tui.aws_limits import MAX_TAGS_PER_RESOURCE, USER_INLINE_POLICIES_LIMIT
+from tui.connection import (
+    MAX_POOL,
+    Connection,
+    Identity,
+    all_items,
+    call_unless_missing,
+    error_code,
+    paginate,
+    translate_errors,
+)
 from tui.errors import BadInput, KeyHygieneError, permission_for
+from tui.formatting import key_tail, utc_z
 from tui.model import (
     REVOKED_POLICY_NAME,
     TAG_REVOKED,
@@ -95,9 +107,6 @@ REVOKED_DOCUMENT: dict[str, Any] = {
     "Version": POLICY_VERSION,
     "Statement": [{"Sid": "KeyHygieneRevoked", "Effect": "Deny", "Action": "*", "Resource": "*"}],
 }
-# AWS counts the inline policies of a user together (without whitespace).
-USER_INLINE_LIMIT = 2_048
-USER_TAG_LIMIT = 50
 MAX_PARALLEL = 8
 
 # What each local action calls, for the report of a failed step.
@@ -234,7 +243,7 @@ def _containment_steps(user: User, now: datetime, self_revoke: bool) -> list[Ste
 def _tag_step(user: User, now: datetime) -> Step | None:
     if TAG_REVOKED in user.tags:
         return None  # the first revoke's time is the one that matters
-    stamp = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = utc_z(now)
     return Step(
         STEP_TAG,
         f"Tag {user.name} {TAG_REVOKED}={stamp}",
@@ -254,7 +263,7 @@ def _keys_step(user: User) -> Step | None:
     if user.keys_exact and not active:
         return None
     if user.keys_exact:
-        tails = ", ".join("…" + key_id[-4:] for key_id in active)
+        tails = ", ".join(key_tail(key_id) for key_id in active)
         description = f"Deactivate every access key of {user.name} at once ({tails})"
     else:
         description = f"Deactivate every access key of {user.name} at once (listed when this runs)"
@@ -440,7 +449,7 @@ def _removal_steps(user: User, delete_keys: bool, delete_user: bool) -> list[Ste
             Step(
                 STEP_DELETE_KEYS,
                 f"Delete every access key of {user.name}"
-                + (f" ({', '.join('…' + i[-4:] for i in ids)})" if ids else ""),
+                + (f" ({', '.join(key_tail(i) for i in ids)})" if ids else ""),
                 Call("local", "revoke.delete_keys", {"UserName": user.name, "AccessKeyIds": ids}),
                 keep=("AccessKeyIds",),
                 must_succeed=False,
@@ -523,12 +532,13 @@ def _warnings(snapshot: Snapshot, user: User, *, here: str | None, self_revoke: 
         for p in user.inline_policies
         if p.name != REVOKED_POLICY_NAME
     )
-    if inline + len(json.dumps(REVOKED_DOCUMENT, separators=(",", ":"))) > USER_INLINE_LIMIT:
+    revoked = len(json.dumps(REVOKED_DOCUMENT, separators=(",", ":")))
+    if inline + revoked > USER_INLINE_POLICIES_LIMIT:
         warnings.append(
             f"{user.name}'s inline policies leave too little room for {REVOKED_POLICY_NAME} "
-            f"(AWS allows {USER_INLINE_LIMIT:,} characters in all): delete one of them if that step fails."
+            f"(AWS allows {USER_INLINE_POLICIES_LIMIT:,} characters in all): delete one of them if that step fails."
         )
-    if TAG_REVOKED not in user.tags and len(user.tags) >= USER_TAG_LIMIT:
+    if TAG_REVOKED not in user.tags and len(user.tags) >= MAX_TAGS_PER_RESOURCE:
         warnings.append(f"{user.name} has {len(user.tags)} tags: AWS will refuse the revoked tag.")
     for problem in snapshot.problems:
         warnings.append(
@@ -553,14 +563,14 @@ def _deactivate_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[st
     known = list(params.get("AccessKeyIds", ()))
 
     def deactivate(key_id: str) -> None:
-        _unless_missing(
-            lambda: iam.update_access_key(UserName=user, AccessKeyId=key_id, Status="Inactive")
+        call_unless_missing(
+            iam.update_access_key, UserName=user, AccessKeyId=key_id, Status="Inactive"
         )
 
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="revoke") as pool:
         futures = [pool.submit(deactivate, key_id) for key_id in known]
         try:
-            listed = _all(iam, "list_access_keys", "AccessKeyMetadata", UserName=user)
+            listed = all_items(iam, "list_access_keys", "AccessKeyMetadata", UserName=user)
         except ClientError:
             if not known:
                 raise
@@ -582,8 +592,8 @@ def _delete_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, A
     ids = _current_key_ids(iam, user, params.get("AccessKeyIds", ()), active_only=False)
     _in_parallel(
         ids,
-        lambda key_id: _unless_missing(
-            lambda: iam.delete_access_key(UserName=user, AccessKeyId=key_id)
+        lambda key_id: call_unless_missing(
+            iam.delete_access_key, UserName=user, AccessKeyId=key_id
         ),
     )
     return {"AccessKeyIds": ids}
@@ -592,7 +602,7 @@ def _delete_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, A
 @local_action("revoke.delete_login_profile")
 def _delete_login_profile(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     iam = ctx.client("iam")
-    deleted = _unless_missing(lambda: iam.delete_login_profile(UserName=params["UserName"]))
+    deleted = call_unless_missing(iam.delete_login_profile, UserName=params["UserName"])
     return {"Deleted": deleted}
 
 
@@ -603,7 +613,8 @@ def _remove_mfa_devices(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping
     known = list(params.get("SerialNumbers", ()))
     try:
         listed = [
-            d["SerialNumber"] for d in _all(iam, "list_mfa_devices", "MFADevices", UserName=user)
+            d["SerialNumber"]
+            for d in all_items(iam, "list_mfa_devices", "MFADevices", UserName=user)
         ]
     except ClientError:
         if not known:
@@ -611,10 +622,10 @@ def _remove_mfa_devices(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping
         listed = []
     serials = list(dict.fromkeys([*listed, *known]))
     for serial in serials:
-        _unless_missing(partial(iam.deactivate_mfa_device, UserName=user, SerialNumber=serial))
+        call_unless_missing(iam.deactivate_mfa_device, UserName=user, SerialNumber=serial)
         if serial.startswith("arn:"):
             # A virtual device is an IAM resource of its own; hardware ones are not.
-            _unless_missing(partial(iam.delete_virtual_mfa_device, SerialNumber=serial))
+            call_unless_missing(iam.delete_virtual_mfa_device, SerialNumber=serial)
     return {"SerialNumbers": serials}
 
 
@@ -622,33 +633,23 @@ def _remove_mfa_devices(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping
 def _delete_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     iam = ctx.client("iam")
     user = params["UserName"]
-    for cert in _all(iam, "list_signing_certificates", "Certificates", UserName=user):
+    for cert in all_items(iam, "list_signing_certificates", "Certificates", UserName=user):
         iam.delete_signing_certificate(UserName=user, CertificateId=cert["CertificateId"])
-    for key in _all(iam, "list_ssh_public_keys", "SSHPublicKeys", UserName=user):
+    for key in all_items(iam, "list_ssh_public_keys", "SSHPublicKeys", UserName=user):
         iam.delete_ssh_public_key(UserName=user, SSHPublicKeyId=key["SSHPublicKeyId"])
-    return {"Deleted": _unless_missing(lambda: iam.delete_user(UserName=user))}
+    return {"Deleted": call_unless_missing(iam.delete_user, UserName=user)}
 
 
 def _current_key_ids(iam: Any, user: str, known: Iterable[str], *, active_only: bool) -> list[str]:
     """The user's keys as AWS lists them now; the planned ids if listing is refused."""
     try:
-        items = _all(iam, "list_access_keys", "AccessKeyMetadata", UserName=user)
+        items = all_items(iam, "list_access_keys", "AccessKeyMetadata", UserName=user)
     except ClientError:
         planned = list(known)
         if not planned:
             raise
         return planned
     return [i["AccessKeyId"] for i in items if not active_only or i.get("Status") == "Active"]
-
-
-def _all(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
-    if client.can_paginate(operation):
-        return [
-            item
-            for page in client.get_paginator(operation).paginate(**params)
-            for item in page.get(key, [])
-        ]
-    return list(getattr(client, operation)(**params).get(key, []))
 
 
 def _in_parallel(items: Sequence[T], func: Callable[[T], Any]) -> None:
@@ -667,17 +668,6 @@ def _raise_first(futures: Iterable[Future[Any]]) -> None:
         error = future.exception()
         if error is not None:
             raise error
-
-
-def _unless_missing(func: Callable[[], Any]) -> bool:
-    """True when done, False when AWS says there was nothing to do (NoSuchEntity)."""
-    try:
-        func()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
-            return False
-        raise
-    return True
 
 
 # --------------------------------------------------------------------------- loading
@@ -761,7 +751,7 @@ class _Loader:
         return self.read(
             f"{what} of {self.name}",
             "iam",
-            lambda: _all(self.iam, operation, key, UserName=self.name),
+            lambda: all_items(self.iam, operation, key, UserName=self.name),
             default,
         )
 
@@ -811,7 +801,7 @@ class _Loader:
         keys: Mapping[str, tuple[str, tuple[str, ...]]],
         caller_arn: str,
     ) -> tuple[tuple[Bucket, ...], tuple[KmsKey, ...]]:
-        partition = caller_arn.split(":")[1] if caller_arn.count(":") > 1 else "aws"
+        partition = partition_of(caller_arn)
         buckets: list[Bucket] = []
         kms_keys: list[KmsKey] = []
         for (service, name), future in policies.items():
@@ -821,7 +811,7 @@ class _Loader:
                 what = f"S3 bucket {name}" if service == "s3" else f"KMS key {name}"
                 self.problems.append(LoadProblem(f"{what}: policy", "it is not a JSON object"))
             if service == "s3":
-                buckets.append(Bucket(name, f"arn:{partition}:s3:::{name}", policy=policy))
+                buckets.append(Bucket(name, bucket_arn(name, partition), policy=policy))
             else:
                 arn, aliases = keys[name]
                 kms_keys.append(KmsKey(name, arn, aliases=aliases, policy=policy))
@@ -848,7 +838,7 @@ class _Loader:
         key_items = parts["keys"].result()
         last_used: dict[str, Future[Mapping[str, Any]]] = {
             item["AccessKeyId"]: self.read(
-                f"the last use of key …{item['AccessKeyId'][-4:]}",
+                f"the last use of key {key_tail(item['AccessKeyId'])}",
                 "iam",
                 partial(self._last_use, item["AccessKeyId"]),
                 {},
@@ -902,24 +892,18 @@ def _get_user(conn: AccountReader, name: str) -> Mapping[str, Any]:
     try:
         return iam.get_user(UserName=name)["User"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             with translate_errors(f"reading IAM user {name}", service="iam"):
                 raise
         names: list[str] = []
         # Without the list there are no suggestions; the error stays clear.
         with contextlib.suppress(ClientError, BotoCoreError):
-            names = [u["UserName"] for u in _all(iam, "list_users", "Users")]
+            names = [u["UserName"] for u in all_items(iam, "list_users", "Users")]
         raise unknown_user(name, names) from None
 
 
 def _has_login(iam: Any, name: str) -> bool:
-    try:
-        iam.get_login_profile(UserName=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
-            return False
-        raise
-    return True
+    return call_unless_missing(iam.get_login_profile, UserName=name)
 
 
 def _bucket_names(conn: AccountReader) -> list[str]:
@@ -931,7 +915,7 @@ def _bucket_policy(conn: AccountReader, bucket: str) -> str | None:
     try:
         return conn.client("s3").get_bucket_policy(Bucket=bucket)["Policy"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucketPolicy":
+        if error_code(exc) == "NoSuchBucketPolicy":
             return None
         raise
 
@@ -1237,7 +1221,7 @@ def _cloudtrail_advice(user: User, key: AccessKey) -> str:
         )
     if not key.id:
         return text + "."
-    start = f" --start-time {since:%Y-%m-%dT%H:%M:%SZ}" if since else ""
+    start = f" --start-time {utc_z(since)}" if since else ""
     return (
         f"{text}: aws cloudtrail lookup-events --lookup-attributes "
         f"AttributeKey=AccessKeyId,AttributeValue={key.id}{start}, in every region it used."

@@ -76,11 +76,15 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from tui import credentials_file, vault
+from tui import credentials_file, formatting, vault
+from tui.arns import name_of
 from tui.connection import (
     DEFAULT_REGION,
     ConnectionOptions,
+    all_items,
+    call_unless_missing,
     client_config,
+    error_code,
     new_botocore_session,
     translate_errors,
 )
@@ -210,11 +214,11 @@ class KeyLocation:
 
     @property
     def shown_credentials(self) -> str:
-        return _shown(self.credentials_file)
+        return formatting.shown_path(self.credentials_file)
 
     @property
     def shown_config(self) -> str:
-        return _shown(self.config_file)
+        return formatting.shown_path(self.config_file)
 
 
 @dataclass(frozen=True)
@@ -275,16 +279,8 @@ def credential_process_command(profile: str) -> str:
 
 
 def key_tail(key_id: str | None) -> str:
-    """`…WXYZ`: enough to tell keys apart on screen."""
-    return f"…{key_id[-4:]}" if key_id else "…"
-
-
-def _shown(path: Path) -> str:
-    home = os.path.expanduser("~")
-    text = str(path)
-    if home not in ("", "/") and text.startswith(home + os.sep):
-        return "~" + text[len(home) :]
-    return text
+    """`formatting.key_tail`, and a bare `…` while there is no key id yet."""
+    return formatting.key_tail(key_id or "")
 
 
 # --------------------------------------------------------------------------- clients
@@ -561,7 +557,7 @@ def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
             f"Profile {location.profile!r} is {arn}, not an IAM user: keyhygiene rotates the "
             "access key of this computer's IAM user."
         )
-    user = arn.split(":user/", 1)[1].rsplit("/", 1)[-1]
+    user = name_of(arn)
     keys = _list_keys(clients, user)
     if held.access_key_id not in {key.access_key_id for key in keys}:
         raise BadInput(
@@ -585,8 +581,9 @@ def _list_keys(clients: Any, user: str) -> tuple[KeyInfo, ...]:
         _own_key_errors(user),
         translate_errors(f"listing the access keys of {user}", service="iam"),
     ):
-        pages = clients.client("iam").get_paginator("list_access_keys").paginate(UserName=user)
-        items = [item for page in pages for item in page.get("AccessKeyMetadata", [])]
+        items = all_items(
+            clients.client("iam"), "list_access_keys", "AccessKeyMetadata", UserName=user
+        )
     return tuple(
         KeyInfo(str(item["AccessKeyId"]), str(item.get("Status", "")), item.get("CreateDate"))
         for item in items
@@ -995,7 +992,7 @@ def delete_unused_keys(
         try:
             used = clients.client("iam").get_access_key_last_used(AccessKeyId=key_id)
         except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
+            code = error_code(exc) if isinstance(exc, ClientError) else ""
             left.append(
                 f"{user} has a key {key_id} made about then, left in place: could not tell "
                 f"whether it was ever used ({code or type(exc).__name__}; "
@@ -1006,11 +1003,9 @@ def delete_unused_keys(
             left.append(f"{user}'s key {key_id} was made about then but has been used: left.")
             continue
         with _own_key_errors(user), translate_errors(f"deleting the key {key_id}", service="iam"):
-            try:
-                clients.client("iam").delete_access_key(UserName=user, AccessKeyId=key_id)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                    raise
+            call_unless_missing(
+                clients.client("iam").delete_access_key, UserName=user, AccessKeyId=key_id
+            )
         deleted.append(key_id)
     return deleted, left
 
@@ -1130,10 +1125,7 @@ def _set_key_status(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str
             ctx.client("iam").update_access_key(UserName=user, AccessKeyId=key_id, Status=status)
             return {"AccessKeyId": key_id, "Status": status, "Tries": tries}
         except (ClientError, BotoCoreError) as exc:
-            gone = (
-                isinstance(exc, ClientError)
-                and exc.response.get("Error", {}).get("Code") == "NoSuchEntity"
-            )
+            gone = isinstance(exc, ClientError) and error_code(exc) == "NoSuchEntity"
             if gone and status != "Active":
                 return {"AccessKeyId": key_id, "Status": status, "AlreadyGone": True}
             if gone or ctx.clock() + backoff > deadline:
@@ -1204,10 +1196,10 @@ def _old_key_check(ctx: ApplyContext, old: HeldKey, user: str) -> tuple[str, boo
     try:
         arn = str(_client_with_key(ctx.clients, "sts", old).get_caller_identity()["Arn"])
     except (ClientError, BotoCoreError, KeyHygieneError) as exc:
-        code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else ""
+        code = error_code(exc) if isinstance(exc, ClientError) else ""
         name = code or type(exc).__name__
         return f"the old key {old.access_key_id} does not answer ({name})", False
-    if ":user/" not in arn or arn.split(":user/", 1)[1].rsplit("/", 1)[-1] != user:
+    if ":user/" not in arn or name_of(arn) != user:
         return f"the old key {old.access_key_id} signs as {arn}, not as {user}", True
     status = _key_status(ctx, old, user)
     if status != "Active":
@@ -1220,14 +1212,13 @@ def _key_status(ctx: ApplyContext, key: HeldKey, user: str) -> str:
     signers = [lambda: _client_with_key(ctx.clients, "iam", key), lambda: ctx.client("iam")]
     for signer in signers:
         try:
-            pages = signer().get_paginator("list_access_keys").paginate(UserName=user)
-            for page in pages:
-                for item in page.get("AccessKeyMetadata", []):
-                    if item.get("AccessKeyId") == key.access_key_id:
-                        return str(item.get("Status") or "")
-            return "deleted"
+            items = all_items(signer(), "list_access_keys", "AccessKeyMetadata", UserName=user)
         except (ClientError, BotoCoreError, KeyHygieneError):
             continue
+        for item in items:
+            if item.get("AccessKeyId") == key.access_key_id:
+                return str(item.get("Status") or "")
+        return "deleted"
     return ""
 
 
@@ -1318,13 +1309,7 @@ def _delete_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
 def _delete_signed(iam: Any, user: str, key_id: str) -> bool:
     """Delete the key; True when it was gone already (a run that stopped
     before journaling the deletion)."""
-    try:
-        iam.delete_access_key(UserName=user, AccessKeyId=key_id)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-            raise
-        return True
-    return False
+    return not call_unless_missing(iam.delete_access_key, UserName=user, AccessKeyId=key_id)
 
 
 def _this_runs_new_key(ctx: ApplyContext, key_id: str) -> HeldKey | None:
@@ -1401,7 +1386,7 @@ def _who_am_i(clients: Any, key: HeldKey) -> tuple[str, str]:
         client = _client_with_key(clients, "sts", key)
         return str(client.get_caller_identity()["Arn"]), ""
     except ClientError as exc:
-        return "", str(exc.response.get("Error", {}).get("Code") or "ClientError")
+        return "", error_code(exc) or "ClientError"
     except (BotoCoreError, KeyHygieneError) as exc:
         return "", type(exc).__name__
 
@@ -2014,11 +1999,9 @@ def _delete_lost_keys(
             _own_key_errors(user),
             translate_errors(f"deleting the key {new_key_id}", service="iam"),
         ):
-            try:
-                clients.client("iam").delete_access_key(UserName=user, AccessKeyId=new_key_id)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                    raise
+            call_unless_missing(
+                clients.client("iam").delete_access_key, UserName=user, AccessKeyId=new_key_id
+            )
         return [new_key_id], []
     if interrupted_create_started is None:
         return [], []
