@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -69,7 +69,7 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
 
     DEFAULT_CSS = """
     MembershipScreen { align: center middle; }
-    MembershipScreen > Vertical {
+    MembershipScreen > VerticalScroll {
         width: 80; max-width: 95%; height: auto; max-height: 90%;
         background: $surface; border: thick $primary; padding: 0 1;
     }
@@ -113,7 +113,8 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     # ---- layout
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        # Scrolls on a small terminal, so that the buttons can always be reached.
+        with VerticalScroll():
             yield Static(f"[b]{_TITLES[self.action]}[/b]")
             yield Static(_EXPLANATIONS[self.action], classes="explanation", markup=False)
             if self.fixed_user is not None:
