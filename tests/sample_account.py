@@ -16,7 +16,11 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist
+from tui.policy_documents import (
+    bucket_policy_with_whitelist,
+    default_key_policy,
+    key_policy_with_whitelist,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 ACCOUNT = "123456789012"
@@ -76,9 +80,8 @@ def sample_snapshot() -> Snapshot:
         arn=key_arn,
         aliases=("alias/photos",),
         tags={"keyhygiene:groups": "photos"},
-        policy=key_policy_with_whitelist(
-            {"Version": "2012-10-17", "Statement": []}, principals=whitelist
-        ),
+        # The key's default policy (the account may administer it) plus the whitelist.
+        policy=key_policy_with_whitelist(default_key_policy(ACCOUNT), principals=whitelist),
     )
     block = {
         "BlockPublicAcls": True,

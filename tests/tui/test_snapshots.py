@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sample_account import NOW, sample_snapshot
+from textual.app import App
 from textual.pilot import Pilot
 
 from tui.app import KeyHygieneApp
@@ -64,3 +65,35 @@ def test_findings_screen(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(FixedApp(), terminal_size=(120, 40), run_before=open_findings)
+
+
+class Host(App[None]):
+    """A bare app showing one modal screen over nothing."""
+
+    def __init__(self, screen: Any) -> None:
+        super().__init__()
+        self.modal = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.modal)
+
+
+def test_plan_screen_lend(snap_compare: Any) -> None:
+    """The review people read before anything changes: steps, calls, undo, policy diffs."""
+    from screens.plan_screen import PlanScreen
+    from tui.membership import plan_grant
+
+    plan = plan_grant(sample_snapshot(), "christopher-phone", "photos", "2h", now=NOW)
+    assert snap_compare(Host(PlanScreen(plan, clients=None)), terminal_size=(120, 40))  # type: ignore[arg-type]
+
+
+def test_revoke_screen_search(snap_compare: Any) -> None:
+    from screens.revoke_screen import RevokeScreen
+
+    async def search(pilot: Pilot) -> None:
+        await pilot.pause()
+        await pilot.press(*"phone")
+        await pilot.pause()
+
+    screen = RevokeScreen(sample_snapshot(), connection=None)  # type: ignore[arg-type]
+    assert snap_compare(Host(screen), terminal_size=(120, 40), run_before=search)
