@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,15 @@ def run_cli(
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def act_as_new_admin(iam: Any, monkeypatch: pytest.MonkeyPatch, name: str = "admin") -> None:
+    """Create an IAM user and make its key the one this test's boto3 calls use.
+
+    moto's default `testing` key answers as `arn:aws:sts::…:user/moto`, which a
+    bucket policy cannot name: the lock-out check refuses plans made as it.
+    """
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from helpers import act_as_new_admin
 from moto import mock_aws
 from textual.app import App
 from textual.pilot import Pilot
@@ -43,12 +44,7 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
     )
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
-        # An admin user's key: moto's default `testing` key answers as `user/moto`,
-        # which a bucket policy cannot name (the lock-out check refuses it).
-        iam.create_user(UserName="admin")
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        act_as_new_admin(iam, monkeypatch)
         for device in ("laptop", "phone"):
             iam.create_user(
                 UserName=f"alice-{device}",
