@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,8 +13,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from tui.audit import Finding
-from tui.connection import Connection, ConnectionOptions
+from tui.connection import Connection, ConnectionOptions, set_mfa_code_provider
 from tui.demo import DemoProcess
+from tui.errors import ConnectionProblem
 from tui.model import Snapshot
 
 Progress = Callable[[str], None]
@@ -60,7 +62,35 @@ class KeyHygieneApp(App[int]):
         if self.demo:
             self._demo_process = DemoProcess()
             self._demo_process.start()
+        set_mfa_code_provider(self.ask_mfa_code)
         self.push_screen(MainScreen())
+
+    def ask_mfa_code(self, profile: str, serial: str) -> str:
+        """The MFA code, asked in a dialog; called by a Connection from a worker thread."""
+        from screens.mfa_screen import MfaScreen
+
+        answered = threading.Event()
+        answer: list[str | None] = [None]
+
+        def done(code: str | None) -> None:
+            answer[0] = code
+            answered.set()
+
+        try:
+            self.call_from_thread(self.push_screen, MfaScreen(profile, serial), done)
+        except RuntimeError:
+            # On the app's own thread (waiting would block the loop that shows
+            # the dialog), or the app is gone.
+            raise ConnectionProblem(
+                f"The profile {profile} requires MFA (mfa_serial {serial}) and it cannot be "
+                "asked now."
+            ) from None
+        while not answered.wait(0.5):
+            if not self.is_running:
+                break
+        if not answer[0]:
+            raise ConnectionProblem(f"No MFA code was given for the profile {profile}.")
+        return answer[0]
 
     def now(self) -> datetime:
         """The time ages and countdowns are measured from (fixed in snapshot tests)."""
@@ -177,6 +207,7 @@ class KeyHygieneApp(App[int]):
         self._close_messages_no_wait()
 
     def on_unmount(self) -> None:
+        set_mfa_code_provider(None)
         if self._demo_process is not None:
             self._demo_process.stop()
 

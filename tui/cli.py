@@ -9,13 +9,14 @@ until the TUI is actually opened.
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.connection import ConnectionOptions
+from tui.connection import ConnectionOptions, MfaCodeProvider, set_mfa_code_provider
 from tui.errors import KeyHygieneError
 
 # Each module defines `add_parser(subparsers, parents)`; the parser it adds
@@ -58,6 +59,13 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
         default=default,
         help="AWS endpoint, e.g. a moto server or LocalStack (default: $AWS_ENDPOINT_URL)",
     )
+    group.add_argument(
+        "--mfa-code",
+        default=default,
+        metavar="CODE",
+        help="the 6 digits of your MFA device, for a profile whose config has mfa_serial "
+        "(default: $KEYHYGIENE_MFA_CODE, else asked for on a terminal; the TUI asks in a dialog)",
+    )
     return parser
 
 
@@ -74,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Changing commands print their plan and change nothing without --yes. "
             "Environment: AWS_PROFILE, AWS_ENDPOINT_URL, AWS_SHARED_CREDENTIALS_FILE and "
             "AWS_CONFIG_FILE as for the aws CLI; KEYHYGIENE_STATE_DIR for the journals of "
-            "interrupted runs (default: the user state folder); KEYHYGIENE_DEBUG=1 shows "
+            "interrupted runs (default: the user state folder); KEYHYGIENE_MFA_CODE for "
+            "--mfa-code; KEYHYGIENE_DEBUG=1 shows "
             "tracebacks of unexpected errors."
         ),
     )
@@ -100,12 +109,29 @@ def connection_options(args: argparse.Namespace) -> ConnectionOptions:
     )
 
 
+def terminal_mfa_code_provider(given: str | None) -> MfaCodeProvider:
+    """MFA codes for commands: the one given, else asked on the terminal, else none
+    (Connection then says to pass --mfa-code)."""
+
+    def provide(profile: str, serial: str) -> str:
+        if given:
+            return given
+        if not sys.stdin.isatty():
+            return ""
+        # getpass: the code is not echoed, nor left in the terminal's scrollback.
+        return getpass.getpass(f"MFA code for profile {profile}: ")
+
+    return provide
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             return _run_tui(args)
+        given = getattr(args, "mfa_code", None) or os.environ.get("KEYHYGIENE_MFA_CODE")
+        set_mfa_code_provider(terminal_mfa_code_provider(given))
         return int(args.handler(args))
     except KeyHygieneError as exc:
         print(f"keyhygiene: {exc}", file=sys.stderr)
@@ -123,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KEYHYGIENE_DEBUG"):
             raise
         return 3
+    finally:
+        set_mfa_code_provider(None)  # main() may be called again in the same process
 
 
 def _run_tui(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ gets rotated); `--admin-profile` is the identity that changes other users,
 groups and policies (by default the same profile). Both honour
 `--endpoint-url` (or `AWS_ENDPOINT_URL`) so keyhygiene runs against AWS,
 moto or LocalStack alike.
+
+A profile whose config has `mfa_serial` (and no `role_arn`: botocore asks for
+the code of a role profile itself) gets a GetSessionToken session: the code
+comes from the provider set with `set_mfa_code_provider` (the command line's
+prompt, the TUI's dialog), once per profile for the session's lifetime.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import boto3
 import botocore.exceptions as bexc
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
 from tui.arns import name_of, resource_type
-from tui.errors import ConnectionProblem, KeyHygieneError, from_client_error
+from tui.errors import BadInput, ConnectionProblem, KeyHygieneError, from_client_error
 
 DEFAULT_REGION = "us-east-1"
 # Bounded pool: enough parallel S3/KMS reads to hide latency, few enough
@@ -136,30 +143,163 @@ class Identity:
         return name_of(self.arn) if resource_type(self.arn) == "user" else None
 
 
+# ---- MFA: one GetSessionToken session per profile and process ----------------
+
+# (profile name, mfa serial) -> the 6-digit code the person's device shows.
+MfaCodeProvider = Callable[[str, str], str]
+MFA_SESSION_SECONDS = 3600
+# A session this close to its end is not reused: a plan must not die half-way.
+_MFA_MARGIN = timedelta(minutes=5)
+_MFA_CODE = re.compile(r"^\d{6}$")
+# Where the profile's own long-term key came from (not the environment, SSO...).
+_PROFILE_KEY_METHODS = frozenset({"shared-credentials-file", "config-file"})
+
+_mfa_code_provider: MfaCodeProvider | None = None
+_mfa_sessions: dict[tuple[str, str, str | None], _MfaSession] = {}
+# Held while a code is asked, so that parallel workers ask once, not each.
+_MFA_LOCK = threading.Lock()
+
+
+def set_mfa_code_provider(func: MfaCodeProvider | None) -> None:
+    """Who answers when a profile needs an MFA code (None: nobody, it is an error)."""
+    global _mfa_code_provider
+    _mfa_code_provider = func
+
+
+def forget_mfa_sessions() -> None:
+    """Drop every cached MFA session (tests; a person switching devices)."""
+    with _MFA_LOCK:
+        _mfa_sessions.clear()
+
+
+class _MfaSession:
+    """Temporary credentials and their end; the repr shows only the end."""
+
+    __slots__ = ("credentials", "expires")
+
+    def __init__(self, credentials: Credentials, expires: datetime) -> None:
+        self.credentials = credentials
+        self.expires = expires
+
+    def __repr__(self) -> str:
+        return f"<MFA session until {self.expires.isoformat()}>"
+
+    def usable(self) -> bool:
+        return self.expires - datetime.now(timezone.utc) > _MFA_MARGIN
+
+
+def _mfa_serial_to_answer(core: botocore.session.Session) -> str | None:
+    """The profile's `mfa_serial` when keyhygiene must get the session itself.
+
+    Not for a role profile (botocore asks for the code when it assumes the
+    role), nor when the key in use is not the profile's own (environment
+    variables win over a profile that was not named explicitly).
+    """
+    config = core.get_scoped_config()
+    serial = config.get("mfa_serial")
+    if not serial or config.get("role_arn"):
+        return None
+    credentials = core.get_credentials()
+    if credentials is None or credentials.method not in _PROFILE_KEY_METHODS:
+        return None
+    return str(serial)
+
+
+def _session_credentials(answer: Mapping[str, Any]) -> _MfaSession:
+    # Straight from the answer into botocore's object: no secret in a local.
+    return _MfaSession(
+        Credentials(
+            answer["Credentials"]["AccessKeyId"],
+            answer["Credentials"]["SecretAccessKey"],
+            answer["Credentials"]["SessionToken"],
+            method="mfa-session-token",
+        ),
+        answer["Credentials"]["Expiration"],
+    )
+
+
 class Connection:
     """A boto3 session for one profile, with cached thread-safe clients.
 
     boto3 clients are thread-safe once created; creating them is not, hence
-    the lock.
+    the lock. `mfa_code_provider` overrides the process-wide one.
     """
 
-    def __init__(self, options: ConnectionOptions, *, config: Config | None = None) -> None:
+    def __init__(
+        self,
+        options: ConnectionOptions,
+        *,
+        config: Config | None = None,
+        mfa_code_provider: MfaCodeProvider | None = None,
+    ) -> None:
         self.options = options
         self._config = config or client_config()
+        self._mfa_code_provider = mfa_code_provider
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: boto3.Session | None = None
+        self.mfa_serial: str | None = None  # set when the session is an MFA session
 
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
             with translate_errors("opening the AWS session", profile=self.options.profile_name):
-                self._session = boto3.Session(
-                    botocore_session=new_botocore_session(),
+                core = new_botocore_session()
+                session = boto3.Session(
+                    botocore_session=core,
                     profile_name=self.options.profile or None,
                     region_name=self.options.region or None,
                 )
+                serial = _mfa_serial_to_answer(core)
+            if serial is not None:
+                # The profile's region and settings stay; only the key changes.
+                mfa = self._mfa_session(core, serial, session.region_name)
+                core.set_credentials(
+                    mfa.credentials.access_key, mfa.credentials.secret_key, mfa.credentials.token
+                )
+                self.mfa_serial = serial
+            self._session = session
         return self._session
+
+    def _mfa_session(
+        self, core: botocore.session.Session, serial: str, region: str | None
+    ) -> _MfaSession:
+        """The profile's cached MFA session, or a new one with a code asked now."""
+        profile = self.options.profile_name
+        key = (profile, serial, self.endpoint_url)
+        with _MFA_LOCK:
+            cached = _mfa_sessions.get(key)
+            if cached is not None and cached.usable():
+                return cached
+            code = self._ask_mfa_code(profile, serial)
+            with translate_errors(f"getting an MFA session for profile {profile}", service="sts"):
+                sts = core.create_client(
+                    "sts",
+                    region_name=self.options.region or region or DEFAULT_REGION,
+                    endpoint_url=self.options.endpoint_url or None,
+                    config=client_config(max_attempts=2),
+                )
+                fresh = _session_credentials(
+                    sts.get_session_token(
+                        SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
+                    )
+                )
+            _mfa_sessions[key] = fresh
+            return fresh
+
+    def _ask_mfa_code(self, profile: str, serial: str) -> str:
+        provider = self._mfa_code_provider or _mfa_code_provider
+        code = (provider(profile, serial) if provider else "").strip()
+        if not code:
+            raise ConnectionProblem(
+                f"The profile {profile} requires MFA (mfa_serial {serial}): pass --mfa-code "
+                "or run in a terminal.",
+                hint="The code is the 6 digits your MFA device shows now "
+                "(or set KEYHYGIENE_MFA_CODE).",
+            )
+        if not _MFA_CODE.match(code):
+            raise BadInput(f"An MFA code is 6 digits (profile {profile}).")
+        return code
 
     @property
     def region(self) -> str:

@@ -55,10 +55,10 @@ from tui.connection import (
     DEFAULT_REGION,
     Connection,
     ConnectionOptions,
+    MfaCodeProvider,
     all_items,
     call_unless_missing,
     error_code,
-    translate_errors,
 )
 from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import key_tail, shown_path
@@ -71,7 +71,7 @@ from tui.model import (
     TAG_PERSON,
     Snapshot,
 )
-from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
+from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Step, local_action
 from tui.whitelist_plans import members_after_change, user_arn, whitelist_steps
 
 PLAN_KIND = "enroll"
@@ -93,7 +93,6 @@ _PERSON = re.compile(r"^[A-Za-z0-9_+=,.@]+$")
 _PROFILE = IAM_NAME
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _TAG_VALUE_UNSAFE = re.compile(r"[^\w\s.:/=+\-@]", re.UNICODE)
-_MFA_CODE = re.compile(r"^\d{6}$")
 # What STS answers while a brand-new key has not reached every endpoint yet.
 _NOT_YET_CODES = frozenset({"InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied"})
 
@@ -737,71 +736,24 @@ def open_enrollments(directory: Path | None = None) -> list[Journal]:
     return [journal for journal in open_journals(directory) if journal.plan.kind == PLAN_KIND]
 
 
-class _TemporaryConnection(Connection):
-    """A Connection over a boto3 session made from temporary credentials."""
-
-    def __init__(self, options: ConnectionOptions, session: boto3.Session) -> None:
-        super().__init__(options)
-        self._temporary = session
-
-    @property
-    def session(self) -> boto3.Session:
-        return self._temporary
-
-
-def mfa_serial_of(profile: str | None, config_path: str | None = None) -> str | None:
-    """The profile's `mfa_serial` when keyhygiene must ask for a code itself.
-
-    A profile that assumes a role (`role_arn`) is left to botocore, which asks
-    for the code on its own.
-    """
-    values = credentials_file.read_profile(
-        config_path or credentials_file.config_path(), profile or "default", config_style=True
-    )
-    if "role_arn" in values:
-        return None
-    return values.get("mfa_serial") or None
-
-
 def admin_connection(
     options: ConnectionOptions,
     *,
     mfa_code: str | None = None,
     ask_mfa_code: Callable[[str], str] | None = None,
-    duration_seconds: int = 3600,
 ) -> Connection:
-    """The admin identity's connection; with MFA, a GetSessionToken session.
+    """The admin identity's connection (`options.admin_profile`, else `options.profile`).
 
-    `options.admin_profile` (else `options.profile`) names the profile. When
-    its config has `mfa_serial`, the code comes from `mfa_code`, else from
-    `ask_mfa_code(serial)`, else a `BadInput` says to pass one.
+    When its config has `mfa_serial`, Connection gets a GetSessionToken session
+    on first use; the code comes from `mfa_code`, else `ask_mfa_code(serial)`,
+    else the process-wide provider (`set_mfa_code_provider`).
     """
-    admin_options = options.for_admin()
-    base = Connection(admin_options)
-    serial = mfa_serial_of(admin_options.profile)
-    if serial is None:
-        return base
-    code = (mfa_code or (ask_mfa_code(serial) if ask_mfa_code else "") or "").strip()
-    if not code:
-        raise BadInput(
-            f"The profile {admin_options.profile_name} asks for an MFA code ({serial}).",
-            hint="Pass --mfa-code with the 6 digits your MFA device shows.",
-        )
-    if not _MFA_CODE.match(code):
-        raise BadInput("An MFA code is 6 digits.")
-    with translate_errors(
-        f"getting an MFA session for {admin_options.profile_name}", service="sts"
-    ):
-        # Sealed: the temporary secret stays out of every repr and traceback.
-        credentials = Sealed(
-            base.client("sts").get_session_token(
-                SerialNumber=serial, TokenCode=code, DurationSeconds=duration_seconds
-            )["Credentials"]
-        )
-        session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=base.region,
-        )
-    return _TemporaryConnection(admin_options, session)
+    provider: MfaCodeProvider | None = None
+    if mfa_code or ask_mfa_code:
+
+        def provider(_profile: str, serial: str) -> str:
+            if mfa_code:
+                return mfa_code
+            return ask_mfa_code(serial) if ask_mfa_code else ""
+
+    return Connection(options.for_admin(), mfa_code_provider=provider)

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 import tui.enrollment as enrollment_module
 from tui import credentials_file
-from tui.connection import Connection, ConnectionOptions
+from tui.connection import Connection, ConnectionOptions, forget_mfa_sessions
 from tui.enrollment import (
     ROTATE_OWN_KEY_POLICY,
     EnrollmentRequest,
@@ -27,7 +27,7 @@ from tui.enrollment import (
     proposed_device,
     resolve,
 )
-from tui.errors import BadInput, KeyHygieneError
+from tui.errors import BadInput, ConnectionProblem, KeyHygieneError
 from tui.inventory import load_snapshot
 from tui.journal import Journal
 from tui.model import DEVICES_GROUP, TAG_GROUPS, Group, Snapshot, User
@@ -661,16 +661,19 @@ def test_admin_with_mfa_uses_a_session_token(account: dict[str, Any]) -> None:
         credentials_file.config_path(), "admin", {"mfa_serial": serial}
     )
     options = ConnectionOptions(admin_profile="admin", region=REGION)
-    with pytest.raises(BadInput, match="--mfa-code"):
-        admin_connection(options)
+    # The code is asked when the connection is first used (Connection's MFA).
+    forget_mfa_sessions()
+    with pytest.raises(ConnectionProblem, match="--mfa-code"):
+        admin_connection(options).whoami()
     with pytest.raises(BadInput, match="6 digits"):
-        admin_connection(options, mfa_code="12")
+        admin_connection(options, mfa_code="12").whoami()
     asked: list[str] = []
     conn = admin_connection(options, ask_mfa_code=lambda s: asked.append(s) or "123456")
+    assert conn.whoami().account_id == ACCOUNT
     assert asked == [serial]
     assert conn.session.get_credentials().token  # a GetSessionToken session
-    assert conn.whoami().account_id == ACCOUNT
     assert "Secret" not in repr(conn.__dict__)
+    forget_mfa_sessions()
     plain = admin_connection(ConnectionOptions(admin_profile="other", region=REGION))
     assert plain.options.profile == "other"
 

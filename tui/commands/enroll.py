@@ -55,11 +55,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--profile-name",
         help="the profile of ~/.aws/credentials that gets the key (default: the user name)",
     )
-    parser.add_argument(
-        "--mfa-code",
-        help="the code of the admin profile's MFA device, when its config has mfa_serial "
-        "(asked for on a terminal otherwise)",
-    )
     finish = parser.add_mutually_exclusive_group()
     finish.add_argument(
         "--resume", action="store_true", help="finish an enrollment that was interrupted"
@@ -169,15 +164,11 @@ def _ask_about_open(journals: list[Journal]) -> str | None:
 
 
 def _admin(args: argparse.Namespace, options: Any) -> Connection:
+    # An admin profile with mfa_serial gets its code from the global --mfa-code
+    # (or the terminal prompt) that `tui.cli.main` installed.
     from tui.enrollment import admin_connection
 
-    ask = _prompt_mfa_code if sys.stdin.isatty() else None
-    return admin_connection(options, mfa_code=args.mfa_code, ask_mfa_code=ask)
-
-
-def _prompt_mfa_code(serial: str) -> str:
-    print(f"MFA code for {serial}: ", end="", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip()
+    return admin_connection(options)
 
 
 def _print_next_steps(profile: str) -> None:

@@ -1,0 +1,169 @@
+"""A profile with `mfa_serial`: every Connection gets a GetSessionToken session,
+the code asked once per profile and process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from tui import connection as connection_module
+from tui import credentials_file
+from tui.connection import (
+    MFA_SESSION_SECONDS,
+    Connection,
+    ConnectionOptions,
+    forget_mfa_sessions,
+    set_mfa_code_provider,
+)
+from tui.enrollment import admin_connection
+from tui.errors import BadInput, ConnectionProblem
+
+ACCOUNT = "123456789012"
+SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/admin"
+REGION = "eu-west-1"
+ADMIN = ConnectionOptions(profile="admin")
+
+
+@pytest.fixture(autouse=True)
+def no_mfa_state() -> Iterator[None]:
+    forget_mfa_sessions()
+    set_mfa_code_provider(None)
+    yield
+    forget_mfa_sessions()
+    set_mfa_code_provider(None)
+
+
+@pytest.fixture
+def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """The user admin with a virtual MFA device; its key is the profile admin, whose
+    config has mfa_serial. Yields the GetSessionToken requests made."""
+    with mock_aws():
+        import boto3
+
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="admin")
+        device = iam.create_virtual_mfa_device(VirtualMFADeviceName="admin")["VirtualMFADevice"]
+        iam.enable_mfa_device(
+            UserName="admin",
+            SerialNumber=device["SerialNumber"],
+            AuthenticationCode1="123456",
+            AuthenticationCode2="654321",
+        )
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        credentials_file.set_access_key(
+            credentials_file.credentials_path(),
+            "admin",
+            key["AccessKeyId"],
+            key["SecretAccessKey"],
+        )
+        credentials_file.set_config_values(
+            credentials_file.config_path(), "admin", {"region": REGION, "mfa_serial": SERIAL}
+        )
+        requests: list[dict[str, Any]] = []
+        plain_session = connection_module.new_botocore_session
+
+        def recording_session() -> Any:
+            core = plain_session()
+            core.register(
+                "provide-client-params.sts.GetSessionToken",
+                lambda params, **_: requests.append(dict(params)),
+            )
+            return core
+
+        monkeypatch.setattr(connection_module, "new_botocore_session", recording_session)
+        yield requests
+
+
+def test_a_profile_with_mfa_serial_gets_a_session_token(
+    account: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    asked: list[tuple[str, str]] = []
+    set_mfa_code_provider(lambda profile, serial: asked.append((profile, serial)) or "123456")
+    conn = Connection(ADMIN)
+    identity = conn.whoami()
+    assert asked == [("admin", SERIAL)]
+    assert account == [
+        {"SerialNumber": SERIAL, "TokenCode": "123456", "DurationSeconds": MFA_SESSION_SECONDS}
+    ]
+    credentials = conn.session.get_credentials()
+    assert credentials is not None and credentials.token  # temporary credentials
+    assert credentials.method != "shared-credentials-file"
+    assert conn.mfa_serial == SERIAL
+    assert conn.region == REGION  # the profile's settings stay
+    # moto answers GetCallerIdentity for GetSessionToken keys with its default user.
+    assert identity.account_id == ACCOUNT
+    assert conn.client("iam").get_user(UserName="admin")["User"]["UserName"] == "admin"
+    assert credentials.secret_key not in repr(conn.__dict__)
+    assert credentials.token not in repr(connection_module._mfa_sessions)
+
+
+def test_the_code_is_asked_once_per_profile_and_again_when_the_session_ends(
+    account: list[dict[str, Any]],
+) -> None:
+    asked: list[str] = []
+    set_mfa_code_provider(lambda profile, serial: asked.append(profile) or "123456")
+    for _ in range(3):
+        Connection(ADMIN).whoami()
+    assert asked == ["admin"] and len(account) == 1
+    for cached in connection_module._mfa_sessions.values():
+        cached.expires = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    Connection(ADMIN).whoami()
+    assert asked == ["admin", "admin"]
+
+
+def test_without_a_code_the_connection_says_how_to_give_one(
+    account: list[dict[str, Any]],
+) -> None:
+    with pytest.raises(ConnectionProblem, match="requires MFA") as problem:
+        Connection(ADMIN).whoami()
+    assert SERIAL in str(problem.value) and "--mfa-code" in str(problem.value)
+    set_mfa_code_provider(lambda profile, serial: "  ")
+    with pytest.raises(ConnectionProblem, match="requires MFA"):
+        Connection(ADMIN).whoami()
+    set_mfa_code_provider(lambda profile, serial: "12")
+    with pytest.raises(BadInput, match="6 digits"):
+        Connection(ADMIN).whoami()
+    assert account == []  # nothing was sent to AWS
+
+
+def test_role_profiles_and_environment_keys_are_left_to_botocore(
+    account: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    set_mfa_code_provider(lambda profile, serial: asked.append(profile) or "123456")
+    credentials_file.set_config_values(
+        credentials_file.config_path(),
+        "role",
+        {
+            "role_arn": f"arn:aws:iam::{ACCOUNT}:role/admin",
+            "source_profile": "admin",
+            "mfa_serial": SERIAL,
+        },
+    )
+    assert Connection(ConnectionOptions(profile="role")).session is not None
+    # No --profile: botocore uses the environment's key, not the profile's.
+    credentials_file.set_config_values(
+        credentials_file.config_path(), "default", {"mfa_serial": SERIAL}
+    )
+    Connection(ConnectionOptions()).whoami()
+    monkeypatch.setenv("AWS_PROFILE", "admin")
+    Connection(ConnectionOptions()).whoami()
+    assert asked == [] and account == []
+
+
+def test_admin_connection_takes_the_code_it_is_given(account: list[dict[str, Any]]) -> None:
+    conn = admin_connection(
+        ConnectionOptions(profile="me", admin_profile="admin"), mfa_code="654321"
+    )
+    assert conn.options.profile == "admin"
+    conn.whoami()
+    assert [r["TokenCode"] for r in account] == ["654321"]
+    asked: list[str] = []
+    forget_mfa_sessions()
+    admin_connection(ADMIN, ask_mfa_code=lambda s: asked.append(s) or "111111").whoami()
+    assert asked == [SERIAL]
