@@ -11,6 +11,7 @@ from typing import Any
 from sample_account import NOW, sample_snapshot
 from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tui.app import KeyHygieneApp
 from tui.audit import run_audit
@@ -92,6 +93,9 @@ def test_revoke_screen_search(snap_compare: Any) -> None:
 
     async def search(pilot: Pilot) -> None:
         await pilot.pause()
+        # A blinking cursor would make the picture depend on timing.
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
         await pilot.press(*"phone")
         await pilot.pause()
 
