@@ -23,6 +23,7 @@ from tui.connection import Connection
 from tui.errors import KeyHygieneError
 from tui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
 from tui.model import Snapshot
+from tui.plans import ApplyReport
 from tui.widgets.account_tree import AccountTree
 from tui.widgets.details_pane import DetailsPane
 
@@ -401,8 +402,25 @@ class MainScreen(Screen[None]):
         elif fix.kind == "rotate":
             self.action_rotate_key()
         elif fix.plan is not None and self.connection is not None:
+            from tui.membership import SWEEP_KIND, close_sweep_journal
+
+            plan = fix.plan
+
+            def done(report: ApplyReport | None) -> None:
+                # A sweep is forward only: never left open to resume or roll back.
+                if report is not None and plan.kind == SWEEP_KIND:
+                    close_sweep_journal(report)
+                self._refresh_if_applied(report)
+
             self.app.push_screen(
-                PlanScreen(fix.plan, self.connection, title=fix.label), self._refresh_if_applied
+                PlanScreen(
+                    plan,
+                    self.connection,
+                    title=fix.label,
+                    # Forward-only plans (no step has an undo) have nothing to roll back.
+                    roll_back_on_failure=any(step.undo for step in plan.steps),
+                ),
+                done,
             )
 
     # ---- filter --------------------------------------------------------------

@@ -66,9 +66,18 @@ class ConnectionOptions:
 # ('SecretAccessKey': '...'), and INI lines (aws_secret_access_key = ...).
 _SECRET_IN_BODY = re.compile(
     r"(<(?:SecretAccessKey|SessionToken)>)[^<]*(</(?:SecretAccessKey|SessionToken)>)"
-    r"|([\"']?(?:SecretAccessKey|SessionToken|aws_secret_access_key|aws_session_token)[\"']?"
-    r"\s*[:=]\s*[\"']?)[^\"',\s}]+",
+    r"|([\"']?(?:SecretAccessKey|SessionToken|aws_secret_access_key|aws_session_token"
+    r"|aws_security_token|X-Amz-Security-Token)[\"']?"
+    r"\s*[:=]\s*b?[\"']?)[^\"',\s}]+",
     re.IGNORECASE,
+)
+_TRIGGERS = (
+    "secretaccesskey",
+    "sessiontoken",
+    "secret_access_key",
+    "session_token",
+    "security_token",
+    "security-token",
 )
 
 
@@ -80,10 +89,7 @@ class RedactSecretKeys(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         lowered = message.lower()
-        if any(
-            word in lowered
-            for word in ("secretaccesskey", "sessiontoken", "secret_access_key", "session_token")
-        ):
+        if any(word in lowered for word in _TRIGGERS):
             record.msg = _SECRET_IN_BODY.sub(_mask_match, message)
             record.args = ()
         return True
@@ -95,7 +101,8 @@ def _mask_match(match: re.Match[str]) -> str:
     return f"{match.group(3)}****"
 
 
-for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks"):
+# botocore.auth logs the canonical request, which holds x-amz-security-token.
+for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", "botocore.auth"):
     logging.getLogger(_logger_name).addFilter(RedactSecretKeys())
 
 

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 import botocore.exceptions as bexc
 from botocore.parsers import ResponseParserError
 
-from tui.arns import bucket_arn
+from tui.arns import bucket_arn, partition_of
 from tui.connection import (
     Connection,
     ConnectionOptions,
@@ -105,7 +105,9 @@ def load_snapshot(
         bucket_names = guarded("S3 bucket list", lambda: _bucket_names(conn), [])
         key_ids = guarded("KMS key list", lambda: _customer_keys(conn), {})
         progress(f"Reading {len(bucket_names)} buckets and {len(key_ids)} KMS keys")
-        bucket_fs = [pool.submit(_bucket, conn, name, problems) for name in bucket_names]
+        # aws-cn and aws-us-gov buckets have ARNs of their own partition.
+        partition = partition_of(identity.arn)
+        bucket_fs = [pool.submit(_bucket, conn, name, problems, partition) for name in bucket_names]
         key_fs = [
             pool.submit(_kms_key, conn, key_id, arn, aliases, problems)
             for key_id, (arn, aliases) in key_ids.items()
@@ -403,9 +405,11 @@ def _bucket_names(conn: Connection) -> list[str]:
     return sorted(b["Name"] for b in answer.get("Buckets", []))
 
 
-def _bucket(conn: Connection, name: str, problems: list[LoadProblem]) -> Bucket:
+def _bucket(
+    conn: Connection, name: str, problems: list[LoadProblem], partition: str = "aws"
+) -> Bucket:
     s3 = conn.client("s3")
-    arn = bucket_arn(name)
+    arn = bucket_arn(name, partition)
 
     def read(part: str, func: Callable[[], Any], missing: tuple[str, ...]) -> Any:
         with _collect(problems, f"S3 bucket {name}: {part}"):

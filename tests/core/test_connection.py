@@ -24,6 +24,24 @@ from tui.errors import ConnectionProblem
 
 
 @mock_aws
+def test_a_session_token_never_reaches_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Requests signed with temporary credentials carry the token in a header
+    that botocore.auth and botocore.endpoint log at DEBUG."""
+    token = boto3.client("sts", region_name="us-east-1").get_session_token()["Credentials"]
+    session = boto3.Session(
+        aws_access_key_id=token["AccessKeyId"],
+        aws_secret_access_key=token["SecretAccessKey"],
+        aws_session_token=token["SessionToken"],
+        region_name="us-east-1",
+    )
+    with caplog.at_level(logging.DEBUG):
+        session.client("sts").get_caller_identity()
+    assert "security-token" in caplog.text.lower()  # the header was logged ...
+    assert token["SessionToken"] not in caplog.text  # ... without the token
+    assert token["SecretAccessKey"] not in caplog.text
+
+
+@mock_aws
 def test_created_key_secret_never_reaches_debug_logs(caplog: pytest.LogCaptureFixture) -> None:
     conn = Connection(ConnectionOptions(region="us-east-1"))
     iam = conn.client("iam")
@@ -46,6 +64,8 @@ def test_created_key_secret_never_reaches_debug_logs(caplog: pytest.LogCaptureFi
         '{"SecretAccessKey": "abcdEFGH1234/secret+KEY"}',
         "aws_secret_access_key = abcdEFGH1234/secret+KEY",
         "<SessionToken>abcdEFGH1234/secret+KEY</SessionToken>",
+        "{'X-Amz-Security-Token': b'abcdEFGH1234/secret+KEY', 'Host': 'sts'}",
+        "host:sts.amazonaws.com\nx-amz-security-token:abcdEFGH1234/secret+KEY\n",
     ],
 )
 def test_redaction_forms(line: str) -> None:

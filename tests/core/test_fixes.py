@@ -9,7 +9,6 @@ from sample_account import ACCOUNT, NOW, sample_snapshot
 
 from tui.audit import run_audit
 from tui.fixes import fix_for
-from tui.model import AccessKey
 from tui.policy_documents import remove_principal, whitelisted_principals
 
 
@@ -50,4 +49,3 @@ def test_another_computers_old_key_has_no_automatic_fix() -> None:
         if f.id == "user.key-too-old" and f.resource == "christopher-home"
     )
     assert fix_for(snapshot, finding, NOW) is None
-    assert isinstance(snapshot.user("christopher-home").access_keys[0], AccessKey)  # type: ignore[union-attr]

@@ -254,3 +254,18 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
     with pytest.raises(ConnectionProblem) as caught:
         load_snapshot(conn)
     assert "Cannot reach" in str(caught.value)
+
+
+@mock_aws
+def test_bucket_arns_follow_the_partition_of_the_account() -> None:
+    """In aws-cn, a bucket is arn:aws-cn:s3:::name: the lock-out check compares ARNs."""
+    from tui.connection import Identity
+
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="cn-data")
+
+    class ChinaConnection(Connection):
+        def whoami(self) -> Identity:
+            return Identity(ACCOUNT, f"arn:aws-cn:iam::{ACCOUNT}:user/admin")
+
+    snapshot = load_snapshot(ChinaConnection(ConnectionOptions(region="us-east-1")))
+    assert snapshot.bucket("cn-data").arn == "arn:aws-cn:s3:::cn-data"  # type: ignore[union-attr]
