@@ -12,6 +12,11 @@ the others:
   which starts from the account as it is now;
 - a sweep is never rolled back (that would give expired loans back); finishing
   it runs a new sweep from the account as it is now, for the same reason;
+- a loan (a grant, or moving a loan's end) is finished only while the expiry it
+  was setting is still in the future: once past, the start-up sweep removes the
+  tag and the expiry policy it wrote, and finishing would then add the
+  membership and the whitelist entries with neither, a permanent membership
+  nobody asked for. An expired one can only be rolled back or forgotten;
 - every other run can be finished (unless a value it needs, such as a secret,
   died with the process) or rolled back.
 """
@@ -24,10 +29,13 @@ import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
+from tui.connection import call_unless_missing
 from tui.errors import BadInput
 from tui.journal import Journal, open_journals
-from tui.membership import SWEEP_KIND
+from tui.membership import SWEEP_KIND, format_expiry, parse_expiry
+from tui.model import TAG_GRANT_PREFIX
 from tui.plans import (
     ApplyReport,
     ClientProvider,
@@ -48,6 +56,12 @@ WORKFLOW_MODULES = (
     "tui.rotation",
 )
 ROTATION_KIND = "rotate"
+# Plans that set a loan's expiry (`tui.membership.plan_grant`), and the id of
+# their step that writes it in the `keyhygiene:grant:<G>` tag.
+LOAN_KINDS = ("grant", "grant-extend")
+LOAN_TAG_STEP = "grant-tag"
+# Undo calls of a loan that the sweep (or ending the loan) may have made already.
+_REMOVALS = frozenset({"remove_user_from_group", "delete_user_policy"})
 
 # What an unexpected error's text may not show: anything shaped like an AWS
 # secret access key (40 characters of base64), or a value after a secret's name.
@@ -69,6 +83,9 @@ class InterruptedRun:
     journal: Journal
     resumable: bool = True  # False: a value it needs (a secret) died with the process
     why_not: str = ""
+    # A loan whose expiry was already past when the runs were read: finishing it
+    # would make the membership permanent (see the module).
+    loan_expired: bool = False
 
     @property
     def kind(self) -> str:
@@ -81,7 +98,7 @@ class InterruptedRun:
     @property
     def can_finish(self) -> bool:
         """Finishing is safe: a sweep starts afresh, a revoke is run again by the person."""
-        if self.kind == REVOKE_KIND:
+        if self.kind == REVOKE_KIND or self.loan_expired:
             return False
         return self.kind == SWEEP_KIND or self.resumable
 
@@ -105,6 +122,15 @@ class InterruptedRun:
                 "(this run is not replayed). It cannot be rolled back: that would give expired "
                 "loans back, which AWS denies anyway."
             )
+        if self.loan_expired:
+            ends = loan_expiry(self.journal)
+            when = f" at {format_expiry(ends)}" if ends else ""
+            return (
+                f"The loan it was making ended{when}. Finishing it now would add the membership "
+                "and the whitelist entries without the expiry tag and policy (the sweep has "
+                "removed those, or will): a permanent membership nobody asked for. Roll it "
+                "back, or forget it; lend the group again if it is still needed."
+            )
         if not self.resumable:
             return f"It can only be rolled back: {self.why_not}"
         return "Finish it, or roll back what it did."
@@ -119,22 +145,54 @@ class RecoveryResult:
     report: ApplyReport | None = None  # None: nothing was applied (nothing was left to do)
 
 
-def interrupted_runs() -> list[InterruptedRun]:
-    """Open journals of other processes that are gone, rotations excepted."""
+def interrupted_runs(*, now: datetime | None = None) -> list[InterruptedRun]:
+    """Open journals of other processes that are gone, rotations excepted.
+
+    `now` decides which interrupted loans have expired (default: the real clock).
+    """
     load_workflows()
+    moment = now or datetime.now(timezone.utc)
     runs = []
     for journal in open_journals():
         if journal.plan.kind == ROTATION_KIND or _written_here(journal):
             continue
         if journal.held_by_other_process():
             continue
+        expired = _loan_has_expired(journal, moment)
         try:
             check_resumable(journal)
         except ResumeImpossible as exc:
-            runs.append(InterruptedRun(journal, resumable=False, why_not=exc.message))
+            runs.append(
+                InterruptedRun(journal, resumable=False, why_not=exc.message, loan_expired=expired)
+            )
         else:
-            runs.append(InterruptedRun(journal))
+            runs.append(InterruptedRun(journal, loan_expired=expired))
     return runs
+
+
+def loan_expiry(journal: Journal) -> datetime | None:
+    """The expiry a loan's journal was setting (from its plan's tag step), in UTC.
+
+    None for a run that sets no loan, or whose planned expiry cannot be read.
+    """
+    if journal.plan.kind not in LOAN_KINDS:
+        return None
+    for step in journal.plan.steps:
+        if step.id != LOAN_TAG_STEP:
+            continue
+        for tag in step.call.params.get("Tags", ()):
+            if isinstance(tag, dict) and str(tag.get("Key", "")).startswith(TAG_GRANT_PREFIX):
+                return parse_expiry(str(tag.get("Value", "")))
+    return None
+
+
+def _loan_has_expired(journal: Journal, now: datetime) -> bool:
+    """A loan whose expiry is not in the future at `now`; an unreadable one counts as
+    expired (finishing it blind could make the membership permanent)."""
+    if journal.plan.kind not in LOAN_KINDS:
+        return False
+    ends = loan_expiry(journal)
+    return ends is None or ends <= now
 
 
 def _written_here(journal: Journal) -> bool:
@@ -148,18 +206,28 @@ def finish(
 ) -> RecoveryResult:
     """Finish the run: resume its journal, or for a sweep run a new one.
 
-    Blocking (AWS calls). `now` is the sweep's clock (default: the real one).
-    Raises `BadInput` for a run that must not be finished (a revoke).
+    Blocking (AWS calls). `now` is the clock (default: the real one): the
+    sweep's, and the one a loan's expiry is checked against right before it is
+    resumed, since time has passed since the runs were read.
+    Raises `BadInput` for a run that must not be finished (a revoke, a loan
+    that has expired).
     """
+    moment = now or datetime.now(timezone.utc)
+    if run.kind == REVOKE_KIND:
+        raise BadInput(
+            "An interrupted revoke is not finished from its journal.",
+            hint="Run the revoke again: it starts from the account as it is now.",
+        )
+    if run.loan_expired or _loan_has_expired(run.journal, moment):
+        raise BadInput(
+            "The loan has expired since; roll it back instead.",
+            hint="Finishing it now would make the membership permanent. "
+            "Lend the group again if it is still needed.",
+        )
     if not run.can_finish:
-        if run.kind == REVOKE_KIND:
-            raise BadInput(
-                "An interrupted revoke is not finished from its journal.",
-                hint="Run the revoke again: it starts from the account as it is now.",
-            )
         raise ResumeImpossible(run.why_not or "This run cannot be finished.")
     if run.kind == SWEEP_KIND:
-        return _sweep_again(run, clients, now or datetime.now(timezone.utc))
+        return _sweep_again(run, clients, moment)
     report = resume(run.journal, clients)
     return RecoveryResult(report.ok, report.render_text(), report)
 
@@ -190,8 +258,39 @@ def roll_back(run: InterruptedRun, clients: ClientProvider) -> RecoveryResult:
             else ("a sweep would give expired loans back")
         )
         raise BadInput(f"This run is not rolled back: undoing {what}.")
+    if run.kind in LOAN_KINDS:
+        # An expired loan's membership and expiry policy may be gone already
+        # (the sweep at start removed them): that is what the undo wanted.
+        clients = _GoneIsUndone(clients)
     report = rollback(run.journal, clients)
     return RecoveryResult(report.ok, report.render_text(), report)
+
+
+class _GoneIsUndone:
+    """Clients whose IAM removals accept "no such entity" as done."""
+
+    def __init__(self, inner: ClientProvider) -> None:
+        self._inner = inner
+
+    def client(self, service: str) -> Any:
+        client = self._inner.client(service)
+        return _TolerantIam(client) if service == "iam" else client
+
+
+class _TolerantIam:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if name not in _REMOVALS:
+            return method
+
+        def remove_unless_gone(**params: Any) -> dict[str, Any]:
+            call_unless_missing(method, **params)
+            return {}
+
+        return remove_unless_gone
 
 
 def abandon(run: InterruptedRun) -> None:

@@ -151,10 +151,15 @@ def whitelisted(user_arn: str) -> bool:
     return user_arn in whitelisted_principals(document)
 
 
-def interrupted_grant(conn: Connection) -> InterruptedRun:
+# Start-up, a few minutes after the interrupted loan (it ends at NOW + 2h).
+SOON = NOW + timedelta(minutes=5)
+EXPIRY = "2026-11-28T21:00:00Z"
+
+
+def interrupted_grant(conn: Connection, *, found_at: datetime = SOON) -> InterruptedRun:
     plan = plan_grant(load_snapshot(conn), PHONE, "photos", "2h", now=NOW)
     interrupt(plan, conn, "add_user_to_group")  # tag and expiry policy done
-    (run,) = interrupted_runs()
+    (run,) = interrupted_runs(now=found_at)
     return run
 
 
@@ -163,13 +168,45 @@ def test_an_interrupted_grant_is_offered_and_finished(conn: Connection) -> None:
     assert run.kind == "grant" and run.can_finish and run.can_roll_back
     assert "2 of 4 steps done, step 3 was interrupted" in run.summary
     assert run.advice == "Finish it, or roll back what it did."
-    result = finish(run, conn)
+    result = finish(run, conn, now=SOON)
     assert result.ok, result.text
     assert result.report is not None and "done in an earlier run" in result.text
     assert groups_of(PHONE) == {"photos"} and whitelisted(PHONE_ARN)
-    assert tags_of(PHONE) == {"keyhygiene:grant:photos": "2026-11-28T21:00:00Z"}
+    assert tags_of(PHONE) == {"keyhygiene:grant:photos": EXPIRY}
     assert policies_of(PHONE) == [EXPIRY_POLICY_NAME]
-    assert interrupted_runs() == []
+    assert interrupted_runs(now=SOON) == []
+
+
+def test_an_interrupted_grant_found_after_its_expiry_is_only_rolled_back(
+    conn: Connection,
+) -> None:
+    """The start-up sweep took the tag and the expiry policy away: finishing would
+    leave a membership with neither, a permanent one."""
+    later = NOW + timedelta(hours=3)
+    run = interrupted_grant(conn, found_at=later)
+    assert run.loan_expired and not run.can_finish and run.can_roll_back
+    assert f"ended at {EXPIRY}" in run.advice and "permanent" in run.advice
+    assert apply_plan(plan_sweep(load_snapshot(conn), now=later), conn).ok
+    assert tags_of(PHONE) == {} and policies_of(PHONE) == []
+    with pytest.raises(BadInput, match="expired since; roll it back instead"):
+        finish(run, conn, now=later)
+    assert groups_of(PHONE) == set() and not whitelisted(PHONE_ARN)
+    result = roll_back(run, conn)
+    assert result.ok, result.text
+    assert groups_of(PHONE) == set() and not whitelisted(PHONE_ARN)
+    assert tags_of(PHONE) == {} and policies_of(PHONE) == []
+    assert interrupted_runs(now=later) == []
+
+
+def test_a_grant_that_expires_between_the_offer_and_the_click_is_not_finished(
+    conn: Connection,
+) -> None:
+    run = interrupted_grant(conn)
+    assert run.can_finish
+    with pytest.raises(BadInput, match="expired since; roll it back instead"):
+        finish(run, conn, now=NOW + timedelta(hours=2))  # the expiry itself is not future
+    assert groups_of(PHONE) == set() and not whitelisted(PHONE_ARN)
+    assert run.journal.is_open
 
 
 def test_an_interrupted_grant_is_rolled_back_to_nothing(conn: Connection) -> None:
@@ -178,7 +215,7 @@ def test_an_interrupted_grant_is_rolled_back_to_nothing(conn: Connection) -> Non
     assert result.ok, result.text
     assert groups_of(PHONE) == set() and not whitelisted(PHONE_ARN)
     assert tags_of(PHONE) == {} and policies_of(PHONE) == []
-    assert interrupted_runs() == []
+    assert interrupted_runs(now=SOON) == []
 
 
 def test_runs_of_this_very_process_are_not_offered(conn: Connection) -> None:
