@@ -43,6 +43,7 @@ from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tui import arns
 from tui.arns import bucket_arn, partition_of
 from tui.aws_limits import MAX_TAGS_PER_RESOURCE, USER_INLINE_POLICIES_LIMIT
 from tui.connection import (
@@ -67,10 +68,12 @@ from tui.model import (
     KmsKey,
     LoadProblem,
     PolicyAttachment,
+    Role,
     Snapshot,
     User,
 )
 from tui.plans import (
+    LOCAL,
     ApplyContext,
     ApplyReport,
     Call,
@@ -81,13 +84,20 @@ from tui.plans import (
 )
 from tui.policy_documents import (
     POLICY_VERSION,
+    SID_BUCKET_DENY_OTHERS,
     as_document,
+    caller_principal_arn,
     is_own_statement,
     remove_principal,
     statements,
     with_admin_exempt,
 )
-from tui.whitelist_plans import admin_principal, check_policy, put_if_unchanged_call
+from tui.whitelist_plans import (
+    PUT_IF_UNCHANGED,
+    admin_principal,
+    check_policy,
+    put_if_unchanged_call,
+)
 
 T = TypeVar("T")
 
@@ -340,17 +350,13 @@ def _bucket_step(
             return None, foreign
         if not statements(after):
             # AWS refuses a policy with no statement; no policy is what it means.
-            step = Step(
-                f"bucket-policy-{index}",
-                f"Delete the policy of {where} ({user.name} was all it held)",
-                Call("s3", "delete_bucket_policy", {"Bucket": bucket.name}),
-                before=before,
-                must_succeed=False,
-            )
-            return step, foreign
-        # The identity revoking must stay exempt from the bucket's DenyOthers,
-        # or it could not edit this policy again (lock-out).
-        after = with_admin_exempt(after, admin_principal(snapshot, actor, bucket=bucket.name))
+            return _delete_bucket_policy_step(index, bucket, user, before), foreign
+        if _has_deny_others(after) and not _same_principal(actor, user.arn):
+            # The identity revoking must stay exempt from the bucket's DenyOthers,
+            # or it could not edit this policy again (lock-out). Not when it is
+            # the revoked user itself: the lock-out check refuses that step, and
+            # another admin finishes (see the self-revoke warning).
+            after = with_admin_exempt(after, admin_principal(snapshot, actor, bucket=bucket.name))
         check_policy(snapshot, after, "bucket", where, actor, bucket.arn)
     except KeyHygieneError as exc:
         return None, f"{where} still names {user.name}, left unchanged: {exc.message}"
@@ -364,6 +370,24 @@ def _bucket_step(
         must_succeed=False,
     )
     return step, foreign
+
+
+def _delete_bucket_policy_step(index: int, bucket: Bucket, user: User, before: Any) -> Step:
+    """Deleting the policy goes through `policy.put_if_unchanged` with no document
+    (JSON null, which it writes as a delete), so statements added since the plan
+    was read are not wiped."""
+    return Step(
+        f"bucket-policy-{index}",
+        f"Delete the policy of bucket {bucket.name} ({user.name} was all it held)",
+        Call(LOCAL, PUT_IF_UNCHANGED, {"Bucket": bucket.name, "Policy": json.dumps(None)}),
+        before=before,
+        after=None,
+        must_succeed=False,
+    )
+
+
+def _has_deny_others(document: Mapping[str, Any]) -> bool:
+    return any(s.get("Sid") == SID_BUCKET_DENY_OTHERS for s in statements(document))
 
 
 def _key_step(
@@ -697,6 +721,7 @@ def load_for_revoke(
         )
         detail = detail_f.result()  # raises BadInput for an unknown user
         identity = identity_f.result()
+        role_f = pool.submit(_actor_role, loader.iam, identity.arn)
         policies = loader.resource_policies(buckets_f.result(), kms_f.result())
         user = loader.user(detail, parts)
         buckets, kms_keys = loader.resources(policies, kms_f.result(), identity.arn)
@@ -720,10 +745,36 @@ def load_for_revoke(
         groups=groups,
         buckets=buckets,
         kms_keys=kms_keys,
+        roles=role_f.result(),
         problems=tuple(loader.problems),
         this_user=this_user,
     )
     return snapshot, extras
+
+
+def _actor_role(iam: Any, caller_arn: str) -> tuple[Role, ...]:
+    """The role behind an assumed-role caller (SSO admin, --admin-profile role), so
+    that bucket exception lists and the lock-out check name its real ARN (path
+    included); () for any other caller.
+
+    A role that cannot be read is left out: each bucket step it would have
+    needed then says why it was left unchanged, and the rest of the revoke goes on.
+    """
+    principal = caller_principal_arn(caller_arn)
+    if principal == caller_arn:
+        return ()
+    try:
+        role = iam.get_role(RoleName=arns.name_of(principal))["Role"]
+    except (ClientError, BotoCoreError):
+        return ()
+    return (
+        Role(
+            name=role["RoleName"],
+            arn=role["Arn"],
+            path=role.get("Path", "/"),
+            tags={t["Key"]: t["Value"] for t in role.get("Tags", [])},
+        ),
+    )
 
 
 class _Loader:

@@ -95,6 +95,8 @@ class Keys:
                 "aws_access_key_id": self.keys["AccessKeyId"] if self.keys else "testing",
                 "aws_secret_access_key": self.keys["SecretAccessKey"] if self.keys else "testing",
             }
+            if self.keys and self.keys.get("SessionToken"):
+                credentials["aws_session_token"] = self.keys["SessionToken"]
             self.clients[service] = SESSION.client(service, **credentials)
         return self.clients[service]
 
@@ -572,3 +574,101 @@ def test_a_bucket_exempting_only_the_root_gets_the_admin_exempted_too(account: A
     deny = next(s for s in after["Statement"] if s["Sid"] == "KeyHygieneDenyOthers")
     excepted = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
     assert f"arn:aws:iam::{ACCOUNT}:user/admin" in excepted and TARGET_ARN not in excepted
+
+
+def _role_session(account: Account) -> tuple[Keys, str]:
+    """An assumed-role connection like an SSO admin's, and its role's real ARN (with a path)."""
+    iam = account.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"}],
+    }
+    role = iam.create_role(
+        RoleName="break-glass", Path="/admins/", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]
+    iam.put_role_policy(
+        RoleName="break-glass", PolicyName="all", PolicyDocument=_policy("Allow", "*")
+    )
+    session = account.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="sso-admin")
+    return Keys(session["Credentials"]), role["Arn"]
+
+
+def test_an_assumed_role_admin_removes_the_computer_from_bucket_policies(
+    account: Account,
+) -> None:
+    conn, role_arn = _role_session(account)
+    assert ":assumed-role/break-glass/" in conn.whoami().arn
+    snapshot, extras = load_for_revoke(conn, TARGET)
+    assert [r.arn for r in snapshot.roles] == [role_arn]
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    buckets = {s.call.params.get("Bucket") for s in plan.steps if s.id.startswith("bucket-")}
+    assert buckets == {"photos-data", "loose-share"}
+    assert not any("left unchanged" in warning for warning in plan.warnings)
+
+    report = apply_plan(plan, conn, stop_on_failure=False)
+    assert report.ok, report.render_text()
+    assert fully_revoked(account)["buckets"]
+    photos = bucket_policy(account, "photos-data")
+    assert photos is not None
+    deny = next(s for s in photos["Statement"] if s["Sid"] == "KeyHygieneDenyOthers")
+    excepted = deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
+    assert role_arn in excepted and TARGET_ARN not in excepted
+
+
+def test_revoking_yourself_does_not_exempt_yourself_again(account: Account) -> None:
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras, actor_arn=TARGET_ARN)
+    for step in plan.steps:
+        assert TARGET_ARN not in json.dumps(step.after), step.id
+    # Without its exemption the user would lock itself out: those buckets wait for another admin.
+    assert not any(s.id.startswith("bucket-") for s in plan.steps)
+    assert any("photos-data" in w and "left unchanged" in w for w in plan.warnings)
+    assert any("Finish from another identity" in w for w in plan.warnings)
+
+
+def _only_target_bucket(account: Account) -> None:
+    only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KeyHygieneAllowObjects",
+                "Effect": "Allow",
+                "Principal": {"AWS": TARGET_ARN},
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::only-target/*",
+            }
+        ],
+    }
+    account.client("s3").create_bucket(Bucket="only-target")
+    account.client("s3").put_bucket_policy(Bucket="only-target", Policy=json.dumps(only))
+
+
+def test_an_emptied_bucket_policy_is_deleted_only_if_unchanged(account: Account) -> None:
+    _only_target_bucket(account)
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    (step,) = [s for s in plan.steps if s.call.params.get("Bucket") == "only-target"]
+    assert step.call.operation == "policy.put_if_unchanged" and step.after is None
+    assert "Delete the policy of bucket only-target" in step.description
+    # A statement added after the plan was read is not wiped.
+    added = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AddedLater",
+                "Effect": "Allow",
+                "Principal": {"AWS": OTHER_ARN},
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::only-target/*",
+            }
+        ],
+    }
+    account.client("s3").put_bucket_policy(Bucket="only-target", Policy=json.dumps(added))
+    report = apply_plan(plan, account.admin, stop_on_failure=False)
+    assert [r.step_id for r in report.results if r.status != "done"] == [step.id]
+    assert bucket_policy(account, "only-target") == added
+
+    _only_target_bucket(account)  # back to what a fresh plan reads
+    _, report, _ = revoke(account.admin)
+    assert report.ok, report.render_text()
+    assert bucket_policy(account, "only-target") is None
