@@ -139,7 +139,7 @@ class MainScreen(Screen[None]):
 
         try:
             rotations = pending_rotations()
-            runs = interrupted_runs()
+            runs = interrupted_runs(now=self.app.now())  # type: ignore[attr-defined]
         except KeyHygieneError as exc:
             self.app.call_from_thread(
                 self.notify, f"Could not read the journals of earlier runs: {exc}", severity="error"

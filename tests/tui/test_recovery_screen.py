@@ -153,8 +153,8 @@ async def test_each_run_gets_only_its_safe_choices_and_the_buttons_work(
 ) -> None:
     interrupted_grant(conn)
     interrupted_revoke()
-    runs: list[InterruptedRun] = sorted(interrupted_runs(), key=lambda r: r.kind != "grant")
-    screen = RecoveryScreen(runs, conn)
+    runs: list[InterruptedRun] = sorted(interrupted_runs(now=NOW), key=lambda r: r.kind != "grant")
+    screen = RecoveryScreen(runs, conn, clock=lambda: NOW)
     app = Host(screen)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -171,19 +171,19 @@ async def test_each_run_gets_only_its_safe_choices_and_the_buttons_work(
         await pilot.click("#forget")
         await settle(pilot)
     assert app.result is True
-    assert interrupted_runs() == []
+    assert interrupted_runs(now=NOW) == []
 
 
 async def test_roll_it_back_undoes_the_run(conn: Connection) -> None:
     interrupted_grant(conn)
-    screen = RecoveryScreen(interrupted_runs(), conn)
+    screen = RecoveryScreen(interrupted_runs(now=NOW), conn, clock=lambda: NOW)
     app = Host(screen)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.click("#rollback")
         await settle(pilot)
     assert app.result is True
-    assert _groups() == set() and interrupted_runs() == []
+    assert _groups() == set() and interrupted_runs(now=NOW) == []
 
 
 async def test_an_unexpected_error_is_reported_and_the_screen_stays_usable(
@@ -192,7 +192,7 @@ async def test_an_unexpected_error_is_reported_and_the_screen_stays_usable(
     interrupted_grant(conn)
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     broken = Clients(conn, "add_user_to_group", RuntimeError(f"bug near {secret}"))
-    screen = RecoveryScreen(interrupted_runs(), broken)
+    screen = RecoveryScreen(interrupted_runs(now=NOW), broken, clock=lambda: NOW)
     app = Host(screen)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
