@@ -54,7 +54,12 @@ async def wait_for(pilot: Pilot, condition: object, timeout: float = 20) -> None
 async def test_the_code_is_asked_in_a_dialog_and_the_account_loads(mfa_profile: None) -> None:
     app = make_app(ConnectionOptions(profile="admin"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MfaScreen))
+        # Wait until the dialog is on screen and composed (pushed from a worker thread).
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, MfaScreen) and bool(app.screen.query("#mfa-code")),
+        )
+        await pilot.pause()  # let the dialog focus its field
         assert isinstance(app.screen, MfaScreen)
         code = app.screen.query_one("#mfa-code", Input)
         assert code.password
@@ -68,7 +73,10 @@ async def test_the_code_is_asked_in_a_dialog_and_the_account_loads(mfa_profile: 
 async def test_cancelling_the_dialog_reports_the_problem(mfa_profile: None) -> None:
     app = make_app(ConnectionOptions(profile="admin"))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MfaScreen))
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, MfaScreen) and bool(app.screen.query("#mfa-code")),
+        )
         await pilot.press("escape")
         await pilot.app.workers.wait_for_complete()
         await pilot.pause(0.2)
