@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,13 +21,15 @@ from tui.account_outline import (
     finding_node_kinds,
 )
 from tui.audit import Finding, sort_findings, summary_line
-from tui.connection import Connection
 from tui.errors import KeyHygieneError
 from tui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
 from tui.model import Snapshot
-from tui.plans import ApplyReport
 from tui.widgets.account_tree import AccountTree
 from tui.widgets.details_pane import DetailsPane
+
+if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
+    from tui.connection import Connection
+    from tui.plans import ApplyReport
 
 
 class MainScreen(Screen[None]):

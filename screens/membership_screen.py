@@ -21,12 +21,12 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from screens.plan_screen import PlanScreen
 from tui.errors import KeyHygieneError
+from tui.formatting import describe_duration
 from tui.membership import (
     DEFAULT_MAX_DURATION,
     Candidates,
     MembershipAction,
     candidates,
-    describe_duration,
     format_expiry,
     loan_of,
     parse_duration,

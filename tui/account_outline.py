@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from tui.arns import account_of, name_of, resource_type
 from tui.audit import Finding, severity_rank
-from tui.membership import remaining_text
+from tui.formatting import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
 from tui.policy_documents import is_public, whitelisted_principals
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from tui.audit import Finding
-from tui.connection import Connection, ConnectionOptions, set_mfa_code_provider
 from tui.demo import DemoProcess
 from tui.errors import ConnectionProblem
 from tui.model import Snapshot
+from tui.options import ConnectionOptions
+
+if TYPE_CHECKING:
+    from tui.connection import Connection
 
 Progress = Callable[[str], None]
 
@@ -62,7 +67,6 @@ class KeyHygieneApp(App[int]):
         if self.demo:
             self._demo_process = DemoProcess()
             self._demo_process.start()
-        set_mfa_code_provider(self.ask_mfa_code)
         self.push_screen(MainScreen())
 
     def ask_mfa_code(self, profile: str, serial: str) -> str:
@@ -110,8 +114,12 @@ class KeyHygieneApp(App[int]):
         )
 
     def load_account(self, *, on_progress: Progress) -> tuple[Snapshot, Connection]:
+        # Imported here, in the loading worker: boto3 takes ~0.2 s to import,
+        # which the first frame does not wait for.
+        from tui.connection import set_mfa_code_provider
         from tui.inventory import load_account
 
+        set_mfa_code_provider(self.ask_mfa_code)
         return load_account(self.options, on_progress=on_progress)
 
     def audit(self, snapshot: Snapshot) -> list[Finding]:
@@ -207,7 +215,9 @@ class KeyHygieneApp(App[int]):
         self._close_messages_no_wait()
 
     def on_unmount(self) -> None:
-        set_mfa_code_provider(None)
+        connection = sys.modules.get("tui.connection")
+        if connection is not None:
+            connection.set_mfa_code_provider(None)
         if self._demo_process is not None:
             self._demo_process.stop()
 

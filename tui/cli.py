@@ -14,10 +14,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tui import __version__
-from tui.connection import ConnectionOptions, MfaCodeProvider, set_mfa_code_provider
 from tui.errors import KeyHygieneError
+from tui.options import ConnectionOptions
+
+if TYPE_CHECKING:
+    from tui.connection import MfaCodeProvider
 
 # Each module defines `add_parser(subparsers, parents)`; the parser it adds
 # sets `handler=function(args) -> int`.
@@ -130,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return _run_tui(args)
+        # Imported for commands only: the TUI draws its first frame before boto3 loads.
+        from tui.connection import set_mfa_code_provider
+
         given = getattr(args, "mfa_code", None) or os.environ.get("KEYHYGIENE_MFA_CODE")
         set_mfa_code_provider(terminal_mfa_code_provider(given))
         return int(args.handler(args))
@@ -150,7 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return 3
     finally:
-        set_mfa_code_provider(None)  # main() may be called again in the same process
+        # main() may be called again in the same process (tests).
+        connection = sys.modules.get("tui.connection")
+        if connection is not None:
+            connection.set_mfa_code_provider(None)
 
 
 def _run_tui(args: argparse.Namespace) -> int:

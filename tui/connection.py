@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from botocore.parsers import ResponseParserError
 
 from tui.arns import name_of, resource_type
 from tui.errors import BadInput, ConnectionProblem, KeyHygieneError, from_client_error
+from tui.options import ConnectionOptions
 
 DEFAULT_REGION = "us-east-1"
 # Bounded pool: enough parallel S3/KMS reads to hide latency, few enough
@@ -41,23 +42,6 @@ DEFAULT_REGION = "us-east-1"
 MAX_POOL = 16
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ConnectionOptions:
-    profile: str | None = None
-    admin_profile: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-
-    @property
-    def profile_name(self) -> str:
-        """The profile name people see: the flag, else AWS_PROFILE, else `default`."""
-        return self.profile or os.environ.get("AWS_PROFILE") or "default"
-
-    def for_admin(self) -> ConnectionOptions:
-        """Options whose `profile` is the admin identity."""
-        return replace(self, profile=self.admin_profile or self.profile)
 
 
 # ---- secrets in botocore's logs ------------------------------------------------

@@ -8,7 +8,7 @@ wherever it appears.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def shown_path(path: str | os.PathLike[str], home: str | os.PathLike[str] | None = None) -> str:
@@ -52,3 +52,29 @@ def parse_utc(text: str | None) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def describe_duration(duration: timedelta) -> str:
+    """A short human form: `2 h`, `3 d 4 h`, `45 min`."""
+    minutes = int(duration.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes else "",
+    ]
+    return " ".join(part for part in parts if part) or "less than a minute"
+
+
+def remaining_text(expiry: str | None, now: datetime) -> str:
+    """A loan's countdown: `1 h 59 min left`, `expired 3 min ago`, or `unreadable expiry`."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("A time without a time zone cannot be compared with an expiry.")
+    moment = parse_utc(expiry)
+    if moment is None:
+        return "unreadable expiry"
+    delta = moment.astimezone(timezone.utc) - now.astimezone(timezone.utc)
+    if delta <= timedelta():
+        return f"expired {describe_duration(-delta)} ago"
+    return f"{describe_duration(delta)} left"

@@ -58,7 +58,10 @@ from tui.aws_limits import (
 )
 from tui.connection import all_items, call_unless_missing
 from tui.errors import BadInput, KeyHygieneError
-from tui.formatting import parse_utc, utc_z
+
+# describe_duration and remaining_text live in tui.formatting: the tree needs
+# them without importing the AWS side.
+from tui.formatting import describe_duration, parse_utc, utc_z
 from tui.model import (
     EXPIRY_POLICY_NAME,
     TAG_GRANT_PREFIX,
@@ -148,19 +151,6 @@ def parse_duration(text: str, *, maximum: timedelta = DEFAULT_MAX_DURATION) -> t
 _DURATION_HINT = "Give a number and a unit: 30m, 2h, 3d or 1w (combinations like 1d12h work too)."
 
 
-def describe_duration(duration: timedelta) -> str:
-    """A short human form: `2 h`, `3 d 4 h`, `45 min`."""
-    minutes = int(duration.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [
-        f"{days} d" if days else "",
-        f"{hours} h" if hours else "",
-        f"{minutes} min" if minutes else "",
-    ]
-    return " ".join(part for part in parts if part) or "less than a minute"
-
-
 def utc(moment: datetime) -> datetime:
     """`moment` in UTC; a naive datetime is refused, as it has no defined instant."""
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -190,17 +180,6 @@ def parse_now(text: str) -> datetime:
             f"{text!r} is not an ISO 8601 time.", hint="For example 2026-11-28T21:00:00Z."
         )
     return moment
-
-
-def remaining_text(expiry: str | None, now: datetime) -> str:
-    """`1 h 59 min left`, `expired 3 min ago`, or `unreadable expiry`."""
-    moment = parse_expiry(expiry)
-    if moment is None:
-        return "unreadable expiry"
-    delta = moment - utc(now)
-    if delta <= timedelta():
-        return f"expired {describe_duration(-delta)} ago"
-    return f"{describe_duration(delta)} left"
 
 
 # --------------------------------------------------------------------------- grants

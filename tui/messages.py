@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from tui.audit import Finding
-from tui.connection import Connection
 from tui.model import Snapshot, User
+
+if TYPE_CHECKING:  # boto3 is imported only when the account loads
+    from tui.connection import Connection
 
 
 @dataclass

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from tui.connection import Connection, ConnectionOptions
 from tui.errors import BadInput
+from tui.formatting import describe_duration, remaining_text
 from tui.inventory import load_snapshot
 from tui.journal import open_journals
 from tui.membership import (
@@ -30,7 +31,6 @@ from tui.membership import (
     Grant,
     apply_sweep,
     candidates,
-    describe_duration,
     expired_grants,
     expiry_policy,
     format_expiry,
@@ -43,7 +43,6 @@ from tui.membership import (
     plan_grant,
     plan_remove_member,
     plan_sweep,
-    remaining_text,
     sweep_plan,
 )
 from tui.model import (
