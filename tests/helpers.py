@@ -48,3 +48,37 @@ def act_as_new_admin(iam: Any, monkeypatch: pytest.MonkeyPatch, name: str = "adm
     key = iam.create_access_key(UserName=name)["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+
+
+def seed_photos_account(admin_arn: str, *, groups: tuple[str, ...] = ("photos",)) -> None:
+    """An account to lend in (moto must be active): `groups`, alice-laptop in photos,
+    alice-phone outside, bucket photos-data tagged for photos whitelisting the laptop,
+    with `admin_arn` (the identity the test runs as) kept out of its DenyOthers."""
+    import json
+
+    import boto3
+
+    from tui.model import TAG_GROUPS
+    from tui.policy_documents import bucket_policy_with_whitelist
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    account = admin_arn.split(":")[4]
+    for group in groups:
+        iam.create_group(GroupName=group)
+    for user in ("alice-laptop", "alice-phone"):
+        iam.create_user(UserName=user)
+    iam.add_user_to_group(UserName="alice-laptop", GroupName="photos")
+    s3.create_bucket(Bucket="photos-data")
+    s3.put_bucket_tagging(
+        Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
+    )
+    document = bucket_policy_with_whitelist(
+        None,
+        bucket="photos-data",
+        principals=[f"arn:aws:iam::{account}:user/alice-laptop"],
+        keep_admin_arns=[f"arn:aws:iam::{account}:root", admin_arn],
+    )
+    s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
+    # moto answers STARTED to the first report request; the inventory then need not wait.
+    iam.generate_credential_report()

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from helpers import act_as_new_admin
 from moto import mock_aws
 
 from tui import inventory
@@ -87,10 +88,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
     """
     with mock_aws():
         iam = boto3.client("iam", region_name=REGION)
-        iam.create_user(UserName="admin")
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        act_as_new_admin(iam, monkeypatch)
         for person, device in (("alice", "laptop"), ("bob", "desktop")):
             iam.create_user(
                 UserName=f"{person}-{device}",

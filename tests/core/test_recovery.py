@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from helpers import act_as_new_admin, seed_photos_account
 from moto import mock_aws
 
 from tui.connection import Connection, ConnectionOptions
@@ -24,9 +25,9 @@ from tui.errors import BadInput
 from tui.inventory import load_snapshot
 from tui.journal import Journal, open_journals
 from tui.membership import SWEEP_KIND, plan_grant, plan_sweep
-from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS
+from tui.model import EXPIRY_POLICY_NAME
 from tui.plans import Call, ClientProvider, Plan, Step, apply_plan
-from tui.policy_documents import bucket_policy_with_whitelist, whitelisted_principals
+from tui.policy_documents import whitelisted_principals
 from tui.recovery import (
     InterruptedRun,
     abandon,
@@ -72,40 +73,14 @@ class _Crashing:
 
 
 def _seed() -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    s3 = boto3.client("s3", region_name="us-east-1")
-    iam.create_group(GroupName="photos")
-    for user in ("alice-laptop", PHONE):
-        iam.create_user(UserName=user)
-    iam.add_user_to_group(UserName="alice-laptop", GroupName="photos")
-    s3.create_bucket(Bucket="photos-data")
-    s3.put_bucket_tagging(
-        Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
-    )
-    document = bucket_policy_with_whitelist(
-        None,
-        bucket="photos-data",
-        principals=[f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"],
-        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", RUNNER_ARN],
-    )
-    s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
-    iam.generate_credential_report()
-
-
-def run_as_an_iam_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Create RUNNER and make its key the one every new client signs with."""
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName=RUNNER)
-    key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    seed_photos_account(RUNNER_ARN)
 
 
 @pytest.fixture
 def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
     with mock_aws():
         _seed()
-        run_as_an_iam_user(monkeypatch)
+        act_as_new_admin(boto3.client("iam", region_name="us-east-1"), monkeypatch, RUNNER)
         yield Connection(ConnectionOptions(region="us-east-1"))
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import boto3
 import pytest
+from helpers import act_as_new_admin, seed_photos_account
 from moto import mock_aws
 from textual.app import App
 from textual.widgets import Input, Select, Static
@@ -16,8 +16,7 @@ from screens.membership_screen import MembershipScreen
 from screens.plan_screen import PlanScreen
 from tui.connection import Connection, ConnectionOptions
 from tui.inventory import load_snapshot
-from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS, TAG_REVOKED, Snapshot
-from tui.policy_documents import bucket_policy_with_whitelist
+from tui.model import EXPIRY_POLICY_NAME, TAG_REVOKED, Snapshot
 
 ACCOUNT = "123456789012"
 # keyhygiene runs as an IAM user, as on AWS: moto's default key answers as
@@ -28,41 +27,14 @@ NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)
 
 
 def _seed() -> None:
-    iam = boto3.client("iam", region_name="us-east-1")
-    s3 = boto3.client("s3", region_name="us-east-1")
-    for group in ("photos", "videos"):
-        iam.create_group(GroupName=group)
-    for user in ("alice-laptop", "alice-phone"):
-        iam.create_user(UserName=user)
-    iam.add_user_to_group(UserName="alice-laptop", GroupName="photos")
-    s3.create_bucket(Bucket="photos-data")
-    s3.put_bucket_tagging(
-        Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
-    )
-    document = bucket_policy_with_whitelist(
-        None,
-        bucket="photos-data",
-        principals=[f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"],
-        keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", RUNNER_ARN],
-    )
-    s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
-    iam.generate_credential_report()
-
-
-def run_as_an_iam_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Create RUNNER and make its key the one every new client signs with."""
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName=RUNNER)
-    key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    seed_photos_account(RUNNER_ARN, groups=("photos", "videos"))
 
 
 @pytest.fixture
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Snapshot, Connection]]:
     with mock_aws():
         _seed()
-        run_as_an_iam_user(monkeypatch)
+        act_as_new_admin(boto3.client("iam", region_name="us-east-1"), monkeypatch, RUNNER)
         conn = Connection(ConnectionOptions(region="us-east-1"))
         yield load_snapshot(conn), conn
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from helpers import act_as_new_admin
 from moto import mock_aws
 from textual.app import App
 from textual.pilot import Pilot
@@ -61,19 +62,10 @@ class _Client:
         return getattr(self._client, name)
 
 
-def run_as_an_iam_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Create RUNNER and make its key the one every new client signs with."""
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName=RUNNER)
-    key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-
-
 @pytest.fixture
 def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connection]:
     with mock_aws():
-        run_as_an_iam_user(monkeypatch)
+        act_as_new_admin(boto3.client("iam", region_name="us-east-1"), monkeypatch, RUNNER)
         iam = boto3.client("iam", region_name="us-east-1")
         s3 = boto3.client("s3", region_name="us-east-1")
         iam.create_group(GroupName="photos")

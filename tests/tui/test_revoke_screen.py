@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from helpers import act_as_new_admin
 from moto import mock_aws
 from textual.app import App
 from textual.pilot import Pilot
@@ -36,10 +37,7 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         iam, s3 = session.client("iam"), session.client("s3")
         # keyhygiene runs as an IAM user, as on AWS (moto's default key answers as
         # `sts::…:user/moto`, which no policy can name).
-        iam.create_user(UserName=RUNNER)
-        key = iam.create_access_key(UserName=RUNNER)["AccessKey"]
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        act_as_new_admin(iam, monkeypatch, RUNNER)
         iam.create_group(GroupName="photos")
         for device, host in (("phone", "pixel-7"), ("laptop", "chris-mbp")):
             name = f"christopher-{device}"
