@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from tui.arns import account_of, name_of, resource_type
-from tui.audit import Finding, severity_rank
+from tui.audit import Finding, findings_by_resource, worst
 from tui.formatting import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
 from tui.policy_documents import is_public, whitelisted_principals
@@ -368,10 +368,12 @@ def finding_node_kinds(resource_kind: str) -> tuple[str, ...]:
 def annotate(node: OutlineNode, findings: Iterable[Finding]) -> OutlineNode:
     """The outline with each node's finding count and worst severity (tree badges)."""
     by_node: dict[tuple[str, str], list[Finding]] = {}
-    for finding in findings:
-        resource = finding.resource if finding.resource_kind != "local" else ""
-        for kind in finding_node_kinds(finding.resource_kind):
-            by_node.setdefault((kind, resource), []).append(finding)
+    for (resource_kind, resource), found in findings_by_resource(findings).items():
+        for kind in finding_node_kinds(resource_kind):
+            # This computer's findings badge the account node.
+            by_node.setdefault((kind, "" if resource_kind == "local" else resource), []).extend(
+                found
+            )
     return _annotate(node, by_node)
 
 
@@ -385,5 +387,5 @@ def _annotate(node: OutlineNode, by_node: Mapping[tuple[str, str], list[Finding]
         node,
         children=children,
         findings=len(mine),
-        worst=min((f.severity for f in mine), key=severity_rank) if mine else None,
+        worst=worst(mine),
     )

@@ -848,11 +848,6 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
     )
 
 
-def sweep_plan(snapshot: Snapshot, now: datetime) -> Plan:
-    """What the TUI runs at start, in a worker: `plan_sweep` by another name."""
-    return plan_sweep(snapshot, now=now)
-
-
 @dataclass(frozen=True)
 class SweepOutcome:
     """What `apply_sweep` did, with the sentence the TUI shows in its notification."""

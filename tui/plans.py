@@ -21,7 +21,6 @@ a lost secret can only be rolled back.
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from tui.errors import KeyHygieneError, from_client_error
+from tui.policy_documents import policy_diff
 
 if TYPE_CHECKING:
     from tui.journal import Journal
@@ -1030,25 +1030,13 @@ def _same_document(text: str, document: Mapping[str, Any]) -> bool:
 
 
 def _policy_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
-    old = _pretty(before)
-    new = _pretty(after)
-    if old == new:
-        return ["(policy unchanged)"]
-    return list(
-        difflib.unified_diff(
-            old,
-            new,
-            fromfile="policy before" if before is not None else "(no policy)",
-            tofile="policy after" if after is not None else "(no policy)",
-            lineterm="",
-        )
+    lines = policy_diff(
+        before,
+        after,
+        before_label="policy before" if before is not None else "(no policy)",
+        after_label="policy after" if after is not None else "(no policy)",
     )
-
-
-def _pretty(document: Mapping[str, Any] | None) -> list[str]:
-    if document is None:
-        return []
-    return json.dumps(document, indent=2, sort_keys=True).splitlines()
+    return lines or ["(policy unchanged)"]
 
 
 # --------------------------------------------------------------------------- JSON form

@@ -43,7 +43,6 @@ from tui.membership import (
     plan_grant,
     plan_remove_member,
     plan_sweep,
-    sweep_plan,
 )
 from tui.model import (
     DEVICES_GROUP,
@@ -602,11 +601,11 @@ def test_sweep_removes_expired_loans_only_and_twice_is_harmless(aws: ClientCache
     apply(plan_grant(snap(), "alice-tablet", "photos", "3d", now=NOW), aws)
     apply(plan_grant(snap(), PHONE, "videos", "1d", now=NOW), aws)
 
-    assert sweep_plan(snap(), NOW + timedelta(hours=1)).steps == ()  # nothing expired yet
+    assert plan_sweep(snap(), now=NOW + timedelta(hours=1)).steps == ()  # nothing expired yet
     at = NOW + timedelta(hours=3)
     snapshot = snap()
     assert [(g.user, g.group) for g in expired_grants(snapshot, at)] == [(PHONE, "photos")]
-    plan = sweep_plan(snapshot, at)
+    plan = plan_sweep(snapshot, now=at)
     assert plan.title == "Sweep 1 expired loan"
     assert plan.steps[0].id == "sweep-check"
     apply(plan, aws)
