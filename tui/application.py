@@ -863,7 +863,6 @@ def _bucket_policy_steps(
         principals=principals,
         key_arn=arn_for_checks,
         keep_admin_arns=admins_to_keep(ctx.snapshot, ctx.actor, earlier, before, bucket=name),
-        require_encryption_header=earlier.require_header,
     )
     _check_policy(ctx, after, "bucket", f"bucket {name}", arns.bucket_arn(name, ctx.partition))
     if after == before:

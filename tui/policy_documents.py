@@ -22,10 +22,12 @@ import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from tui import arns
 from tui.errors import BadInput
+from tui.policy_eval import Decision, PolicySource, Principal, Request, evaluate
 
 Document = Mapping[str, Any]
 PolicyKind = Literal["bucket", "key"]
@@ -33,10 +35,20 @@ PolicyKind = Literal["bucket", "key"]
 POLICY_VERSION = "2012-10-17"
 SID_PREFIX = "KeyHygiene"
 SID_BUCKET_ALLOW = "KeyHygieneAllow"
+# The bucket's data actions: denied to whoever is neither whitelisted nor an admin.
 SID_BUCKET_DENY_OTHERS = "KeyHygieneDenyOthers"
-SID_BUCKET_DENY_UNENCRYPTED = "KeyHygieneDenyUnencrypted"
+# Everything else on the bucket (its policy, encryption, ACLs...): admins only.
+SID_BUCKET_DENY_CONFIGURATION = "KeyHygieneDenyConfiguration"
+# Uploads that ask for an encryption other than the application's key.
+SID_BUCKET_DENY_WRONG_ENCRYPTION = "KeyHygieneDenyWrongEncryption"
+SID_BUCKET_DENY_AWS_MANAGED_KEY = "KeyHygieneDenyAwsManagedKey"
 SID_BUCKET_DENY_OTHER_KEY = "KeyHygieneDenyOtherKey"
+SID_BUCKET_DENY_SSE_C = "KeyHygieneDenySseC"
+# Written by keyhygiene before 0.2: denied every upload without an SSE header
+# (plain `aws s3 cp`). Recognised so that the audit flags it and sync replaces it.
+SID_BUCKET_DENY_UNENCRYPTED = "KeyHygieneDenyUnencrypted"
 SID_KEY_ALLOW_USE = "KeyHygieneAllowUse"
+SID_KEY_DENY_OTHERS_USE = "KeyHygieneDenyOthersUse"
 # Both bucket and key whitelist statements start with this; read-back uses it.
 SID_ALLOW_PREFIX = "KeyHygieneAllow"
 
@@ -57,6 +69,23 @@ KEY_ACTIONS: tuple[str, ...] = (
     "kms:GenerateDataKey*",
     "kms:ReEncrypt*",
 )
+# What only the key's whitelist may do with it. CreateGrant is in: a grant is
+# another way to hand out Decrypt, one that no key policy shows.
+KEY_CRYPTO_ACTIONS: tuple[str, ...] = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+)
+# The principal tag that marks an administrator of keyhygiene's buckets.
+ADMIN_TAG_KEY = "aws:PrincipalTag/keyhygiene:admin"
+
+_SSE = "s3:x-amz-server-side-encryption"
+_SSE_KEY_ID = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+_SSE_C = "s3:x-amz-server-side-encryption-customer-algorithm"
+# Both use the KMS key the upload names (or, without one, aws/s3).
+_KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 
 # Sizes AWS accepts, measured on the compact JSON.
 POLICY_LIMITS: dict[str, int] = {"bucket": 20_480, "key": 32_768}
@@ -210,23 +239,26 @@ def bucket_policy_with_whitelist(
     principals: Iterable[str],
     key_arn: str | None = None,
     keep_admin_arns: Iterable[str] = (),
-    require_encryption_header: bool = True,
 ) -> dict[str, Any]:
     """The bucket policy with keyhygiene's statements set for `principals`.
 
     - `KeyHygieneAllow`: the whitelisted principals may use the bucket's objects
       (left out when the whitelist is empty: AWS refuses an empty principal list);
-    - `KeyHygieneDenyOthers`: everyone else is denied all of S3 on the bucket,
-      unless `aws:PrincipalArn` is whitelisted or in `keep_admin_arns` (the account
-      root, the caller) so that the admins keep control of the bucket. AWS advises
-      this condition over `NotPrincipal`; it also matches a role's sessions;
-    - `KeyHygieneDenyUnencrypted`: uploads not asking for SSE-KMS are denied, and
-      with `key_arn`, `KeyHygieneDenyOtherKey` denies uploads naming another key
-      (two statements, because the keys of one Condition are ANDed).
-
-    `require_encryption_header=False` denies only uploads whose headers ask for
-    something else, and lets headerless uploads through to the bucket's default
-    encryption (plain `aws s3 cp` then works).
+    - `KeyHygieneDenyOthers`: the data actions (`BUCKET_ACTIONS`) are denied to
+      whoever is neither whitelisted nor an admin (`keep_admin_arns`, or tagged
+      `keyhygiene:admin` = `true`). AWS advises `aws:PrincipalArn` over
+      `NotPrincipal`; it also matches a role's sessions;
+    - `KeyHygieneDenyConfiguration`: every other action on the bucket (its
+      policy, encryption, ACLs, lifecycle...) is denied to all but the admins,
+      so a whitelisted computer cannot rewrite the whitelist;
+    - both spare AWS service principals (`aws:PrincipalIsAWSService`): a
+      service is judged by the statements that name it (CloudTrail, access
+      logs, inventory), whose own conditions (`aws:SourceAccount`...) hold it;
+    - uploads asking for the wrong encryption are denied: another algorithm
+      (AES256), SSE-C, `aws:kms` without a key (S3 would use aws/s3) and, with
+      `key_arn`, another key. An upload with no encryption header at all
+      (plain `aws s3 cp`, `aws s3 sync`, every part of a multipart upload) is
+      let through to the bucket's default encryption, the application's key.
     """
     whitelist = _checked_principals(principals, what="a whitelisted principal")
     admins = _checked_principals(
@@ -243,9 +275,8 @@ def bucket_policy_with_whitelist(
     own = _bucket_statements(
         bucket_arn,
         whitelist=whitelist,
-        excepted=sorted(set(whitelist) | set(admins)),
+        admins=admins,
         key_arn=key_arn,
-        require_encryption_header=require_encryption_header,
     )
     return _with_own_statements(as_document(document), own)
 
@@ -253,11 +284,12 @@ def bucket_policy_with_whitelist(
 def key_policy_with_whitelist(
     document: Document | str | None, *, principals: Iterable[str]
 ) -> dict[str, Any]:
-    """The KMS key policy with `KeyHygieneAllowUse` listing `principals`.
+    """The KMS key policy with `KeyHygieneAllowUse` listing `principals` and
+    `KeyHygieneDenyOthersUse` denying the key's cryptographic use to anyone else.
 
-    An empty whitelist removes the statement (an Allow with no principal is
-    invalid). The default key policy's "Enable IAM User Permissions" and every
-    other statement stay as they were.
+    An empty whitelist removes the Allow (an Allow with no principal is
+    invalid) and leaves the Deny covering everyone. The default key policy's
+    "Enable IAM User Permissions" and every other statement stay as they were.
     """
     whitelist = _checked_principals(principals, what="a whitelisted principal")
     own: list[dict[str, Any]] = []
@@ -271,6 +303,22 @@ def key_policy_with_whitelist(
                 "Resource": "*",
             }
         )
+    # The default statement hands the key to IAM: any identity whose IAM
+    # policies allow kms:Decrypt on "*" could use it. This Deny makes the
+    # whitelist exclusive; key administration stays with IAM.
+    condition: dict[str, Any] = {"BoolIfExists": {"aws:PrincipalIsAWSService": "false"}}
+    if whitelist:
+        condition = {"ArnNotLike": {"aws:PrincipalArn": whitelist}, **condition}
+    own.append(
+        {
+            "Sid": SID_KEY_DENY_OTHERS_USE,
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": list(KEY_CRYPTO_ACTIONS),
+            "Resource": "*",
+            "Condition": condition,
+        }
+    )
     return _with_own_statements(as_document(document), own)
 
 
@@ -315,15 +363,18 @@ def remove_principal(document: Document | str | None, arn: str) -> dict[str, Any
 
 
 def with_admin_exempt(document: Document | str | None, principal_arn: str) -> dict[str, Any]:
-    """The document with `principal_arn` in the exception list of `KeyHygieneDenyOthers`
-    (when there is one), so that the identity editing the policy is not denied.
-    Nothing else changes."""
+    """The document with `principal_arn` in the exception lists of
+    `KeyHygieneDenyOthers` and `KeyHygieneDenyConfiguration` (where they are),
+    so that the identity editing the policy is not denied. Nothing else changes."""
     plain = as_document(document)
     if plain is None:
         return {"Version": POLICY_VERSION, "Statement": []}
     result: list[Any] = []
     for statement in _raw_statements(plain):
-        if isinstance(statement, Mapping) and statement.get("Sid") == SID_BUCKET_DENY_OTHERS:
+        if isinstance(statement, Mapping) and statement.get("Sid") in (
+            SID_BUCKET_DENY_OTHERS,
+            SID_BUCKET_DENY_CONFIGURATION,
+        ):
             condition = dict(statement.get("Condition") or {})
             not_like = dict(condition.get("ArnNotLike") or {})
             listed = list(_strings(not_like.get("aws:PrincipalArn")))
@@ -383,55 +434,80 @@ def check_lockout(
 ) -> None:
     """Raise `PolicyLockout` if `actor_arn` could not read and rewrite this policy after it is applied.
 
-    The same idea as KMS's lock-out safety check, approximated. We do not evaluate
-    policy conditions in general:
-    - a conditional Allow is not counted as granting anything;
-    - a conditional Deny is assumed to apply, except when one of its conditions
-      is known not to hold for the actor: our own kind of exception list
-      (`ArnNotLike`/`ArnNotEquals`/`StringNotLike`/`StringNotEquals` on
-      `aws:PrincipalArn`) naming the actor, a deny of insecure transport or old
-      TLS (boto3 uses HTTPS, TLS 1.2+), or a deny of other accounts
-      (`aws:PrincipalAccount`/`kms:CallerAccount` not ours). The account root
-      in such a list spares the root user only: `aws:PrincipalArn` holds the
-      root ARN for the root user and for nobody else, so an admin user or role
-      not listed is denied, and only a root login could repair the policy.
-    Buckets: only Denies matter (IAM policies grant within the account). Keys: an
-    unconditional Allow of the action must name the actor, the account ("ACCOUNT",
-    its root ARN: that is how a key policy hands control to IAM) or "*", and no
-    Deny may apply. `resource_arn` (the bucket or key ARN) lets Denies on other
-    resources (a bucket's objects) be ignored; without it every Deny is taken to
-    cover the policy. `actor_principal_arn` is what `aws:PrincipalArn` holds for
-    the actor when `caller_principal_arn` cannot tell (a role with a path: the
-    session ARN does not carry it).
+    The same idea as KMS's lock-out safety check, decided by the policy
+    evaluator (`tui.policy_eval`) on AWS's rules: the actor's own IAM policies
+    are taken to allow everything (they are what made it an admin), so only
+    the new document can take the right away. Buckets: no Deny may apply to
+    the actor's GetBucketPolicy / PutBucketPolicy (the account root in an
+    exception list spares only the root user, which S3 never locks out of its
+    bucket policy). Keys: the key policy must allow the actor, directly or by
+    naming the account (delegation to IAM), and deny it nothing. A Deny the
+    evaluator cannot decide counts as denying. `resource_arn` (the bucket or
+    key ARN) lets Denies on other resources (a bucket's objects) be ignored;
+    `actor_principal_arn` is what `aws:PrincipalArn` holds for the actor when
+    `caller_principal_arn` cannot tell (a role with a path).
     """
     kind = _checked_kind(kind)
     plain = as_document(document)
-    actor = _Actor(actor_arn, account_id, actor_principal_arn)
-    resource = resource_arn or f"this {kind}"
-    for action in _POLICY_ADMIN_ACTIONS[kind]:
-        for statement in statements(plain):
-            if statement.get("Effect") != "Deny":
+    actor = _actor_principal(actor_arn, account_id, actor_principal_arn)
+    everything = PolicySource(
+        "the actor's IAM policies (taken to allow everything)",
+        {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    )
+    new_policy = PolicySource(f"the new {kind} policy", plain or {"Statement": []})
+    for resource in _lockout_resources(plain, kind, account_id, resource_arn):
+        for action in _POLICY_ADMIN_ACTIONS[kind]:
+            request = Request(
+                actor, action, resource, resource_account=account_id, now=datetime.now(timezone.utc)
+            )
+            decision = evaluate(request, [everything], new_policy if plain else None)
+            if decision.allowed:
                 continue
-            if _denies(statement, action, resource_arn, actor):
-                sid = statement.get("Sid")
-                label = f"statement {sid!r}" if isinstance(sid, str) else "a statement without Sid"
-                raise PolicyLockout(
-                    f"Refusing this {kind} policy for {resource}: {label} would deny {action} "
-                    f"to {actor_arn}, who could then not change the policy again.",
-                    actor=actor_arn,
-                    resource=resource,
-                    action=action,
-                )
-        if kind == "key" and not any(
-            _grants(statement, action, actor) for statement in _allows(plain)
-        ):
+            shown = resource_arn or f"this {kind}"
+            if decision.outcome == "explicit-deny":
+                why = f"{_statement_label(decision)} would deny {action} to {actor_arn}"
+            elif decision.outcome == "unknown":
+                why = f"keyhygiene cannot tell whether {action} stays allowed to {actor_arn} ({decision.reason})"
+            else:
+                why = f"no statement would allow {action} to {actor_arn} or to the account {account_id}"
             raise PolicyLockout(
-                f"Refusing this key policy for {resource}: no statement would allow {action} "
-                f"to {actor_arn} or to the account {account_id}, so nobody could change it again.",
+                f"Refusing this {kind} policy for {shown}: {why}, who could then not change "
+                "the policy again.",
                 actor=actor_arn,
-                resource=resource,
+                resource=shown,
                 action=action,
             )
+
+
+def _actor_principal(actor_arn: str, account_id: str, principal_arn: str | None) -> Principal:
+    if actor_arn == arns.root_arn(account_id, arns.partition_of(actor_arn)):
+        return Principal.root(account_id, partition=arns.partition_of(actor_arn))
+    match = _ASSUMED_ROLE_ARN.match(actor_arn)
+    if match:
+        role = principal_arn or caller_principal_arn(actor_arn)
+        return Principal.role_session(role, session=actor_arn.rsplit("/", 1)[-1])
+    return Principal.user(principal_arn or actor_arn)
+
+
+def _lockout_resources(
+    document: dict[str, Any] | None, kind: PolicyKind, account_id: str, resource_arn: str | None
+) -> list[str]:
+    """The resources whose policy the actor must keep: the one given, else every
+    S3 resource the document names (conservative: a Deny on any of them counts)."""
+    if resource_arn:
+        return [resource_arn]
+    if kind == "key":
+        return [f"arn:aws:kms:us-east-1:{account_id}:key/this-key"]
+    # Each pattern matches itself, so a Deny on any S3 resource counts.
+    named = {
+        r for statement in statements(document) for r in _strings(statement.get("Resource"))
+    }
+    return sorted(r for r in named if ":s3:::" in r) or ["arn:aws:s3:::this-bucket"]
+
+
+def _statement_label(decision: Decision) -> str:
+    ref = decision.deciding[0]
+    return f"statement {ref.sid!r}" if ref.sid else "a statement without Sid"
 
 
 def policy_diff(
@@ -622,9 +698,8 @@ def _bucket_statements(
     bucket_arn: str,
     *,
     whitelist: list[str],
-    excepted: list[str],
+    admins: list[str],
     key_arn: str | None,
-    require_encryption_header: bool,
 ) -> list[dict[str, Any]]:
     objects = f"{bucket_arn}/*"
     own: list[dict[str, Any]] = []
@@ -638,10 +713,10 @@ def _bucket_statements(
                 "Resource": [bucket_arn, objects],
             }
         )
-    if not excepted:
-        # A DenyOthers with no exception denies everyone, the admins included.
+    if not admins:
+        # A deny with no exception denies everyone, the admins included.
         raise BadInput(
-            f"Refusing a bucket policy for {bucket_arn} that denies everyone.",
+            f"Refusing a bucket policy for {bucket_arn} that no admin could change.",
             hint="Pass the admin principals (the account root, the caller) to keep.",
         )
     own.append(
@@ -649,41 +724,65 @@ def _bucket_statements(
             "Sid": SID_BUCKET_DENY_OTHERS,
             "Effect": "Deny",
             "Principal": "*",
-            "Action": "s3:*",
+            "Action": list(BUCKET_ACTIONS),
             "Resource": [bucket_arn, objects],
-            "Condition": {"ArnNotLike": {"aws:PrincipalArn": excepted}},
+            "Condition": _unless_listed(sorted(set(whitelist) | set(admins))),
+        }
+    )
+    own.append(
+        {
+            "Sid": SID_BUCKET_DENY_CONFIGURATION,
+            "Effect": "Deny",
+            "Principal": "*",
+            "NotAction": list(BUCKET_ACTIONS),
+            "Resource": [bucket_arn, objects],
+            "Condition": _unless_listed(admins),
         }
     )
     own.append(
         _upload_deny(
-            SID_BUCKET_DENY_UNENCRYPTED,
+            SID_BUCKET_DENY_WRONG_ENCRYPTION,
             objects,
-            "s3:x-amz-server-side-encryption",
-            "aws:kms",
-            require_encryption_header,
+            {"StringNotEquals": {_SSE: list(_KMS_ALGORITHMS)}, "Null": {_SSE: "false"}},
         )
     )
+    own.append(_upload_deny(SID_BUCKET_DENY_SSE_C, objects, {"Null": {_SSE_C: "false"}}))
     if key_arn:
+        own.append(
+            _upload_deny(
+                SID_BUCKET_DENY_AWS_MANAGED_KEY,
+                objects,
+                {"Null": {_SSE: "false", _SSE_KEY_ID: "true"}},
+            )
+        )
         own.append(
             _upload_deny(
                 SID_BUCKET_DENY_OTHER_KEY,
                 objects,
-                "s3:x-amz-server-side-encryption-aws-kms-key-id",
-                key_arn,
-                require_encryption_header,
+                {
+                    # The full ARN only: S3 compares the header as sent, and a
+                    # plan fills in a new key's ARN where it wrote a marker.
+                    "StringNotEquals": {_SSE_KEY_ID: key_arn},
+                    "Null": {_SSE_KEY_ID: "false"},
+                },
             )
         )
     return own
 
 
-def _upload_deny(
-    sid: str, objects: str, key: str, wanted: str, require_header: bool
-) -> dict[str, Any]:
-    # A missing header makes StringNotEquals true, so the strict form denies
-    # headerless uploads; the Null test restricts the deny to wrong headers.
-    condition: dict[str, Any] = {"StringNotEquals": {key: wanted}}
-    if not require_header:
-        condition["Null"] = {key: "false"}
+def _unless_listed(principal_arns: list[str]) -> dict[str, Any]:
+    """A Deny's condition that spares the listed principals, the identities
+    tagged `keyhygiene:admin` = `true`, and AWS services (judged by their own
+    statements). Absent keys: a caller with no tag makes StringNotEquals true;
+    an anonymous caller has no aws:PrincipalIsAWSService, so IfExists holds."""
+    return {
+        "ArnNotLike": {"aws:PrincipalArn": principal_arns},
+        "StringNotEquals": {ADMIN_TAG_KEY: "true"},
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+    }
+
+
+def _upload_deny(sid: str, objects: str, condition: dict[str, Any]) -> dict[str, Any]:
     return {
         "Sid": sid,
         "Effect": "Deny",
@@ -743,10 +842,14 @@ def _without_principal(statement: Mapping[str, Any], arn: str) -> dict[str, Any]
                     )
                     for key, values in block.items()
                 }
-                if any(
+                emptied = any(
                     key.lower() == "aws:principalarn" and not values
                     for key, values in block.items()
-                ):
+                )
+                if emptied and statement.get("Sid") == SID_KEY_DENY_OTHERS_USE:
+                    # Nobody left on the key's whitelist: its deny covers everyone.
+                    continue
+                if emptied:
                     raise BadInput(
                         f"Removing {arn} would leave {statement.get('Sid')} denying everyone.",
                         hint="Recompute the policy with the admin principals to keep.",
@@ -832,87 +935,3 @@ def _restricted(condition: Any) -> bool:
             continue
         return True
     return False
-
-
-class _Actor:
-    """The principal applying a policy, as the lock-out check sees it."""
-
-    def __init__(self, arn: str, account_id: str, principal_arn: str | None = None) -> None:
-        self.arn = arn
-        self.account_id = account_id
-        # A role session is known by its session ARN in Principal and by the
-        # role's ARN in aws:PrincipalArn; match either.
-        self.arns = frozenset({arn, caller_principal_arn(arn), *filter(None, [principal_arn])})
-        self.root = arns.root_arn(account_id, arns.partition_of(arn))
-        # What stands for "the whole account" in a principal.
-        self.account_names = frozenset({self.root, account_id})
-
-
-def _names_actor(statement: Mapping[str, Any], actor: _Actor, *, account_counts: bool) -> bool:
-    aws = principals_of(statement).get("AWS", ())
-    if "*" in aws or actor.arns.intersection(aws):
-        return True
-    return account_counts and bool(actor.account_names.intersection(aws))
-
-
-def _deny_applies_to(statement: Mapping[str, Any], actor: _Actor) -> bool:
-    if "Principal" in statement:
-        # A Deny to the account is taken to reach its users: conservative.
-        return _names_actor(statement, actor, account_counts=True)
-    if "NotPrincipal" in statement:
-        excluded = principals_of(statement, "NotPrincipal").get("AWS", ())
-        return not actor.arns.intersection(excluded)
-    return True
-
-
-def _condition_spares(operator: str, key: str, values: tuple[str, ...], actor: _Actor) -> bool:
-    """True when this one condition certainly does not hold for the actor's calls."""
-    lowered = key.lower()
-    if lowered == "aws:principalarn" and operator in (
-        "ArnNotLike",
-        "ArnNotEquals",
-        "StringNotLike",
-        "StringNotEquals",
-    ):
-        wildcard = operator.endswith("Like")
-        # Only the actor's own ARNs: a listed root spares the root user alone.
-        return any(
-            (_wildcard_match(v, arn, ignore_case=False) if wildcard else v == arn)
-            for v in values
-            for arn in actor.arns
-        )
-    if lowered == "aws:securetransport" and operator == "Bool":
-        return all(v.lower() == "false" for v in values)
-    if lowered == "s3:tlsversion" and operator == "NumericLessThan":
-        numbers = [_number(v) for v in values]
-        return all(n is not None and n <= 1.2 for n in numbers)
-    if lowered in ("aws:principalaccount", "kms:calleraccount") and operator == "StringNotEquals":
-        return actor.account_id in values
-    return False
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _denies(
-    statement: Mapping[str, Any], action: str, resource_arn: str | None, actor: _Actor
-) -> bool:
-    if not (_covers_action(statement, action) and _covers_resource(statement, resource_arn)):
-        return False
-    if not _deny_applies_to(statement, actor):
-        return False
-    # The conditions of a statement are ANDed: one that cannot hold spares the actor.
-    return not any(
-        _condition_spares(operator, key, values, actor)
-        for operator, key, values in _conditions(statement.get("Condition"))
-    )
-
-
-def _grants(statement: Mapping[str, Any], action: str, actor: _Actor) -> bool:
-    if statement.get("Condition"):
-        return False
-    return _covers_action(statement, action) and _names_actor(statement, actor, account_counts=True)

@@ -35,14 +35,21 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tui import arns
+from tui.access import (
+    TAG_ADMIN,
+    admin_like_principals,
+    admin_principal_arns,
+    identity_policies,
+    principal_of,
+)
 from tui.connection import error_code
 from tui.errors import BadInput, KeyHygieneError
 from tui.model import Bucket, KmsKey, Snapshot, User
 from tui.plans import LOCAL, ApplyContext, Call, PlanError, Step, local_action
 from tui.policy_documents import (
+    SID_BUCKET_DENY_CONFIGURATION,
     SID_BUCKET_DENY_OTHER_KEY,
     SID_BUCKET_DENY_OTHERS,
-    SID_BUCKET_DENY_UNENCRYPTED,
     PolicyKind,
     PolicyLockout,
     as_document,
@@ -55,6 +62,7 @@ from tui.policy_documents import (
     statements,
     whitelisted_principals,
 )
+from tui.policy_eval import PolicySource, Request, evaluate
 from tui.propagation import retry_until_visible
 
 MembersAfter = Mapping[str, Collection[str]]
@@ -195,15 +203,21 @@ def bucket_policy_step(
         principals=whitelist,
         key_arn=old_own.key_arn or _application_key_arn(snapshot, bucket),
         keep_admin_arns=admins_to_keep(snapshot, actor_arn, old_own, before, bucket=bucket.name),
-        require_encryption_header=old_own.require_header,
     )
     if before is not None and after == before:
         return None
     check_policy(snapshot, after, "bucket", f"bucket {bucket.name}", actor_arn, bucket.arn)
     target = {"Bucket": bucket.name}
+    description = _describe(snapshot, f"bucket {bucket.name}", before, after)
+    losing = admins_losing_control(snapshot, bucket.arn, before, after)
+    if losing:
+        description += (
+            f". Warning: {', '.join(losing)} would lose control of the bucket's policy: "
+            f"tag them {TAG_ADMIN}=true to keep it"
+        )
     return Step(
         id=_step_id("bucket-policy", bucket.name),
-        description=_describe(snapshot, f"bucket {bucket.name}", before, after),
+        description=description,
         call=put_if_unchanged_call(target, after, _waiting_for(after, new_principals)),
         undo=Call(LOCAL, RESTORE_IF_UNCHANGED, target),
         before=before,
@@ -290,12 +304,12 @@ def _waiting_for(after: Mapping[str, Any], new_principals: Collection[str]) -> l
 @dataclass
 class OwnBucketSettings:
     """What keyhygiene's earlier statements in a bucket policy chose, to keep it:
-    the key uploads must name, whether uploads without an encryption header are
-    refused, and who is excepted from KeyHygieneDenyOthers."""
+    the key uploads must name, who is excepted from KeyHygieneDenyOthers, and
+    (written since the configuration deny) who the admins are."""
 
     key_arn: str | None = None
-    require_header: bool = True
     excepted: tuple[str, ...] = ()
+    admins: tuple[str, ...] | None = None
 
 
 def own_bucket_settings(document: Mapping[str, Any] | None) -> OwnBucketSettings:
@@ -311,11 +325,10 @@ def own_bucket_settings(document: Mapping[str, Any] | None) -> OwnBucketSettings
                 condition, "StringNotEquals", "s3:x-amz-server-side-encryption-aws-kms-key-id"
             )
             found.key_arn = next((v for v in values if arns.is_kms_key_arn(v)), None)
-        elif sid == SID_BUCKET_DENY_UNENCRYPTED:
-            # The lenient form adds a Null test so that headerless uploads pass.
-            found.require_header = "Null" not in condition
         elif sid == SID_BUCKET_DENY_OTHERS:
             found.excepted = _condition_values(condition, "ArnNotLike", "aws:PrincipalArn")
+        elif sid == SID_BUCKET_DENY_CONFIGURATION:
+            found.admins = _condition_values(condition, "ArnNotLike", "aws:PrincipalArn")
     return found
 
 
@@ -381,20 +394,57 @@ def admins_to_keep(
     *,
     bucket: str,
 ) -> list[str]:
-    """Who stays exempt from KeyHygieneDenyOthers besides the whitelist: the
-    account root (which spares the root user only), the identity applying the
-    plan (or it could not edit the policy again), and the admins an earlier run
-    kept (the old exceptions that were not whitelisted).
+    """Who keyhygiene keeps in control of a bucket (exempt from both of its
+    Denies): the admins by the documented rule (`access.admin_principal_arns`:
+    the account root, which spares the root user only, identities tagged
+    `keyhygiene:admin`, the Identity Center admin roles), the identity applying
+    the plan (or it could not edit the policy again), and the admins an earlier
+    run kept (its configuration deny's list or, in the older form, the
+    exceptions that were not whitelisted).
 
     Raises `PolicyLockout` when the actor cannot be named there (see
     `admin_principal`): such a policy would deny it the bucket.
     """
-    root = arns.root_arn(snapshot.account_id, snapshot.partition)
-    previous_whitelist = whitelisted_principals(before)
-    earlier_admins = [
-        arn for arn in old.excepted if arn not in previous_whitelist and is_listable_principal(arn)
-    ]
-    return sorted({root, *earlier_admins, admin_principal(snapshot, actor_arn, bucket=bucket)})
+    if old.admins is not None:
+        earlier = list(old.admins)
+    else:
+        previous_whitelist = whitelisted_principals(before)
+        earlier = [arn for arn in old.excepted if arn not in previous_whitelist]
+    earlier_admins = [arn for arn in earlier if is_listable_principal(arn)]
+    ruled = admin_principal_arns(snapshot, None)
+    return sorted({*ruled, *earlier_admins, admin_principal(snapshot, actor_arn, bucket=bucket)})
+
+
+def admins_losing_control(
+    snapshot: Snapshot,
+    bucket_arn: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+) -> list[str]:
+    """The users and roles whose IAM policies let them change this bucket's
+    policy, who could before and could not after: the lock-out check for
+    everyone else than the actor."""
+    losing: list[str] = []
+    for label, arn in admin_like_principals(snapshot, "s3:PutBucketPolicy", bucket_arn):
+        loses = _can_put_policy(snapshot, arn, bucket_arn, after) is False
+        if loses and (before is None or _can_put_policy(snapshot, arn, bucket_arn, before)):
+            losing.append(label)
+    return losing
+
+
+def _can_put_policy(
+    snapshot: Snapshot, principal_arn: str, bucket_arn: str, document: Mapping[str, Any]
+) -> bool | None:
+    principal = principal_of(snapshot, principal_arn)
+    request = Request(
+        principal, "s3:PutBucketPolicy", bucket_arn, resource_account=snapshot.account_id
+    )
+    decision = evaluate(
+        request,
+        identity_policies(snapshot, principal),
+        PolicySource(f"the policy of {bucket_arn}", document),
+    )
+    return None if decision.outcome == "unknown" else decision.allowed
 
 
 def admin_principal(snapshot: Snapshot, actor_arn: str, *, bucket: str) -> str:

@@ -170,7 +170,7 @@ def test_create_makes_everything_whitelisted_encrypted_and_tagged(aws: Connectio
     sids = by_sid(document)
     excepted = sids["KeyHygieneDenyOthers"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
     assert {ADMIN_ARN, ROOT_ARN, ALICE_ARN, ROLE_ARN} == set(excepted)
-    assert "KeyHygieneDenyUnencrypted" in sids
+    assert "KeyHygieneDenyWrongEncryption" in sids
     # The marker of the plan became the real key ARN when the step ran.
     other_key = sids[SID_BUCKET_DENY_OTHER_KEY]["Condition"]["StringNotEquals"]
     assert other_key == {"s3:x-amz-server-side-encryption-aws-kms-key-id": key["Arn"]}
@@ -730,7 +730,6 @@ def test_adopting_a_bucket_of_another_application_keeps_its_choices() -> None:
         bucket="shared-data",
         principals=[BOB_ARN],
         keep_admin_arns=[ROOT_ARN, other_admin],
-        require_encryption_header=False,
     )
     bob = User(name="bob-desktop", arn=BOB_ARN, groups=("archive",))
     archive = Group(
@@ -756,7 +755,7 @@ def test_adopting_a_bucket_of_another_application_keeps_its_choices() -> None:
     assert (
         other_admin in sids["KeyHygieneDenyOthers"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
     )
-    assert "Null" in sids["KeyHygieneDenyUnencrypted"]["Condition"]
+    assert "Null" in sids["KeyHygieneDenyWrongEncryption"]["Condition"]
     assert plan.step("bucket-1-tag").call.params["Tagging"]["TagSet"] == [
         {"Key": TAG_GROUPS, "Value": "archive photos"}
     ]

@@ -15,10 +15,14 @@ from tui.policy_documents import (
     BUCKET_ACTIONS,
     KEY_ACTIONS,
     SID_BUCKET_ALLOW,
+    SID_BUCKET_DENY_AWS_MANAGED_KEY,
+    SID_BUCKET_DENY_CONFIGURATION,
     SID_BUCKET_DENY_OTHER_KEY,
     SID_BUCKET_DENY_OTHERS,
-    SID_BUCKET_DENY_UNENCRYPTED,
+    SID_BUCKET_DENY_SSE_C,
+    SID_BUCKET_DENY_WRONG_ENCRYPTION,
     SID_KEY_ALLOW_USE,
+    SID_KEY_DENY_OTHERS_USE,
     PolicyLockout,
     PolicyTooLarge,
     admin_like,
@@ -75,15 +79,31 @@ def whitelist_bucket(
 # ---- bucket policies ---------------------------------------------------------
 
 
-def test_bucket_policy_from_nothing_has_the_four_statements() -> None:
+OWN_BUCKET_SIDS = [
+    SID_BUCKET_ALLOW,
+    SID_BUCKET_DENY_OTHERS,
+    SID_BUCKET_DENY_CONFIGURATION,
+    SID_BUCKET_DENY_WRONG_ENCRYPTION,
+    SID_BUCKET_DENY_SSE_C,
+    SID_BUCKET_DENY_AWS_MANAGED_KEY,
+    SID_BUCKET_DENY_OTHER_KEY,
+]
+
+
+def unless(principals: list[str]) -> dict[str, Any]:
+    return {
+        "ArnNotLike": {"aws:PrincipalArn": principals},
+        "StringNotEquals": {"aws:PrincipalTag/keyhygiene:admin": "true"},
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+    }
+
+
+def test_bucket_policy_from_nothing_has_our_statements() -> None:
+    # What these statements allow and deny is proven on AWS's rules in
+    # test_written_policies.py; this test pins their shape.
     policy = whitelist_bucket(None, principals=[BOB, ALICE, BOB])
     assert policy["Version"] == "2012-10-17"
-    assert [s["Sid"] for s in policy["Statement"]] == [
-        SID_BUCKET_ALLOW,
-        SID_BUCKET_DENY_OTHERS,
-        SID_BUCKET_DENY_UNENCRYPTED,
-        SID_BUCKET_DENY_OTHER_KEY,
-    ]
+    assert [s["Sid"] for s in policy["Statement"]] == OWN_BUCKET_SIDS
     sids = by_sid(policy)
     allow = sids[SID_BUCKET_ALLOW]
     assert allow["Effect"] == "Allow"
@@ -92,21 +112,24 @@ def test_bucket_policy_from_nothing_has_the_four_statements() -> None:
     assert allow["Resource"] == [BUCKET_ARN, f"{BUCKET_ARN}/*"]
 
     deny = sids[SID_BUCKET_DENY_OTHERS]
-    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Action"] == list(BUCKET_ACTIONS)
     assert deny["Resource"] == [BUCKET_ARN, f"{BUCKET_ARN}/*"]
-    assert deny["Condition"] == {
-        "ArnNotLike": {"aws:PrincipalArn": sorted([ADMIN, ALICE, BOB, ROOT])}
-    }
+    assert deny["Condition"] == unless(sorted([ADMIN, ALICE, BOB, ROOT]))
+    configuration = sids[SID_BUCKET_DENY_CONFIGURATION]
+    assert configuration["NotAction"] == list(BUCKET_ACTIONS)
+    assert configuration["Condition"] == unless(sorted([ADMIN, ROOT]))
 
-    unencrypted = sids[SID_BUCKET_DENY_UNENCRYPTED]
-    assert unencrypted["Action"] == "s3:PutObject"
-    assert unencrypted["Resource"] == f"{BUCKET_ARN}/*"
-    assert unencrypted["Condition"] == {
-        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}
+    wrong = sids[SID_BUCKET_DENY_WRONG_ENCRYPTION]
+    assert wrong["Action"] == "s3:PutObject"
+    assert wrong["Resource"] == f"{BUCKET_ARN}/*"
+    assert wrong["Condition"] == {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": ["aws:kms", "aws:kms:dsse"]},
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
     }
-    other_key = sids[SID_BUCKET_DENY_OTHER_KEY]
-    assert other_key["Condition"] == {
-        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN}
+    assert sids[SID_BUCKET_DENY_OTHER_KEY]["Condition"] == {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN},
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
     }
     assert has_unencrypted_upload_deny(policy)
     assert not is_public(policy)
@@ -114,16 +137,10 @@ def test_bucket_policy_from_nothing_has_the_four_statements() -> None:
 
 
 def test_bucket_policy_without_key_has_no_key_statement() -> None:
-    policy = whitelist_bucket(None, key_arn=None)
-    assert SID_BUCKET_DENY_OTHER_KEY not in by_sid(policy)
-    assert SID_BUCKET_DENY_UNENCRYPTED in by_sid(policy)
-
-
-def test_relaxed_encryption_denies_only_wrong_headers() -> None:
-    policy = whitelist_bucket(None, require_encryption_header=False)
-    condition = by_sid(policy)[SID_BUCKET_DENY_UNENCRYPTED]["Condition"]
-    assert condition["Null"] == {"s3:x-amz-server-side-encryption": "false"}
-    assert has_unencrypted_upload_deny(policy)
+    sids = by_sid(whitelist_bucket(None, key_arn=None))
+    assert SID_BUCKET_DENY_OTHER_KEY not in sids
+    assert SID_BUCKET_DENY_AWS_MANAGED_KEY not in sids
+    assert SID_BUCKET_DENY_WRONG_ENCRYPTION in sids and SID_BUCKET_DENY_SSE_C in sids
 
 
 def test_bucket_whitelist_keeps_foreign_statements_in_place_and_order() -> None:
@@ -158,10 +175,7 @@ def test_bucket_whitelist_keeps_foreign_statements_in_place_and_order() -> None:
     assert policy["Statement"][0] == secure_transport
     assert [s.get("Sid") for s in policy["Statement"]] == [
         "DenyInsecureTransport",
-        SID_BUCKET_ALLOW,
-        SID_BUCKET_DENY_OTHERS,
-        SID_BUCKET_DENY_UNENCRYPTED,
-        SID_BUCKET_DENY_OTHER_KEY,
+        *OWN_BUCKET_SIDS,
         None,
     ]
     assert policy["Statement"][-1] == no_sid
@@ -180,7 +194,7 @@ def test_single_statement_object_and_json_text_are_accepted() -> None:
     }
     policy = whitelist_bucket(json.dumps(single))
     assert policy["Statement"][0] == single["Statement"]
-    assert len(policy["Statement"]) == 5
+    assert len(policy["Statement"]) == 1 + len(OWN_BUCKET_SIDS)
 
 
 def test_bucket_whitelist_is_idempotent_and_sorted() -> None:
@@ -200,7 +214,7 @@ def test_empty_bucket_whitelist_keeps_the_deny() -> None:
 
 
 def test_a_deny_with_no_exception_at_all_is_refused() -> None:
-    with pytest.raises(BadInput, match="denies everyone"):
+    with pytest.raises(BadInput, match="no admin could change"):
         whitelist_bucket(None, principals=(), keep_admin_arns=())
 
 
@@ -243,7 +257,10 @@ def test_assumed_role_admin_is_kept_as_its_role() -> None:
 
 def test_partition_follows_the_principals() -> None:
     cn_user = "arn:aws-cn:iam::123456789012:user/alice-laptop"
-    policy = bucket_policy_with_whitelist(None, bucket=BUCKET, principals=(cn_user,))
+    cn_root = "arn:aws-cn:iam::123456789012:root"
+    policy = bucket_policy_with_whitelist(
+        None, bucket=BUCKET, principals=(cn_user,), keep_admin_arns=(cn_root,)
+    )
     assert by_sid(policy)[SID_BUCKET_ALLOW]["Resource"][0] == f"arn:aws-cn:s3:::{BUCKET}"
 
 
@@ -264,10 +281,16 @@ def test_key_policy_adds_use_statement_after_the_default() -> None:
     check_lockout(policy, "key", ADMIN, ACCOUNT)
 
 
-def test_empty_key_whitelist_removes_our_statement() -> None:
+def test_empty_key_whitelist_removes_the_allow_and_denies_everyone() -> None:
     policy = key_policy_with_whitelist(default_key_policy(ACCOUNT), principals=(ALICE,))
     emptied = key_policy_with_whitelist(policy, principals=())
-    assert emptied == default_key_policy(ACCOUNT)
+    assert [s.get("Sid") for s in emptied["Statement"]] == [
+        "Enable IAM User Permissions",
+        SID_KEY_DENY_OTHERS_USE,
+    ]
+    assert by_sid(emptied)[SID_KEY_DENY_OTHERS_USE]["Condition"] == {
+        "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}
+    }
     assert whitelisted_principals(emptied) == frozenset()
 
 
@@ -294,7 +317,8 @@ def test_remove_principal_touches_only_our_statements() -> None:
 
 def test_remove_last_principal_drops_the_allow() -> None:
     policy = key_policy_with_whitelist(default_key_policy(ACCOUNT), principals=(ALICE,))
-    assert remove_principal(policy, ALICE) == default_key_policy(ACCOUNT)
+    # The key's deny then covers everyone: equal to recomputing with nobody.
+    assert remove_principal(policy, ALICE) == key_policy_with_whitelist(policy, principals=())
     single = {
         "Statement": {"Sid": SID_KEY_ALLOW_USE, "Effect": "Allow", "Principal": {"AWS": ALICE}}
     }
@@ -303,9 +327,11 @@ def test_remove_last_principal_drops_the_allow() -> None:
 
 
 def test_remove_principal_refuses_to_empty_the_exception_list() -> None:
-    policy = whitelist_bucket(None, principals=(ALICE,), keep_admin_arns=())
+    policy = whitelist_bucket(None, principals=(ALICE,), keep_admin_arns=(ROOT,))
+    lone = by_sid(policy)[SID_BUCKET_DENY_OTHERS]
+    alone = {**lone, "Condition": {"ArnNotLike": {"aws:PrincipalArn": [ALICE]}}}
     with pytest.raises(BadInput, match="denying everyone"):
-        remove_principal(policy, ALICE)
+        remove_principal({"Statement": [alone]}, ALICE)
 
 
 # ---- reading back ------------------------------------------------------------
@@ -361,10 +387,11 @@ def test_size_limits() -> None:
     assert BUCKET in str(caught.value) and "20,480" in str(caught.value)
     assert isinstance(caught.value, BadInput)
 
-    key_policy = key_policy_with_whitelist(default_key_policy(ACCOUNT), principals=many)
+    # A key lists its whitelist twice (the Allow and the Deny of everyone else).
+    key_policy = key_policy_with_whitelist(default_key_policy(ACCOUNT), principals=many[:250])
     assert 20_480 < policy_size(key_policy) <= 32_768
     ensure_within_limit(key_policy, "key", "alias/photos")
-    huge = key_policy_with_whitelist(None, principals=many * 1 + [p + "x" for p in many])
+    huge = key_policy_with_whitelist(None, principals=many)
     with pytest.raises(PolicyTooLarge):
         ensure_within_limit(huge, "key", "alias/photos")
     ensure_within_limit(whitelist_bucket(None), "bucket", BUCKET)
@@ -385,21 +412,22 @@ def test_our_bucket_policy_passes_for_the_admin_and_root() -> None:
     check_lockout(None, "bucket", ADMIN, ACCOUNT)
 
 
-def test_deny_others_without_the_actor_or_root_is_refused() -> None:
-    policy = whitelist_bucket(None, keep_admin_arns=())
+def test_deny_without_the_actor_is_refused() -> None:
+    policy = whitelist_bucket(None, keep_admin_arns=(ROOT,))
     with pytest.raises(PolicyLockout) as caught:
         check_lockout(policy, "bucket", ADMIN, ACCOUNT, resource_arn=BUCKET_ARN)
     assert caught.value.actor == ADMIN
-    assert SID_BUCKET_DENY_OTHERS in str(caught.value)
-    # A whitelisted computer applying it would keep access.
-    check_lockout(policy, "bucket", ALICE, ACCOUNT)
+    assert SID_BUCKET_DENY_CONFIGURATION in str(caught.value)
+    # A whitelisted computer is not an admin: it could not change the policy either.
+    with pytest.raises(PolicyLockout):
+        check_lockout(policy, "bucket", ALICE, ACCOUNT)
 
 
 def test_a_listed_root_spares_the_root_user_only() -> None:
     # aws:PrincipalArn is the root ARN for the root user alone: an admin user
     # not listed is denied s3:* on the bucket, its policy included.
     root_only = whitelist_bucket(None, keep_admin_arns=(ROOT,))
-    with pytest.raises(PolicyLockout, match=SID_BUCKET_DENY_OTHERS) as caught:
+    with pytest.raises(PolicyLockout, match=SID_BUCKET_DENY_CONFIGURATION) as caught:
         check_lockout(root_only, "bucket", ADMIN, ACCOUNT, resource_arn=BUCKET_ARN)
     assert caught.value.actor == ADMIN and ADMIN in str(caught.value)
     check_lockout(root_only, "bucket", ROOT, ACCOUNT, resource_arn=BUCKET_ARN)
@@ -871,9 +899,8 @@ def test_key_whitelist_properties(document: dict[str, Any] | None, principals: l
     assert foreign(policy) == foreign(document)
     assert whitelisted_principals(policy) == set(principals)
     assert key_policy_with_whitelist(policy, principals=sorted(principals)) == policy
-    assert [s for s in statements(policy) if is_own_statement(s)] == (
-        [by_sid(policy)[SID_KEY_ALLOW_USE]] if principals else []
-    )
+    own = [s.get("Sid") for s in statements(policy) if is_own_statement(s)]
+    assert own == ([SID_KEY_ALLOW_USE] if principals else []) + [SID_KEY_DENY_OTHERS_USE]
 
 
 @_fast

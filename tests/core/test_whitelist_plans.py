@@ -149,7 +149,8 @@ def test_new_member_is_whitelisted_in_bucket_and_key_with_foreign_statements_kep
     assert FOREIGN_KEY in key.after["Statement"]
     assert bucket.description == (
         "Whitelist alice-laptop, bob-phone in the policy of bucket photos-data (adds "
-        "KeyHygieneDenyOtherKey, KeyHygieneDenyOthers, KeyHygieneDenyUnencrypted)"
+        "KeyHygieneDenyAwsManagedKey, KeyHygieneDenyConfiguration, KeyHygieneDenyOtherKey, "
+        "KeyHygieneDenyOthers, KeyHygieneDenySseC, KeyHygieneDenyWrongEncryption)"
     )
     assert key.description.startswith("Whitelist alice-laptop, bob-phone in the policy of KMS key")
     # The call carries the document shown as "after", written only over "before";
@@ -167,12 +168,17 @@ def test_new_member_is_whitelisted_in_bucket_and_key_with_foreign_statements_kep
     assert key.call.params["WaitFor"] == [arn("alice-laptop")]
 
 
-def test_bucket_without_policy_gets_the_four_statements() -> None:
+def test_bucket_without_policy_gets_our_statements() -> None:
     snap = snapshot(bucket_policy=None)
     step = whitelist_steps(snap, joining(snap))[0]
     assert step.before is None
     sids = [s["Sid"] for s in step.after["Statement"]]  # type: ignore[index]
-    assert sids[:3] == ["KeyHygieneAllow", "KeyHygieneDenyOthers", "KeyHygieneDenyUnencrypted"]
+    assert sids[:4] == [
+        "KeyHygieneAllow",
+        "KeyHygieneDenyOthers",
+        "KeyHygieneDenyConfiguration",
+        "KeyHygieneDenyWrongEncryption",
+    ]
     # The bucket's default encryption key becomes the one uploads must use.
     assert "KeyHygieneDenyOtherKey" in sids
     deny_others = step.after["Statement"][1]  # type: ignore[index]
@@ -218,6 +224,7 @@ def test_leaving_removes_the_principal_and_the_empty_allow() -> None:
     assert [s.get("Sid") for s in key.after["Statement"]] == [  # type: ignore[index]
         "Enable IAM User Permissions",
         "AuditorDescribe",
+        "KeyHygieneDenyOthersUse",  # nobody left on the whitelist: it denies everyone
     ]
 
 
@@ -249,7 +256,6 @@ def test_existing_keyhygiene_settings_are_kept() -> None:
         principals=[arn("bob-phone")],
         key_arn=other_key,
         keep_admin_arns=[ROOT, old_admin],
-        require_encryption_header=False,
     )
     snap = snapshot(bucket_policy=current)
     after = whitelist_steps(snap, joining(snap))[0].after
@@ -259,7 +265,6 @@ def test_existing_keyhygiene_settings_are_kept() -> None:
         principals=[arn("alice-laptop"), arn("bob-phone")],
         key_arn=other_key,
         keep_admin_arns=[ROOT, old_admin, ADMIN],
-        require_encryption_header=False,
     )
 
 

@@ -1,0 +1,443 @@
+"""What the account's documents allow: the policy evaluator fed from a snapshot.
+
+`tui.policy_eval` knows AWS's rules but nothing of an account; this module
+finds, for a principal and a resource of a `Snapshot`, the documents AWS would
+evaluate (the user's inline and attached policies and those of its groups, a
+role's, the bucket or key policy), builds the request a real client makes, and
+asks. Everything that says who can do what (`keyhygiene explain`, the tree's
+"reach", the audit's reach rule, the plans' lock-out and loan checks) goes
+through here, so they all read the account the same way.
+
+AWS managed policies are not in a snapshot (the inventory reads customer
+managed ones only). The few whose meaning matters to keyhygiene are known here
+by their documented content; any other one makes the answer `unknown`.
+
+Pure: no AWS calls, no Textual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from tui import arns
+from tui.model import Bucket, Group, InlinePolicy, KmsKey, PolicyAttachment, Role, Snapshot, User
+from tui.policy_documents import caller_principal_arn
+from tui.policy_eval import Decision, PolicySource, Principal, Request, evaluate
+
+# AWS managed policies by name, as the AWS Managed Policy Reference documents
+# them (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/):
+# only their effect on the actions keyhygiene reasons about is kept.
+_STAR = {"Version": "2012-10-17"}
+KNOWN_AWS_MANAGED: dict[str, Mapping[str, Any]] = {
+    "AdministratorAccess": {
+        **_STAR,
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    },
+    "AWSDenyAll": {**_STAR, "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]},
+    "AmazonS3FullAccess": {
+        **_STAR,
+        "Statement": [
+            {"Effect": "Allow", "Action": ["s3:*", "s3-object-lambda:*"], "Resource": "*"}
+        ],
+    },
+    "IAMFullAccess": {
+        **_STAR,
+        "Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}],
+    },
+    "PowerUserAccess": {
+        **_STAR,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "NotAction": ["iam:*", "organizations:*", "account:*"],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "iam:CreateServiceLinkedRole",
+                    "iam:DeleteServiceLinkedRole",
+                    "iam:ListRoles",
+                    "organizations:DescribeOrganization",
+                    "account:ListRegions",
+                    "account:GetAccountInformation",
+                ],
+                "Resource": "*",
+            },
+        ],
+    },
+}
+
+# The principal tag that marks an identity as an administrator of keyhygiene's
+# buckets and keys (on an IAM user or role; see `admin_principal_arns`).
+TAG_ADMIN = "keyhygiene:admin"
+# IAM Identity Center creates its roles under this path (with a region after it):
+# https://docs.aws.amazon.com/singlesignon/latest/userguide/referencingpermissionsets.html
+SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+SSO_ADMIN_PERMISSION_SET = "AWSReservedSSO_AdministratorAccess_"
+
+# Requests a real client sends, as condition keys present or absent.
+UploadKind = Literal["plain", "kms-key", "kms-no-key", "other-key", "aes256", "sse-c"]
+
+
+def upload_context(kind: UploadKind, key_arn: str | None = None) -> dict[str, str]:
+    """The SSE condition keys of an upload: `plain` is `aws s3 cp` without flags
+    (no header at all), `kms-key` is `--sse aws:kms --sse-kms-key-id KEY_ARN`,
+    `kms-no-key` is `--sse aws:kms` alone (S3 then uses aws/s3), `other-key`
+    another key's ARN, `aes256` is `--sse AES256`, `sse-c` a customer key."""
+    sse = "s3:x-amz-server-side-encryption"
+    key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    if kind == "plain":
+        return {}
+    if kind == "kms-key":
+        return {sse: "aws:kms", key_id: key_arn or ""}
+    if kind == "kms-no-key":
+        return {sse: "aws:kms"}
+    if kind == "other-key":
+        return {sse: "aws:kms", key_id: "arn:aws:kms:us-east-1:111122223333:key/other"}
+    if kind == "aes256":
+        return {sse: "AES256"}
+    return {"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}
+
+
+# ---- principals and their documents -----------------------------------------------
+
+
+def principal_of(snapshot: Snapshot, who: str) -> Principal:
+    """The principal a name or ARN means: a user, a role (its session), `root`,
+    or a service (`cloudtrail.amazonaws.com`). Raises LookupError otherwise."""
+    if who in ("root", arns.root_arn(snapshot.account_id, snapshot.partition)):
+        return Principal.root(snapshot.account_id, partition=snapshot.partition)
+    if who.endswith(".amazonaws.com"):
+        return Principal.service(who)
+    user = _find_user(snapshot, who)
+    if user is not None:
+        return Principal.user(user.arn, tags=user.tags, user_id=user.user_id)
+    role = _find_role(snapshot, who)
+    if role is not None:
+        return Principal.role_session(role.arn, session="keyhygiene", tags=role.tags)
+    raise LookupError(f"{who!r} is no user, role, service or root of account {snapshot.account_id}")
+
+
+def identity_policies(snapshot: Snapshot, principal: Principal) -> list[PolicySource]:
+    """The identity policies AWS evaluates for `principal`: a user's own and its
+    groups', a role's. None for the root user and services."""
+    if principal.kind == "user":
+        user = _find_user(snapshot, principal.arn)
+        if user is None:
+            return []
+        sources = _documents(
+            snapshot, f"user {user.name}", user.inline_policies, user.attached_policies
+        )
+        for name in user.groups:
+            group = snapshot.group(name)
+            if group is not None:
+                sources += group_policies(snapshot, group)
+        return sources
+    if principal.kind == "role":
+        role = _find_role(snapshot, principal.arn)
+        if role is None:
+            return []
+        return _documents(
+            snapshot, f"role {role.name}", role.inline_policies, role.attached_policies
+        )
+    return []
+
+
+def group_policies(snapshot: Snapshot, group: Group) -> list[PolicySource]:
+    return _documents(
+        snapshot, f"group {group.name}", group.inline_policies, group.attached_policies
+    )
+
+
+def resource_policy(snapshot: Snapshot, resource: str) -> PolicySource | None:
+    """The bucket policy for a bucket or object ARN, the key policy for a key ARN."""
+    bucket = bucket_of(snapshot, resource)
+    if bucket is not None:
+        return (
+            PolicySource(f"the policy of bucket {bucket.name}", bucket.policy)
+            if bucket.policy
+            else None
+        )
+    key = key_of(snapshot, resource)
+    if key is not None:
+        # Every key has a policy: one not read may hold anything.
+        return PolicySource(f"the key policy of {key.label}", key.policy)
+    return None
+
+
+def bucket_of(snapshot: Snapshot, resource: str) -> Bucket | None:
+    name = (
+        resource.split(":::", 1)[-1].split("/", 1)[0] if resource.startswith("arn:") else resource
+    )
+    if resource.startswith("arn:") and ":s3:::" not in resource:
+        return None
+    return snapshot.bucket(name)
+
+
+def key_of(snapshot: Snapshot, resource: str) -> KmsKey | None:
+    if resource.startswith("arn:") and ":kms:" not in resource:
+        return None
+    return snapshot.kms_key(resource)
+
+
+# ---- questions --------------------------------------------------------------------
+
+
+def explain(
+    snapshot: Snapshot,
+    who: str | Principal,
+    action: str,
+    resource: str,
+    *,
+    context: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """AWS's decision for `who` calling `action` on `resource` (an ARN, a bucket
+    or `bucket/key`, a key id or alias), with `context` as extra condition keys."""
+    principal = who if isinstance(who, Principal) else principal_of(snapshot, who)
+    resource_arn = resource_arn_of(snapshot, resource)
+    request = Request(
+        principal,
+        action,
+        resource_arn,
+        dict(context or {}),
+        now=now or datetime.now(timezone.utc),
+        resource_account=snapshot.account_id,
+    )
+    return evaluate(
+        request, identity_policies(snapshot, principal), resource_policy(snapshot, resource_arn)
+    )
+
+
+def resource_arn_of(snapshot: Snapshot, resource: str) -> str:
+    """An ARN for what a person types: `photos-data`, `photos-data/a.jpg`,
+    `alias/photos`, a key id; ARNs stay as they are."""
+    if resource.startswith("arn:"):
+        return resource
+    key = snapshot.kms_key(resource)
+    if key is not None:
+        return key.arn
+    return arns.bucket_arn(resource, snapshot.partition)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one principal can do with one bucket or key, on AWS's rules."""
+
+    resource: str  # bucket name or key label
+    kind: Literal["bucket", "key"]
+    abilities: tuple[str, ...]  # "read", "write", "list" / "decrypt", "encrypt"
+    unknown: tuple[str, ...] = ()
+
+    def sentence(self) -> str:
+        what = " and ".join(self.abilities) if self.abilities else "nothing"
+        if self.kind == "bucket":
+            text = (
+                f"can {what} in {self.resource}"
+                if self.abilities
+                else f"cannot use {self.resource}"
+            )
+        else:
+            text = (
+                f"can {what} with {self.resource}"
+                if self.abilities
+                else f"cannot use {self.resource}"
+            )
+        if self.unknown:
+            text += f" (cannot tell: {', '.join(self.unknown)})"
+        return text
+
+
+_BUCKET_QUESTIONS: tuple[tuple[str, str, bool], ...] = (
+    ("read", "s3:GetObject", True),
+    ("write", "s3:PutObject", True),
+    ("list", "s3:ListBucket", False),
+)
+_KEY_QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("decrypt", "kms:Decrypt"),
+    ("encrypt", "kms:GenerateDataKey"),
+)
+
+
+def bucket_reach(snapshot: Snapshot, principal: Principal, bucket: Bucket, now: datetime) -> Reach:
+    """Read (GetObject), write (a plain `aws s3 cp` upload) and list."""
+    can: list[str] = []
+    unknown: list[str] = []
+    for ability, action, objects in _BUCKET_QUESTIONS:
+        target = f"{bucket.arn}/example" if objects else bucket.arn
+        decision = explain(snapshot, principal, action, target, now=now)
+        if decision.allowed:
+            can.append(ability)
+        elif decision.outcome == "unknown":
+            unknown.append(ability)
+    return Reach(bucket.name, "bucket", tuple(can), tuple(unknown))
+
+
+def key_reach(snapshot: Snapshot, principal: Principal, key: KmsKey, now: datetime) -> Reach:
+    can: list[str] = []
+    unknown: list[str] = []
+    for ability, action in _KEY_QUESTIONS:
+        decision = explain(snapshot, principal, action, key.arn, now=now)
+        if decision.allowed:
+            can.append(ability)
+        elif decision.outcome == "unknown":
+            unknown.append(ability)
+    return Reach(key.label, "key", tuple(can), tuple(unknown))
+
+
+def principal_reach(snapshot: Snapshot, who: str, now: datetime) -> list[Reach]:
+    """Every bucket and key of the snapshot this principal can use (or might)."""
+    principal = principal_of(snapshot, who)
+    found = [
+        bucket_reach(snapshot, principal, b, now)
+        for b in sorted(snapshot.buckets, key=lambda b: b.name)
+    ]
+    found += [
+        key_reach(snapshot, principal, k, now)
+        for k in sorted(snapshot.kms_keys, key=lambda k: k.label)
+    ]
+    return [r for r in found if r.abilities or r.unknown]
+
+
+def who_can(
+    snapshot: Snapshot, action: str, resource: str, now: datetime
+) -> tuple[list[str], list[str]]:
+    """(allowed, unknown): the users and roles of the snapshot that may call
+    `action` on `resource`, by name (roles as `role NAME`)."""
+    allowed: list[str] = []
+    unknown: list[str] = []
+    candidates: list[tuple[str, Principal]] = [
+        (u.name, Principal.user(u.arn, tags=u.tags, user_id=u.user_id)) for u in snapshot.users
+    ]
+    candidates += [
+        (f"role {r.name}", Principal.role_session(r.arn, session="keyhygiene", tags=r.tags))
+        for r in snapshot.roles
+        if not r.service_linked
+    ]
+    for label, principal in candidates:
+        decision = explain(snapshot, principal, action, resource, now=now)
+        if decision.allowed:
+            allowed.append(label)
+        elif decision.outcome == "unknown":
+            unknown.append(label)
+    return allowed, unknown
+
+
+# ---- administrators -----------------------------------------------------------------
+
+
+def is_admin_like(snapshot: Snapshot, principal: Principal, action: str, resource: str) -> bool:
+    """Whether IAM alone gives `principal` `action` on `resource` (the resource
+    policy left out): the identities a resource policy must not lock out."""
+    request = Request(principal, action, resource, resource_account=snapshot.account_id)
+    return evaluate(request, identity_policies(snapshot, principal)).allowed
+
+
+def admin_principal_arns(snapshot: Snapshot, actor_arn: str | None) -> tuple[str, ...]:
+    """Who keyhygiene keeps in control of the buckets and keys it writes, by a
+    rule a person can check:
+
+    - the identity running keyhygiene (the actor; a role session counts as its role);
+    - every IAM user or role tagged `keyhygiene:admin` = `true`;
+    - the account's IAM Identity Center roles of the AdministratorAccess
+      permission set (path `/aws-reserved/sso.amazonaws.com/`).
+
+    The account root is always kept too (it stands for the root user only).
+    """
+    found: set[str] = {arns.root_arn(snapshot.account_id, snapshot.partition)}
+    if actor_arn:
+        found.add(_actor_principal_arn(snapshot, actor_arn))
+    for user in snapshot.users:
+        if _tagged_admin(user.tags):
+            found.add(user.arn)
+    for role in snapshot.roles:
+        if _tagged_admin(role.tags) or is_sso_admin_role(role):
+            found.add(role.arn)
+    return tuple(sorted(found))
+
+
+def is_sso_admin_role(role: Role) -> bool:
+    return role.path.startswith(SSO_ROLE_PATH) and role.name.startswith(SSO_ADMIN_PERMISSION_SET)
+
+
+def admin_like_principals(snapshot: Snapshot, action: str, resource: str) -> list[tuple[str, str]]:
+    """(label, ARN) of every user and role whose IAM policies give `action` on
+    `resource`: the admins of that resource as IAM sees them."""
+    found: list[tuple[str, str]] = []
+    for user in snapshot.users:
+        if user.revoked:
+            continue
+        if is_admin_like(snapshot, Principal.user(user.arn, tags=user.tags), action, resource):
+            found.append((user.name, user.arn))
+    for role in snapshot.roles:
+        if role.service_linked:
+            continue
+        principal = Principal.role_session(role.arn, session="keyhygiene", tags=role.tags)
+        if is_admin_like(snapshot, principal, action, resource):
+            found.append((f"role {role.name}", role.arn))
+    return found
+
+
+# ---- internals ----------------------------------------------------------------------
+
+
+def _documents(
+    snapshot: Snapshot,
+    owner: str,
+    inline: Iterable[InlinePolicy],
+    attached: Iterable[PolicyAttachment],
+) -> list[PolicySource]:
+    sources = [PolicySource(f"{owner} inline policy {p.name}", p.document) for p in inline]
+    for policy in attached:
+        sources.append(
+            PolicySource(
+                f"{owner} attached policy {policy.name}", managed_document(snapshot, policy)
+            )
+        )
+    return sources
+
+
+def managed_document(snapshot: Snapshot, policy: PolicyAttachment) -> Mapping[str, Any] | None:
+    """A managed policy's document: the customer's from the snapshot, an AWS
+    one keyhygiene knows, else None (not read)."""
+    document = snapshot.managed_policies.get(policy.arn)
+    if document is not None:
+        return document
+    if ":iam::aws:policy/" in policy.arn:
+        return KNOWN_AWS_MANAGED.get(policy.arn.rsplit("/", 1)[-1])
+    return None
+
+
+def _find_user(snapshot: Snapshot, who: str) -> User | None:
+    if who.startswith("arn:"):
+        return next((u for u in snapshot.users if u.arn == who), None)
+    return snapshot.user(who)
+
+
+def _find_role(snapshot: Snapshot, who: str) -> Role | None:
+    if who.startswith("arn:"):
+        if ":assumed-role/" in who:
+            who = who.split(":assumed-role/", 1)[1].split("/", 1)[0]
+        else:
+            return next((r for r in snapshot.roles if r.arn == who), None)
+    elif who.startswith("role/"):
+        who = who[len("role/") :]
+    return snapshot.role(who)
+
+
+def _actor_principal_arn(snapshot: Snapshot, actor_arn: str) -> str:
+    """What `aws:PrincipalArn` holds for the actor: a session's role ARN, with its path."""
+    if ":assumed-role/" in actor_arn:
+        role = _find_role(snapshot, actor_arn)
+        if role is not None:
+            return role.arn
+        return caller_principal_arn(actor_arn)
+    return actor_arn
+
+
+def _tagged_admin(tags: Mapping[str, str]) -> bool:
+    return tags.get(TAG_ADMIN, "").lower() == "true"
