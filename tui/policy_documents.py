@@ -499,9 +499,7 @@ def _lockout_resources(
     if kind == "key":
         return [f"arn:aws:kms:us-east-1:{account_id}:key/this-key"]
     # Each pattern matches itself, so a Deny on any S3 resource counts.
-    named = {
-        r for statement in statements(document) for r in _strings(statement.get("Resource"))
-    }
+    named = {r for statement in statements(document) for r in _strings(statement.get("Resource"))}
     return sorted(r for r in named if ":s3:::" in r) or ["arn:aws:s3:::this-bucket"]
 
 

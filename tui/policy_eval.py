@@ -19,7 +19,10 @@ The rules modelled, each from the AWS documentation:
   https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html):
   the key policy is authoritative. IAM policies count only when the key policy
   allows the *account* (its root ARN or id): that is the delegation of the
-  default statement "Enable IAM User Permissions". Grants are not modelled.
+  default statement "Enable IAM User Permissions". Another account needs both
+  the key policy (naming it, or its user or role) and its own IAM policies
+  (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
+  Grants are not modelled.
 - Principals in resource policies (IAM User Guide, "Principal",
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html):
   "*" is everyone, services and anonymous callers included; a role ARN
@@ -56,7 +59,8 @@ The rules modelled, each from the AWS documentation:
   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies.html).
 
 Not modelled, reported as `unknown` (never as `allow`): operators and
-elements this module does not know, `NotPrincipal` naming the caller,
+elements this module does not know, a `NotPrincipal` naming the caller only
+in part (without its account, or a role without its session),
 principal types it cannot match (CanonicalUser, Federated), identity policies
 whose document was not read. Not in the inputs at all, so not part of any
 answer: SCPs and RCPs, permission boundaries, session policies, KMS grants,
@@ -324,9 +328,7 @@ def evaluate(
         else True
     )
     resource_direct: Tri = True if direct else (None if resource.unknown_allow else False)
-    resource_delegates: Tri = (
-        True if delegating else (None if resource.unknown_account else False)
-    )
+    resource_delegates: Tri = True if delegating else (None if resource.unknown_account else False)
     if kms:
         # The key policy decides; naming the account hands the decision to IAM.
         # Another account needs the key policy *and* its own IAM policies, even
@@ -334,10 +336,7 @@ def evaluate(
         # (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html:
         # "Neither the key policy nor the IAM policy alone is sufficient").
         if same_account:
-            if direct:
-                allow_refs = [*direct]
-            else:
-                allow_refs = [*delegating, *identity_allow]
+            allow_refs = [*direct] if direct else [*delegating, *identity_allow]
             allowed = _or([resource_direct, _and([resource_delegates, iam_side])])
         else:
             allow_refs = [*direct, *delegating, *identity_allow]
@@ -454,10 +453,31 @@ def _principal_matches(
         if listed is None:
             return None
         mine = _named_in(listed, principal)
-        # Anyone not named at all is covered; how AWS treats a partly named
-        # caller (a role without its session, an account without its user) is
-        # not modelled.
-        return "direct" if mine is False else None
+        if mine is False:
+            return "direct"  # anyone not named at all is covered
+        # With a Deny, AWS asks to name the caller *and* its account ("you must
+        # also specify the account ARN of the not-denied principal"), a role's
+        # session ARN as well as the role:
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html
+        # Named that way, the caller is spared; named only in part, not modelled.
+        aws = listed.get("AWS", ())
+        account_named = principal.account_id is not None and any(
+            p
+            in (
+                principal.account_id,
+                f"arn:{_partition(principal.arn)}:iam::{principal.account_id}:root",
+            )
+            for p in aws
+        )
+        if principal.kind == "root" and account_named:
+            return False
+        itself = principal.session_arn or principal.arn
+        if itself in aws and account_named:
+            return False
+        if itself not in aws and principal.kind != "root" and mine == "account":
+            # AWS's own example: [Bob, Bob's account] denies everyone but Bob.
+            return "direct"
+        return None
     if "Principal" not in statement:
         return None
     listed = _principal_values(statement["Principal"])

@@ -602,9 +602,7 @@ CONDITIONS = [
     pytest.param({"ArnNotLike": {"aws:SourceArn": "arn:*"}}, {}, True, id="ArnNotLike-absent"),
     pytest.param({"StringEquals": {"s3:prefix": "x"}}, {}, False, id="StringEquals-absent"),
     pytest.param({"StringLike": {"s3:prefix": "*"}}, {}, False, id="StringLike-star-absent"),
-    pytest.param(
-        {"StringEqualsIfExists": {"s3:prefix": "x"}}, {}, True, id="IfExists-absent"
-    ),
+    pytest.param({"StringEqualsIfExists": {"s3:prefix": "x"}}, {}, True, id="IfExists-absent"),
     pytest.param(
         {"StringEqualsIfExists": {"s3:prefix": "x"}},
         {"s3:prefix": "y"},
@@ -618,8 +616,12 @@ CONDITIONS = [
         id="IfExists-present-match",
     ),
     pytest.param({"Null": {"s3:prefix": "true"}}, {}, True, id="Null-true-absent"),
-    pytest.param({"Null": {"s3:prefix": "true"}}, {"s3:prefix": "a"}, False, id="Null-true-present"),
-    pytest.param({"Null": {"s3:prefix": "false"}}, {"s3:prefix": "a"}, True, id="Null-false-present"),
+    pytest.param(
+        {"Null": {"s3:prefix": "true"}}, {"s3:prefix": "a"}, False, id="Null-true-present"
+    ),
+    pytest.param(
+        {"Null": {"s3:prefix": "false"}}, {"s3:prefix": "a"}, True, id="Null-false-present"
+    ),
     pytest.param({"Null": {"s3:prefix": "false"}}, {}, False, id="Null-false-absent"),
     pytest.param({"Null": {"s3:prefix": True}}, {}, True, id="Null-json-boolean"),
     # set operators
@@ -637,6 +639,9 @@ CONDITIONS = [
         {TAGS: ["team", "owner"]},
         False,
         id="ForAllValues-extra-value",
+    ),
+    pytest.param(
+        {"ForAllValues:StringEquals": {TAGS: ["team"]}}, {TAGS: []}, True, id="ForAllValues-empty"
     ),
     pytest.param(
         {"ForAnyValue:StringEquals": {TAGS: ["team", "cost"]}}, {}, False, id="ForAnyValue-absent"
@@ -706,9 +711,7 @@ CONDITIONS = [
     # Bool
     pytest.param({"Bool": {"aws:SecureTransport": "true"}}, {}, True, id="Bool-secure-transport"),
     pytest.param({"Bool": {"aws:SecureTransport": True}}, {}, True, id="Bool-json-true"),
-    pytest.param(
-        {"Bool": {"aws:SecureTransport": "false"}}, {}, False, id="Bool-false-on-https"
-    ),
+    pytest.param({"Bool": {"aws:SecureTransport": "false"}}, {}, False, id="Bool-false-on-https"),
     pytest.param(
         {"Bool": {"aws:SecureTransport": "false"}},
         {"aws:SecureTransport": False},
@@ -837,9 +840,7 @@ CONDITIONS = [
         id="Ip-out",
     ),
     pytest.param({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {}, False, id="Ip-absent"),
-    pytest.param(
-        {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {}, True, id="NotIp-absent"
-    ),
+    pytest.param({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, {}, True, id="NotIp-absent"),
     pytest.param(
         {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
         {"aws:SourceIp": "203.0.113.9"},
@@ -856,7 +857,9 @@ CONDITIONS = [
 
 
 @pytest.mark.parametrize(("condition", "context", "holds"), CONDITIONS)
-def test_condition_operators(condition: dict[str, Any], context: dict[str, Any], holds: bool) -> None:
+def test_condition_operators(
+    condition: dict[str, Any], context: dict[str, Any], holds: bool
+) -> None:
     """An Allow with the condition allows exactly when the condition holds."""
     allow = iam(stmt(sid="Cond", Condition=condition))
     decision = evaluate(req(context=context, now=NOW), [allow])
@@ -867,7 +870,11 @@ def test_loan_expires_with_date_condition() -> None:
     """A loan: an Allow plus a Deny once aws:CurrentTime passes the expiry."""
     loan = iam(
         stmt(sid="Loan"),
-        stmt("Deny", sid="LoanExpired", Condition={"DateGreaterThan": {"aws:CurrentTime": "2026-03-01T00:00:00Z"}}),
+        stmt(
+            "Deny",
+            sid="LoanExpired",
+            Condition={"DateGreaterThan": {"aws:CurrentTime": "2026-03-01T00:00:00Z"}},
+        ),
     )
     before = evaluate(req(now=datetime(2026, 2, 28, 23, 59, tzinfo=timezone.utc)), [loan])
     after = evaluate(req(now=datetime(2026, 3, 1, 0, 1, tzinfo=timezone.utc)), [loan])
@@ -898,7 +905,9 @@ def everyone_if(condition: dict[str, Any], effect: str = "Allow") -> PolicySourc
         pytest.param(
             CLOUDTRAIL, {"Bool": {"aws:PrincipalIsAWSService": "true"}}, True, id="service-true"
         ),
-        pytest.param(ALICE, {"Bool": {"aws:PrincipalIsAWSService": "true"}}, False, id="user-false"),
+        pytest.param(
+            ALICE, {"Bool": {"aws:PrincipalIsAWSService": "true"}}, False, id="user-false"
+        ),
         pytest.param(
             DEPLOY, {"Bool": {"aws:PrincipalIsAWSService": "false"}}, True, id="role-false"
         ),
@@ -942,7 +951,9 @@ def everyone_if(condition: dict[str, Any], effect: str = "Allow") -> PolicySourc
         ),
     ],
 )
-def test_global_condition_keys(principal: Principal, condition: dict[str, Any], holds: bool) -> None:
+def test_global_condition_keys(
+    principal: Principal, condition: dict[str, Any], holds: bool
+) -> None:
     decision = evaluate(req(principal), [], everyone_if(condition))
     assert decision.outcome == (ALLOW if holds else IMPLICIT_DENY), decision.summary()
 
@@ -1008,9 +1019,7 @@ def test_request_context() -> None:
     assert "aws:principalarn" not in service
     assert "aws:principalisawsservice" not in request_context(req(ANONYMOUS))
     # The request's own context wins; None removes a key.
-    assert "aws:securetransport" not in request_context(
-        req(context={"aws:SecureTransport": None})
-    )
+    assert "aws:securetransport" not in request_context(req(context={"aws:SecureTransport": None}))
 
 
 # ---- unknown, never allow ----------------------------------------------------------
@@ -1027,11 +1036,13 @@ UNKNOWN_CASES = [
     ),
     pytest.param(
         [iam(ALLOW_GET)],
-        bucket(stmt("Deny", NotPrincipal=aws(ALICE.arn, ROOT_ARN))),
-        id="notprincipal-deny-naming-caller",
+        bucket(stmt("Deny", NotPrincipal=aws(ALICE.arn))),
+        id="notprincipal-deny-naming-caller-without-its-account",
     ),
     pytest.param(
-        [], bucket(stmt(Principal={"CanonicalUser": "79a59df900b949e55d96a1e698fbace"})), id="canonical"
+        [],
+        bucket(stmt(Principal={"CanonicalUser": "79a59df900b949e55d96a1e698fbace"})),
+        id="canonical",
     ),
     pytest.param([iam(stmt(effect="Permit"))], None, id="invalid-effect"),
     pytest.param([iam(stmt(action=None))], None, id="no-action-element"),
@@ -1053,7 +1064,9 @@ UNKNOWN_CASES = [
 
 
 @pytest.mark.parametrize(("identity", "resource"), UNKNOWN_CASES)
-def test_unknown_is_never_allow(identity: list[PolicySource], resource: PolicySource | None) -> None:
+def test_unknown_is_never_allow(
+    identity: list[PolicySource], resource: PolicySource | None
+) -> None:
     context = {"s3:prefix": "a", "s3:max-keys": "5", "aws:TagKeys": ["team", "cost"]}
     decision = evaluate(req(context=context), identity, resource)
     assert decision.outcome == UNKNOWN, decision.summary()
@@ -1295,3 +1308,11 @@ def test_outcome_is_one_of_four(scenario: dict[str, Any]) -> None:
     assert decision.allowed == (decision.outcome == ALLOW)
     if decision.outcome == EXPLICIT_DENY:
         assert decision.deciding and all(ref.effect == "Deny" for ref in decision.deciding)
+
+
+def test_a_deny_notprincipal_naming_the_caller_and_its_account_spares_it() -> None:
+    # AWS: with NotPrincipal in a Deny, name the principal and its account.
+    document = bucket(stmt("Deny", NotPrincipal=aws(ALICE.arn, ROOT_ARN)))
+    assert evaluate(req(), [iam(ALLOW_GET)], document).outcome == "allow"
+    carol = Principal.user(f"arn:aws:iam::{ACCOUNT}:user/carol")
+    assert evaluate(req(carol), [iam(ALLOW_GET)], document).outcome == "explicit-deny"
