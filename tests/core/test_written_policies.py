@@ -1,0 +1,375 @@
+"""Every bucket and key policy keyhygiene writes, proven on AWS's rules.
+
+moto stores bucket and key policies but enforces neither, and evaluates no
+condition, so a green moto run says nothing about what AWS will allow. These
+tests take the documents the real plans compute (`app sync`, `app create`,
+a membership change), put them in a snapshot, and ask the offline evaluator
+(`tui.policy_eval`, through `tui.access`) the questions real users and AWS
+services ask: a plain `aws s3 cp`, each request of a multipart upload, the
+`--sse` variants, another admin, CloudTrail, a computer trying to rewrite the
+whitelist, an admin trying to decrypt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from tui import access
+from tui.access import upload_context
+from tui.application import new_key_marker, plan_create_application, plan_sync_application
+from tui.model import (
+    TAG_DEVICE,
+    TAG_GROUPS,
+    TAG_PERSON,
+    Bucket,
+    Encryption,
+    Group,
+    InlinePolicy,
+    KmsKey,
+    PolicyAttachment,
+    Role,
+    Snapshot,
+    User,
+)
+from tui.plans import Plan
+from tui.policy_documents import default_key_policy
+from tui.policy_eval import Principal
+from tui.whitelist_plans import members_after_change, replace_value, whitelist_steps
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+OTHER_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/ffffffff-12ab-34cd-56ef-1234567890ab"
+BUCKET = "photos-data"
+OBJECT = f"arn:aws:s3:::{BUCKET}/2026/cat.jpg"
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+ADMINISTRATOR = PolicyAttachment(
+    "AdministratorAccess", "arn:aws:iam::aws:policy/AdministratorAccess"
+)
+PHOTOS = {TAG_GROUPS: "photos"}
+SSO_ADMIN = "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+CLOUDTRAIL_WRITE = {
+    "Sid": "AWSCloudTrailWrite",
+    "Effect": "Allow",
+    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+    "Action": "s3:PutObject",
+    "Resource": f"{BUCKET_ARN}/AWSLogs/{ACCOUNT}/*",
+    "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+}
+CLOUDTRAIL_ACL = {
+    "Sid": "AWSCloudTrailAclCheck",
+    "Effect": "Allow",
+    "Principal": {"Service": "cloudtrail.amazonaws.com"},
+    "Action": "s3:GetBucketAcl",
+    "Resource": BUCKET_ARN,
+    "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+}
+
+
+def user_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user/{name}"
+
+
+def device(name: str, *, groups: tuple[str, ...] = (), **extra: Any) -> User:
+    person, dev = name.split("-", 1)
+    return User(
+        name=name,
+        arn=user_arn(name),
+        tags={TAG_PERSON: person, TAG_DEVICE: dev},
+        groups=groups,
+        **extra,
+    )
+
+
+def account(bucket_policy: dict[str, Any] | None = None) -> Snapshot:
+    """christopher-laptop is in photos; christopher-phone is not; `admin` runs
+    keyhygiene; `colleague` is an untagged admin, `ops` a tagged one; an
+    Identity Center admin role; the application's role; a computer that can
+    write bucket policies through IAM."""
+    users = (
+        device("christopher-laptop", groups=("photos",)),
+        device("christopher-phone"),
+        device(
+            "christopher-desktop",
+            groups=("photos",),
+            inline_policies=(
+                InlinePolicy(
+                    "bucket-admin",
+                    {
+                        "Statement": [
+                            {"Effect": "Allow", "Action": "s3:PutBucketPolicy", "Resource": "*"}
+                        ]
+                    },
+                ),
+            ),
+        ),
+        User("admin", user_arn("admin"), attached_policies=(ADMINISTRATOR,)),
+        User("colleague", user_arn("colleague"), attached_policies=(ADMINISTRATOR,)),
+        User(
+            "ops",
+            user_arn("ops"),
+            attached_policies=(ADMINISTRATOR,),
+            tags={"keyhygiene:admin": "true"},
+        ),
+    )
+    return Snapshot(
+        account_id=ACCOUNT,
+        caller_arn=user_arn("admin"),
+        loaded_at=NOW,
+        users=users,
+        groups=(
+            Group(
+                "photos",
+                f"arn:aws:iam::{ACCOUNT}:group/photos",
+                members=("christopher-desktop", "christopher-laptop"),
+            ),
+        ),
+        roles=(
+            Role("photos", f"arn:aws:iam::{ACCOUNT}:role/photos", tags=PHOTOS),
+            Role(
+                SSO_ADMIN,
+                f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{REGION}/{SSO_ADMIN}",
+                attached_policies=(ADMINISTRATOR,),
+                path=f"/aws-reserved/sso.amazonaws.com/{REGION}/",
+            ),
+        ),
+        buckets=(
+            Bucket(
+                BUCKET,
+                BUCKET_ARN,
+                tags=PHOTOS,
+                policy=bucket_policy,
+                encryption=Encryption("aws:kms", KEY_ARN),
+            ),
+        ),
+        kms_keys=(
+            KmsKey(
+                KEY_ID,
+                KEY_ARN,
+                aliases=("alias/photos",),
+                tags=PHOTOS,
+                policy=default_key_policy(ACCOUNT),
+            ),
+        ),
+    )
+
+
+def applied(snapshot: Snapshot, plan: Plan) -> Snapshot:
+    """The snapshot with the bucket and key policies the plan writes."""
+    buckets = {b.name: b for b in snapshot.buckets}
+    keys = {k.key_id: k for k in snapshot.kms_keys}
+    for step in plan.steps:
+        if step.after is None:
+            continue
+        params = step.call.params
+        if "Bucket" in params and "Policy" in params:
+            buckets[params["Bucket"]] = replace(buckets[params["Bucket"]], policy=step.after)
+        elif "KeyId" in params and "Policy" in params and params["KeyId"] in keys:
+            keys[params["KeyId"]] = replace(keys[params["KeyId"]], policy=step.after)
+    return replace(snapshot, buckets=tuple(buckets.values()), kms_keys=tuple(keys.values()))
+
+
+@pytest.fixture(scope="module")
+def synced() -> Snapshot:
+    """The account after `keyhygiene app sync photos`, run by `admin`; the
+    bucket already had CloudTrail's statements (the console's own)."""
+    before = account({"Version": "2012-10-17", "Statement": [CLOUDTRAIL_ACL, CLOUDTRAIL_WRITE]})
+    return applied(before, plan_sync_application(before, "photos"))
+
+
+def ask(snapshot: Snapshot, who: str | Principal, action: str, resource: str, **context: Any) -> str:
+    return access.explain(snapshot, who, action, resource, context=context, now=NOW).outcome
+
+
+# ---- uploads: what a whitelisted computer sends -------------------------------------
+
+
+def test_a_plain_upload_and_download_pass(synced: Snapshot) -> None:
+    laptop = "christopher-laptop"
+    assert ask(synced, laptop, "s3:PutObject", OBJECT, **upload_context("plain")) == "allow"
+    assert ask(synced, laptop, "s3:GetObject", OBJECT) == "allow"
+    assert ask(synced, laptop, "s3:ListBucket", BUCKET_ARN) == "allow"
+    assert ask(synced, laptop, "s3:DeleteObject", OBJECT) == "allow"
+    # Default SSE-KMS: S3 asks KMS for a data key as the caller, via S3.
+    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "aws:ViaAWSService": "true"}
+    assert ask(synced, laptop, "kms:GenerateDataKey", KEY_ARN, **via_s3) == "allow"
+    assert ask(synced, laptop, "kms:Decrypt", KEY_ARN, **via_s3) == "allow"
+
+
+def test_every_request_of_a_multipart_upload_passes(synced: Snapshot) -> None:
+    # CreateMultipartUpload, UploadPart and CompleteMultipartUpload are all
+    # authorized as s3:PutObject; only the first carries SSE headers, and aws
+    # s3 cp sends none without --sse. Parts need kms:Decrypt as well.
+    laptop = "christopher-laptop"
+    for _request in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
+        assert ask(synced, laptop, "s3:PutObject", OBJECT) == "allow"
+    assert ask(synced, laptop, "s3:AbortMultipartUpload", OBJECT) == "allow"
+    assert ask(synced, laptop, "kms:Decrypt", KEY_ARN) == "allow"
+
+
+def test_the_application_key_named_in_full_passes(synced: Snapshot) -> None:
+    context = upload_context("kms-key", KEY_ARN)
+    assert ask(synced, "christopher-laptop", "s3:PutObject", OBJECT, **context) == "allow"
+
+
+@pytest.mark.parametrize(
+    ("kind", "sid"),
+    [
+        ("kms-no-key", "KeyHygieneDenyAwsManagedKey"),  # S3 would use aws/s3
+        ("other-key", "KeyHygieneDenyOtherKey"),
+        ("aes256", "KeyHygieneDenyWrongEncryption"),
+        ("sse-c", "KeyHygieneDenySseC"),
+    ],
+)
+def test_wrong_encryption_is_denied(synced: Snapshot, kind: Any, sid: str) -> None:
+    decision = access.explain(
+        synced,
+        "christopher-laptop",
+        "s3:PutObject",
+        OBJECT,
+        context=upload_context(kind, KEY_ARN),
+        now=NOW,
+    )
+    assert decision.outcome == "explicit-deny"
+    assert sid in {ref.sid for ref in decision.deciding}
+
+
+def test_a_key_id_instead_of_the_arn_is_denied(synced: Snapshot) -> None:
+    # S3 compares the header as sent: the README says to name the full ARN.
+    context = {
+        "s3:x-amz-server-side-encryption": "aws:kms",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ID,
+    }
+    assert ask(synced, "christopher-laptop", "s3:PutObject", OBJECT, **context) == "explicit-deny"
+
+
+# ---- who else: computers outside, admins, services ----------------------------------
+
+
+def test_a_computer_outside_the_group_gets_nothing(synced: Snapshot) -> None:
+    phone = "christopher-phone"
+    assert ask(synced, phone, "s3:GetObject", OBJECT) == "explicit-deny"
+    assert ask(synced, phone, "s3:PutObject", OBJECT) == "explicit-deny"
+    assert ask(synced, phone, "kms:Decrypt", KEY_ARN) == "explicit-deny"
+
+
+def test_a_whitelisted_computer_cannot_rewrite_the_whitelist(synced: Snapshot) -> None:
+    # christopher-desktop's own IAM policy allows s3:PutBucketPolicy.
+    desktop = "christopher-desktop"
+    assert ask(synced, desktop, "s3:GetObject", OBJECT) == "allow"
+    for action in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutEncryptionConfiguration"):
+        assert ask(synced, desktop, action, BUCKET_ARN) == "explicit-deny", action
+
+
+@pytest.mark.parametrize(
+    "admin", ["admin", "ops", f"role/{SSO_ADMIN}"], ids=["actor", "tagged", "sso"]
+)
+def test_admins_keep_the_bucket_and_key_configuration(synced: Snapshot, admin: str) -> None:
+    for action in ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"):
+        assert ask(synced, admin, action, BUCKET_ARN) == "allow", action
+    assert ask(synced, admin, "s3:PutBucketPublicAccessBlock", BUCKET_ARN) == "allow"
+    for action in ("kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:DescribeKey"):
+        assert ask(synced, admin, action, KEY_ARN) == "allow", action
+
+
+@pytest.mark.parametrize("admin", ["admin", "colleague", "ops", f"role/{SSO_ADMIN}"])
+def test_no_admin_decrypts_with_an_application_key(synced: Snapshot, admin: str) -> None:
+    for action in ("kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", "kms:CreateGrant"):
+        assert ask(synced, admin, action, KEY_ARN) == "explicit-deny", (admin, action)
+
+
+def test_an_untagged_admin_loses_the_bucket_and_the_plan_says_so() -> None:
+    before = account(None)
+    plan = plan_sync_application(before, "photos")
+    after = applied(before, plan)
+    assert ask(after, "colleague", "s3:PutBucketPolicy", BUCKET_ARN) == "explicit-deny"
+    bucket_step = next(s for s in plan.steps if s.call.params.get("Bucket") == BUCKET)
+    assert "colleague would lose control" in bucket_step.description
+    assert "keyhygiene:admin=true" in bucket_step.description
+    # The tagged admin and the SSO role are not listed: they keep control.
+    assert "ops" not in bucket_step.description.split("Warning:")[1]
+
+
+def test_the_root_user_can_always_repair_the_bucket_policy(synced: Snapshot) -> None:
+    for action in ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"):
+        assert ask(synced, "root", action, BUCKET_ARN) == "allow"
+    # ... and the key's administration, through the default statement.
+    assert ask(synced, "root", "kms:PutKeyPolicy", KEY_ARN) == "allow"
+
+
+def test_aws_services_are_judged_by_their_own_statements(synced: Snapshot) -> None:
+    trail = Principal.service("cloudtrail.amazonaws.com")
+    log = f"{BUCKET_ARN}/AWSLogs/{ACCOUNT}/CloudTrail/x.json.gz"
+    ours = {"aws:SourceAccount": ACCOUNT}
+    assert ask(synced, trail, "s3:GetBucketAcl", BUCKET_ARN, **ours) == "allow"
+    assert ask(synced, trail, "s3:PutObject", log, **ours) == "allow"
+    # Its statement's own condition still holds it: another account's trail is refused.
+    assert ask(synced, trail, "s3:PutObject", log, **{"aws:SourceAccount": "999999999999"}) in (
+        "implicit-deny",
+        "explicit-deny",
+    )
+    # A service no statement names gets nothing.
+    logs = Principal.service("logging.s3.amazonaws.com")
+    assert ask(synced, logs, "s3:PutObject", OBJECT) == "implicit-deny"
+
+
+def test_anonymous_callers_are_denied(synced: Snapshot) -> None:
+    assert ask(synced, Principal.anonymous(), "s3:GetObject", OBJECT) == "explicit-deny"
+
+
+def test_the_application_role_uses_bucket_and_key(synced: Snapshot) -> None:
+    assert ask(synced, "role/photos", "s3:PutObject", OBJECT) == "allow"
+    assert ask(synced, "role/photos", "kms:Decrypt", KEY_ARN) == "allow"
+
+
+# ---- the other plans that write the same documents ----------------------------------
+
+
+def test_app_create_writes_documents_that_hold() -> None:
+    before = replace(account(), buckets=(), kms_keys=(), roles=account().roles[1:])
+    plan = plan_create_application(
+        before, "photos", [BUCKET], ["christopher-laptop"], region=REGION
+    )
+    marker = new_key_marker("photos")
+    policies = {
+        step.id: replace_value(step.after, marker, KEY_ARN) for step in plan.steps if step.after
+    }
+    bucket_policy = next(doc for sid, doc in policies.items() if "bucket" in sid)
+    key_policy = next(doc for sid, doc in policies.items() if sid.startswith("key"))
+    after = replace(
+        account(bucket_policy),
+        kms_keys=(replace(account().kms_keys[0], policy=key_policy),),
+    )
+    laptop = "christopher-laptop"
+    assert ask(after, laptop, "s3:PutObject", OBJECT) == "allow"
+    assert ask(after, laptop, "kms:Decrypt", KEY_ARN) == "allow"
+    assert ask(after, "colleague", "kms:Decrypt", KEY_ARN) == "explicit-deny"
+    assert ask(after, "admin", "kms:PutKeyPolicy", KEY_ARN) == "allow"
+    assert ask(after, "admin", "s3:PutBucketPolicy", BUCKET_ARN) == "allow"
+    kinds = ("kms-no-key", "aes256", "sse-c")
+    for kind in kinds:
+        assert ask(after, laptop, "s3:PutObject", OBJECT, **upload_context(kind)) == "explicit-deny"
+
+
+def test_leaving_the_group_takes_the_computer_off_bucket_and_key(synced: Snapshot) -> None:
+    change = members_after_change(synced, "christopher-laptop", leaves=["photos"])
+    steps = whitelist_steps(synced, change)
+    after = applied(synced, Plan("group", "leave", tuple(steps)))
+    assert ask(after, "christopher-laptop", "s3:GetObject", OBJECT) == "explicit-deny"
+    assert ask(after, "christopher-laptop", "kms:Decrypt", KEY_ARN) == "explicit-deny"
+    assert ask(after, "christopher-desktop", "s3:GetObject", OBJECT) == "allow"
+
+
+def test_an_emptied_key_whitelist_still_denies_everyone(synced: Snapshot) -> None:
+    change = {"photos": set()}
+    steps = whitelist_steps(replace(synced, roles=synced.roles[1:]), change)
+    after = applied(synced, Plan("group", "empty", tuple(steps)))
+    for who in ("christopher-laptop", "admin", "colleague"):
+        assert ask(after, who, "kms:Decrypt", KEY_ARN) == "explicit-deny", who
+    assert ask(after, "admin", "kms:PutKeyPolicy", KEY_ARN) == "allow"
