@@ -30,8 +30,15 @@ Severities, rule by rule (the "why" is in each rule's docstring):
 | whitelist.missing           | medium   | a group member or role missing from a resource's whitelist |
 |                             |          | (a computer that cannot work: availability, not exposure)  |
 | whitelist.extra             | high     | a whitelist naming someone outside the group and its roles |
+| whitelist.reach-beyond      | high     | on AWS's rules, someone not whitelisted can use a tagged   |
+|                             |          | bucket's data (and decrypt it) or its key                  |
+| whitelist.reach-short       | medium   | a whitelisted principal is denied after all                |
+| policy.upload-denied        | high     | a bucket policy denies plain or multipart uploads          |
+| policy.bucket-deny-old      | high     | keyhygiene 0.1's deny of all S3 (services, other admins)   |
+| policy.key-not-exclusive    | high     | a tagged key usable through IAM by anyone allowed          |
+|                             |          | kms:Decrypt (medium while nobody is); see audit_policies   |
 | bucket.no-default-kms       | medium   | no default SSE-KMS (AWS still applies SSE-S3 since 2023)   |
-| bucket.no-unencrypted-deny  | low      | no deny of uploads without SSE-KMS (defence in depth)      |
+| bucket.no-unencrypted-deny  | low      | no deny of uploads asking for another encryption           |
 | bucket.public-access-block  | medium   | the public access block not fully on                       |
 | bucket.public               | critical | public through its policy or ACL; medium when the public   |
 |                             |          | access block neutralises it                                |

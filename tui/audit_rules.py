@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tui import audit_policies
 from tui.arns import name_of, resource_type
 from tui.audit import AuditSettings, Finding, ResourceKind
 from tui.formatting import key_tail, parse_utc
@@ -424,16 +425,18 @@ def bucket_default_kms(
 def bucket_unencrypted_upload_deny(
     snapshot: Snapshot, now: datetime, settings: AuditSettings
 ) -> Iterator[Finding]:
-    """The deny makes a wrong upload fail loudly instead of landing unprotected."""
+    """The deny makes an upload asking for the wrong encryption fail loudly
+    instead of landing under another key (or none)."""
     for bucket in snapshot.buckets:
         if not has_unencrypted_upload_deny(bucket.policy):
             yield _bucket_finding(
                 bucket,
                 "bucket.no-unencrypted-deny",
                 "low",
-                f"Bucket {bucket.name} accepts uploads without SSE-KMS",
-                "No bucket policy statement denies s3:PutObject without the SSE-KMS header.",
-                fix=_app_fix(bucket, "add a KeyHygieneDenyUnencrypted statement"),
+                f"Bucket {bucket.name} accepts uploads with another encryption",
+                "No bucket policy statement denies s3:PutObject asking for AES256, SSE-C, "
+                "aws/s3 or another KMS key than the application's.",
+                fix=_app_fix(bucket, "add keyhygiene's KeyHygieneDenyWrongEncryption statements"),
             )
 
 
@@ -566,6 +569,7 @@ RULES: tuple[Rule, ...] = (
     bucket_foreign_accounts,
     kms_public,
     kms_foreign_accounts,
+    *audit_policies.RULES,
 )
 
 

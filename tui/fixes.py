@@ -15,6 +15,7 @@ from tui.model import Snapshot
 from tui.plans import Plan
 
 FixKind = Literal["plan", "rotate"]
+_SYNC_FIXED = ("whitelist.", "policy.", "bucket.no-unencrypted-deny")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ def fix_for(snapshot: Snapshot, finding: Finding, now: datetime) -> Fix | None:
     Raises BadInput (from the workflow) when the fix cannot be planned as the
     account stands; the caller shows that message.
     """
-    if finding.id.startswith("whitelist.") and finding.resource_kind in ("bucket", "kms-key"):
+    # Whitelist drift and the policy forms of earlier versions: `app sync` rewrites them.
+    if finding.id.startswith(_SYNC_FIXED) and finding.resource_kind in ("bucket", "kms-key"):
         groups = _groups_of(snapshot, finding)
         if groups:
             from tui.application import plan_sync_application

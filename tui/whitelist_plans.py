@@ -213,7 +213,7 @@ def bucket_policy_step(
     if losing:
         description += (
             f". Warning: {', '.join(losing)} would lose control of the bucket's policy: "
-            f"tag them {TAG_ADMIN}=true to keep it"
+            f"tag each {TAG_ADMIN}=true to keep it"
         )
     return Step(
         id=_step_id("bucket-policy", bucket.name),
@@ -423,9 +423,14 @@ def admins_losing_control(
 ) -> list[str]:
     """The users and roles whose IAM policies let them change this bucket's
     policy, who could before and could not after: the lock-out check for
-    everyone else than the actor."""
+    everyone else than the actor (the whitelisted computers excepted: they
+    lose the configuration on purpose)."""
     losing: list[str] = []
+    # A whitelisted computer losing the bucket's configuration is the point.
+    computers = whitelisted_principals(after)
     for label, arn in admin_like_principals(snapshot, "s3:PutBucketPolicy", bucket_arn):
+        if arn in computers:
+            continue
         loses = _can_put_policy(snapshot, arn, bucket_arn, after) is False
         if loses and (before is None or _can_put_policy(snapshot, arn, bucket_arn, before)):
             losing.append(label)
@@ -514,8 +519,11 @@ def _describe(
         text = f"Update keyhygiene's statements in the policy of {resource}"
     # A new Deny matters to whoever reads the plan: say so, not only in the diff.
     new_denies = sorted(_deny_sids(after) - _deny_sids(before))
-    if new_denies:
-        text += f" (adds {', '.join(new_denies)})"
+    gone = sorted(_deny_sids(before) - _deny_sids(after))
+    changes = [f"adds {', '.join(new_denies)}"] if new_denies else []
+    changes += [f"drops {', '.join(gone)}"] if gone else []
+    if changes:
+        text += f" ({'; '.join(changes)})"
     return text
 
 

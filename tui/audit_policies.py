@@ -1,0 +1,304 @@
+"""Audit rules decided by the policy evaluator: what the documents do on AWS.
+
+The rules of `tui.audit_rules` read documents for their shape (who is listed
+where). These ask `tui.policy_eval`, through `tui.access`, what AWS would
+decide, so that their findings name a concrete harm ("plain `aws s3 cp` is
+denied") rather than a form:
+
+| id                          | severity | what it means                                              |
+|-----------------------------|----------|------------------------------------------------------------|
+| policy.upload-denied        | high     | a bucket policy denies plain or multipart uploads (the     |
+|                             |          | strict encryption deny of keyhygiene before 0.2)           |
+| policy.bucket-deny-old      | high     | keyhygiene's bucket deny of 0.1: all of s3:* denied to     |
+|                             |          | anyone not listed, services and other admins included,     |
+|                             |          | and whitelisted computers exempt from all of it            |
+| policy.key-not-exclusive    | high     | a tagged key's whitelist is not exclusive: IAM policies    |
+|                             |          | alone let others decrypt (medium when nobody does yet)     |
+| whitelist.reach-beyond      | high     | someone outside a resource's whitelist can use its data    |
+| whitelist.reach-short       | medium   | a whitelisted principal cannot use the resource after all  |
+
+`app sync` rewrites every one of them (tui/fixes.py). Pure: no AWS calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from tui import access
+from tui.audit import AuditSettings, Finding
+from tui.model import Bucket, KmsKey, Snapshot
+from tui.policy_documents import (
+    SID_BUCKET_DENY_CONFIGURATION,
+    SID_BUCKET_DENY_OTHERS,
+    SID_KEY_DENY_OTHERS_USE,
+    is_own_statement,
+    statements,
+    whitelisted_principals,
+)
+from tui.policy_eval import PolicySource, Principal, Request, evaluate
+
+# A stand-in caller for questions about one statement at a time.
+_PROBE = "keyhygiene-audit-probe"
+
+
+def upload_denied(snapshot: Snapshot, now: datetime, settings: AuditSettings) -> Iterator[Finding]:
+    """keyhygiene's own upload denies must let `aws s3 cp` without flags through
+    (default SSE-KMS encrypts it with the application's key); the strict form of
+    0.1 denied every upload that sent no SSE header, multipart parts included."""
+    for bucket in snapshot.buckets:
+        upload_denies = [
+            s
+            for s in statements(bucket.policy)
+            if is_own_statement(s) and s.get("Effect") == "Deny" and _about_encryption(s)
+        ]
+        if not upload_denies:
+            continue
+        probe = Principal.user(f"arn:{snapshot.partition}:iam::{snapshot.account_id}:user/{_PROBE}")
+        request = Request(probe, "s3:PutObject", f"{bucket.arn}/example.jpg", now=now)
+        # Only keyhygiene's upload denies, so that the whitelist does not decide.
+        decision = evaluate(
+            request,
+            [_ALLOW_ALL],
+            PolicySource(f"the policy of bucket {bucket.name}", {"Statement": upload_denies}),
+        )
+        if decision.outcome != "explicit-deny":
+            continue
+        sids = ", ".join(sorted({ref.sid or "?" for ref in decision.deciding}))
+        yield Finding(
+            id="policy.upload-denied",
+            severity="high",
+            title=f"Bucket {bucket.name} denies plain `aws s3 cp` uploads",
+            resource=bucket.name,
+            detail=f"{sids} denies every upload that sends no encryption header: `aws s3 cp` "
+            "and `aws s3 sync` without --sse, and every part of a multipart upload, fail with "
+            "AccessDenied, although the bucket's default encryption would use the "
+            "application's key.",
+            resource_kind="bucket",
+            fix=_sync_fix(bucket.for_groups, "deny only the wrong encryption"),
+        )
+
+
+def bucket_deny_old(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """The 0.1 `KeyHygieneDenyOthers` denied all of s3:* to anyone not listed:
+    AWS services (CloudTrail, access logs, inventory: they have no
+    aws:PrincipalArn) and every other admin lost the bucket, and a whitelisted
+    computer was exempt from all of it, its policy included."""
+    for bucket in snapshot.buckets:
+        own = {s.get("Sid"): s for s in statements(bucket.policy) if is_own_statement(s)}
+        deny = own.get(SID_BUCKET_DENY_OTHERS)
+        if deny is None or SID_BUCKET_DENY_CONFIGURATION in own:
+            continue
+        harms: list[str] = []
+        alone = PolicySource(f"the policy of bucket {bucket.name}", {"Statement": [deny]})
+        trail = Request(
+            Principal.service("cloudtrail.amazonaws.com"), "s3:GetBucketAcl", bucket.arn, now=now
+        )
+        if evaluate(trail, (), alone).outcome == "explicit-deny":
+            harms.append("AWS services (CloudTrail, access logs, inventory) are denied")
+        locked = [
+            label
+            for label, arn in access.admin_like_principals(
+                snapshot, "s3:PutBucketPolicy", bucket.arn
+            )
+            if _denied(snapshot, arn, "s3:PutBucketPolicy", bucket.arn, alone, now)
+        ]
+        if locked:
+            harms.append(f"{_listing(locked)} cannot even read the bucket policy")
+        listed = whitelisted_principals(bucket.policy)
+        if listed:
+            harms.append(
+                "its whitelisted computers are exempt from all of s3:*, so one with "
+                "s3:PutBucketPolicy in an IAM policy could rewrite the whitelist"
+            )
+        if not harms:
+            continue
+        yield Finding(
+            id="policy.bucket-deny-old",
+            severity="high",
+            title=f"Bucket {bucket.name} has keyhygiene 0.1's deny of all S3",
+            resource=bucket.name,
+            detail="; ".join(harms) + ".",
+            resource_kind="bucket",
+            fix=_sync_fix(
+                bucket.for_groups, "split the deny into data (whitelist) and configuration (admins)"
+            ),
+        )
+
+
+def key_not_exclusive(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """A key tagged for an application is guarded by its whitelist only if no
+    IAM policy can reach past it; the default statement delegates to IAM."""
+    for key in snapshot.kms_keys:
+        if not key.for_groups or key.policy is None:
+            continue
+        if any(s.get("Sid") == SID_KEY_DENY_OTHERS_USE for s in statements(key.policy)):
+            continue
+        whitelist = whitelisted_principals(key.policy)
+        allowed, _unknown = access.who_can(snapshot, "kms:Decrypt", key.arn, now)
+        outside = [label for label in allowed if _arn_of(snapshot, label) not in whitelist]
+        detail = (
+            f'Any identity whose IAM policies allow kms:Decrypt on "*" can use {key.label}, '
+            "whitelisted or not: the key policy delegates to IAM and denies nobody."
+        )
+        if outside:
+            detail += f" Today that is {_listing(outside)}."
+        yield Finding(
+            id="policy.key-not-exclusive",
+            severity="high" if outside else "medium",
+            title=f"KMS key {key.label}'s whitelist is not exclusive",
+            resource=key.key_id,
+            detail=detail,
+            resource_kind="kms-key",
+            fix=_sync_fix(key.for_groups, "add a Deny of its use to anyone not whitelisted"),
+        )
+
+
+def whitelist_reach(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """What the whitelist says against what AWS computes: someone who can use a
+    tagged resource without being listed, or someone listed who cannot."""
+    resources: list[Bucket | KmsKey] = [*snapshot.buckets, *snapshot.kms_keys]
+    for resource in resources:
+        if not resource.for_groups or resource.policy is None:
+            continue
+        action, target = _use_of(resource)
+        listed = whitelisted_principals(resource.policy)
+        allowed, _unknown = access.who_can(snapshot, action, target, now)
+        allowed_arns = {_arn_of(snapshot, label): label for label in allowed}
+        kind, name, label = _names(resource)
+        beyond = [
+            who
+            for arn, who in allowed_arns.items()
+            if arn not in listed
+            and not (isinstance(resource, Bucket) and _cannot_decrypt(snapshot, arn, resource, now))
+        ]
+        if beyond:
+            yield Finding(
+                id="whitelist.reach-beyond",
+                severity="high",
+                title=f"{_listing(beyond)} can use {label} without being whitelisted",
+                resource=name,
+                detail=f"On AWS's rules, {action} on {label} is allowed to {_listing(beyond)}, "
+                "who are not on its whitelist (an IAM policy or another statement reaches past it).",
+                resource_kind=kind,
+                fix=_sync_fix(
+                    resource.for_groups, "remove the access that reaches past the whitelist"
+                ),
+            )
+        short = sorted(arn for arn in listed if arn not in allowed_arns and _known(snapshot, arn))
+        if short:
+            names = _listing([_label_of(snapshot, arn) for arn in short])
+            yield Finding(
+                id="whitelist.reach-short",
+                severity="medium",
+                title=f"{names} whitelisted on {label} but denied",
+                resource=name,
+                detail=f"{names} are whitelisted, yet on AWS's rules {action} on {label} is "
+                "denied to them (another statement or an IAM policy denies it): they cannot work.",
+                resource_kind=kind,
+                fix=_sync_fix(resource.for_groups, "find the statement that denies them"),
+            )
+
+
+RULES = (upload_denied, bucket_deny_old, key_not_exclusive, whitelist_reach)
+
+
+# ---- helpers ------------------------------------------------------------------------
+
+_ALLOW_ALL = PolicySource(
+    "an identity policy allowing everything",
+    {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+)
+_ENCRYPTION_KEYS = (
+    "s3:x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-server-side-encryption-customer-algorithm",
+)
+
+
+def _about_encryption(statement: Mapping[str, Any]) -> bool:
+    condition = statement.get("Condition")
+    if not isinstance(condition, Mapping):
+        return False
+    return any(
+        isinstance(block, Mapping) and any(k.lower() in _ENCRYPTION_KEYS for k in block)
+        for block in condition.values()
+    )
+
+
+def _denied(
+    snapshot: Snapshot, arn: str, action: str, resource: str, policy: PolicySource, now: datetime
+) -> bool:
+    principal = access.principal_of(snapshot, arn)
+    request = Request(principal, action, resource, now=now, resource_account=snapshot.account_id)
+    return (
+        evaluate(request, access.identity_policies(snapshot, principal), policy).outcome
+        == "explicit-deny"
+    )
+
+
+def _use_of(resource: Bucket | KmsKey) -> tuple[str, str]:
+    if isinstance(resource, Bucket):
+        return "s3:GetObject", f"{resource.arn}/example"
+    return "kms:Decrypt", resource.arn
+
+
+def _cannot_decrypt(snapshot: Snapshot, arn: str, bucket: Bucket, now: datetime) -> bool:
+    """Reading an SSE-KMS object needs the key too: an admin who may get the
+    object but not decrypt it reads nothing."""
+    if (
+        bucket.encryption is None
+        or not bucket.encryption.is_kms
+        or not bucket.encryption.kms_key_id
+    ):
+        return False
+    key = snapshot.kms_key(bucket.encryption.kms_key_id)
+    if key is None:
+        return False
+    return access.explain(snapshot, arn, "kms:Decrypt", key.arn, now=now).denied
+
+
+def _arn_of(snapshot: Snapshot, label: str) -> str:
+    if label.startswith("role "):
+        role = snapshot.role(label[len("role ") :])
+        return role.arn if role else label
+    user = snapshot.user(label)
+    return user.arn if user else label
+
+
+def _label_of(snapshot: Snapshot, arn: str) -> str:
+    for user in snapshot.users:
+        if user.arn == arn:
+            return user.name
+    for role in snapshot.roles:
+        if role.arn == arn:
+            return f"role {role.name}"
+    return arn
+
+
+def _known(snapshot: Snapshot, arn: str) -> bool:
+    return any(u.arn == arn for u in snapshot.users) or any(r.arn == arn for r in snapshot.roles)
+
+
+def _names(resource: Bucket | KmsKey) -> tuple[Any, str, str]:
+    if isinstance(resource, Bucket):
+        return "bucket", resource.name, f"bucket {resource.name}"
+    return "kms-key", resource.key_id, f"KMS key {resource.label}"
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _sync_fix(groups: tuple[str, ...], what: str) -> str:
+    if groups:
+        return f"Run `keyhygiene app sync {groups[0]}` to rewrite keyhygiene's statements ({what})."
+    return what[0].upper() + what[1:] + "."
