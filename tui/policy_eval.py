@@ -66,7 +66,7 @@ whose document was not read. Not in the inputs at all, so not part of any
 answer: SCPs and RCPs, permission boundaries, session policies, KMS grants,
 S3 ACLs and S3 Block Public Access.
 
-Pure: no AWS calls, no Textual, no clock (the request carries the time).
+Pure: no AWS calls, no Textual; the request carries the time (now, unless given).
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ class Request:
     action: str
     resource: str
     context: Mapping[str, Any] = field(default_factory=dict)
-    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
+    # The request's time (aws:CurrentTime); callers that judge a snapshot pass its time.
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     resource_account: str | None = None
     secure_transport: bool = True
 
