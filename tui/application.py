@@ -68,6 +68,7 @@ from tui.whitelist_plans import (
     admins_to_keep,
     check_policy,
     id_safe,
+    lockout_warning,
     own_bucket_settings,
     principals_after,
     put_if_unchanged_call,
@@ -869,8 +870,10 @@ def _bucket_policy_steps(
         return []
     description = (
         f"Set the policy of bucket {name}: whitelist {_count(principals, 'principal')}, "
-        "deny everyone else, deny uploads not encrypted with the application's key"
+        "deny its data to everyone else and its configuration to all but the admins, "
+        "deny uploads asking for another encryption than the application's key"
         + (" (its other statements kept)" if before else "")
+        + lockout_warning(ctx.snapshot, arns.bucket_arn(name, ctx.partition), before, after)
     )
     target = {"Bucket": name}
     if isinstance(key_arn, str):

@@ -209,12 +209,7 @@ def bucket_policy_step(
     check_policy(snapshot, after, "bucket", f"bucket {bucket.name}", actor_arn, bucket.arn)
     target = {"Bucket": bucket.name}
     description = _describe(snapshot, f"bucket {bucket.name}", before, after)
-    losing = admins_losing_control(snapshot, bucket.arn, before, after)
-    if losing:
-        description += (
-            f". Warning: {', '.join(losing)} would lose control of the bucket's policy: "
-            f"tag each {TAG_ADMIN}=true to keep it"
-        )
+    description += lockout_warning(snapshot, bucket.arn, before, after)
     return Step(
         id=_step_id("bucket-policy", bucket.name),
         description=description,
@@ -413,6 +408,19 @@ def admins_to_keep(
     earlier_admins = [arn for arn in earlier if is_listable_principal(arn)]
     ruled = admin_principal_arns(snapshot, None)
     return sorted({*ruled, *earlier_admins, admin_principal(snapshot, actor_arn, bucket=bucket)})
+
+
+def lockout_warning(
+    snapshot: Snapshot, bucket_arn: str, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> str:
+    """The words a bucket step adds when other admins would lose the bucket's policy."""
+    losing = admins_losing_control(snapshot, bucket_arn, before, after)
+    if not losing:
+        return ""
+    return (
+        f". Warning: {', '.join(losing)} would lose control of the bucket's policy: "
+        f"tag each {TAG_ADMIN}=true to keep it"
+    )
 
 
 def admins_losing_control(
