@@ -7,7 +7,8 @@ whitelisting the group's members and role. And some things are wrong, as in
 real accounts: two active keys on one user, a key 200 days old, a key unused
 for 120 days, a policy attached straight to a user, an untagged user shared by
 several computers, a public bucket, a bucket without default encryption, and
-a bucket whose whitelist forgot a group member.
+a bucket whose whitelist forgot a group member and which still carries
+keyhygiene 0.1's upload deny (plain `aws s3 cp` denied on real AWS).
 
 Seeding runs in the process that hosts the moto server: key dates are moved
 into the past through moto's backend, which no API allows.
@@ -231,7 +232,23 @@ def _photos_application(iam: Any, s3: Any, kms: Any, account_id: str) -> None:
             # not edit the policy again.
             keep_admin_arns=[root, arns.user_arn(account_id, THIS_COMPUTER)],
         )
+        if bucket == "christopher-photos-archive":
+            policy["Statement"].append(_old_upload_deny(bucket))
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+def _old_upload_deny(bucket: str) -> dict[str, Any]:
+    """Planted: keyhygiene 0.1's strict encryption deny, which AWS applies to
+    every upload sending no SSE header (plain `aws s3 cp`): the audit names the
+    harm and `app sync photos` replaces it."""
+    return {
+        "Sid": "KeyHygieneDenyUnencrypted",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+    }
 
 
 def _problem_buckets(s3: Any, account_id: str) -> None:

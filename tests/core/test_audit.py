@@ -929,7 +929,10 @@ def test_demo_planted_problems_are_all_found(demo: tuple[str, Snapshot]) -> None
     assert ("user.not-person-device", "shared-cli") in pairs
     assert ("bucket.public", "christopher-public-share") in pairs
     assert ("bucket.no-default-kms", "christopher-old-backups") in pairs
-    [drift] = [f for f in findings if f.resource == "christopher-photos-archive"]
+    old_deny, drift = sorted(
+        (f for f in findings if f.resource == "christopher-photos-archive"), key=lambda f: f.id
+    )
+    assert old_deny.id == "policy.upload-denied" and "plain `aws s3 cp`" in old_deny.title
     assert drift.id == "whitelist.missing" and "christopher-home" in drift.title
     home = [f for f in findings if f.id == "user.key-too-old" and f.resource == "christopher-home"]
     assert "200 days" in home[0].title
