@@ -3,9 +3,11 @@
 A person here is stressed and in a hurry, so the screen asks for little: a
 search by name, device or host name; what the computer can reach and when its
 key was last used; its name typed once to confirm; then live progress, and a
-report (time to containment, what failed and the permission it needed, what
-to check next) that can be copied. Reading the account and applying the plan
-run in thread workers; the plan comes from `tui.revoke`.
+report (when containment was requested, what failed and the permission it
+needed, what to check next) that can be copied. Containment is shown as
+requested, never as done: IAM applies changes everywhere after a delay.
+Reading the account and applying the plan run in thread workers; the plan
+comes from `tui.revoke`.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ class RevokeScreen(ModalScreen[RevokeReport | None]):
         self.query_one("#revoke-plan", Vertical).mount(self.view)
         confirm = self.query_one("#revoke-confirm", Input)
         if not plan.steps:
-            self.set_status(f"Nothing left to do: {user.name} is fully revoked.")
+            self.set_status(f"Nothing left to do: IAM shows every revoke step for {user.name}.")
             return
         confirm.placeholder = f"Type {user.name} to revoke it"
         confirm.disabled = False
@@ -303,13 +305,20 @@ class RevokeScreen(ModalScreen[RevokeReport | None]):
         self.query_one("#revoke-confirm-row", Horizontal).display = False
         report = self.query_one("#revoke-report", Static)
         report.update(summary.render_text())
-        report.styles.color = "green" if summary.ok else ("yellow" if summary.contained else "red")
+        report.styles.color = (
+            "green" if summary.ok else ("yellow" if summary.containment_requested else "red")
+        )
         self.query_one("#revoke-copy", Button).disabled = False
         close = self.query_one("#revoke-close", Button)
         close.disabled = False
         close.focus()
         self.refresh_bindings()
-        self.set_status("Done. c: copy the report. Esc: close.")
+        total = len(summary.report.plan.steps)
+        accepted = len(summary.report.done)
+        self.set_status(
+            f"AWS accepted {accepted} of {total} steps; it may take a few minutes to apply "
+            "them everywhere. c: copy the report. Esc: close."
+        )
         if summary.ok:
             self.notify(summary.headline())
         else:

@@ -47,6 +47,7 @@ OWN_USER_POLICIES = frozenset({EXPIRY_POLICY_NAME, REVOKED_POLICY_NAME})
 DEVICE_TAGS = (TAG_PERSON, TAG_DEVICE, TAG_HOSTNAME, TAG_ENROLLED)
 # The AWS managed policy, in any partition (moto does not load it; real accounts do).
 _AWS_ADMIN_POLICY_SUFFIX = ":iam::aws:policy/AdministratorAccess"
+_AWS_DENY_ALL_SUFFIX = ":iam::aws:policy/AWSDenyAll"
 # Roles AWS itself manages (service-linked, IAM Identity Center): their
 # policies cannot be changed from IAM, so a finding on them could not be fixed.
 _AWS_MANAGED_ROLE_PATHS = ("/aws-service-role/", "/aws-reserved/")
@@ -220,9 +221,13 @@ def direct_user_policies(
 ) -> Iterator[Finding]:
     """Rights should come from groups, which are the whitelists people review."""
     for user in snapshot.users:
-        names = [p.name for p in user.attached_policies] + [
-            p.name for p in user.inline_policies if p.name not in OWN_USER_POLICIES
-        ]
+        names = [
+            p.name
+            for p in user.attached_policies
+            # Revoke attaches AWSDenyAll when the inline policy does not fit:
+            # detaching it would undo the containment.
+            if not (user.revoked and p.arn.endswith(_AWS_DENY_ALL_SUFFIX))
+        ] + [p.name for p in user.inline_policies if p.name not in OWN_USER_POLICIES]
         if names:
             yield _user_finding(
                 user,

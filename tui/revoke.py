@@ -7,7 +7,13 @@ damage and then undoes the enrolment checklist:
 1. deactivate every access key of the user, all at once (one step, parallel calls);
 2. attach the inline policy `keyhygiene-revoked`, an unconditional Deny of
    everything: AWS evaluates it on every request, so it also kills temporary
-   sessions made from the keys before they were deactivated;
+   sessions made from the keys before they were deactivated. When the user's
+   inline policies leave no room for it (IAM allows 2,048 characters for all
+   of a user's inline policies), the AWS managed policy `AWSDenyAll` (the same
+   Deny of everything) is attached instead; IAM refusing one for its quota
+   makes the step try the other. With no room for either (the default quota
+   is 10 managed policies per user) the step fails with a clear message, after
+   the keys were deactivated;
 3. tag the user `keyhygiene:revoked` with the time (UTC);
 
 then remove it from its groups, from every bucket and KMS key policy that
@@ -23,8 +29,20 @@ from the account as it is then, so it does only what is still missing.
 `load_for_revoke` reads just what the plan needs (the user, its keys, groups and
 policies, every bucket and key policy) in parallel, without the credential
 report, whose generation can take seconds on AWS. `RevokeReport` reads an
-`ApplyReport` for people: time to containment, what failed and the permission
-it needed, and what to check next.
+`ApplyReport` for people: when containment was requested, what failed and the
+permission it needed, and what to check next.
+
+Containment is *requested*, never reported as done: IAM is eventually
+consistent, so a change takes time to reach every AWS endpoint (IAM User
+Guide, https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+A call that returned means AWS accepted the change, not that every endpoint
+refuses the keys yet.
+
+Not covered: sessions of roles the user assumed. A user policy applies to
+requests signed with the user's credentials (its keys, and sessions made from
+them with GetSessionToken, which act as the user); a role session acts as the
+role, so neither deny policy reaches it. The deny does stop the user assuming
+roles from now on; sessions it made before last until they expire.
 """
 
 from __future__ import annotations
@@ -44,6 +62,7 @@ from typing import Any, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tui import arns
+from tui.access import KNOWN_AWS_MANAGED
 from tui.arns import bucket_arn, partition_of
 from tui.aws_limits import MAX_TAGS_PER_RESOURCE, USER_INLINE_POLICIES_LIMIT
 from tui.connection import (
@@ -117,11 +136,25 @@ REVOKED_DOCUMENT: dict[str, Any] = {
     "Version": POLICY_VERSION,
     "Statement": [{"Sid": "KeyHygieneRevoked", "Effect": "Deny", "Action": "*", "Resource": "*"}],
 }
+# The fallback when the user's inline policies leave no room for REVOKED_DOCUMENT:
+# AWS's own Deny of everything on everything, as the AWS Managed Policy Reference
+# documents it (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSDenyAll.html).
+DENY_ALL_POLICY_NAME = "AWSDenyAll"
+DENY_ALL_DOCUMENT: Mapping[str, Any] = KNOWN_AWS_MANAGED[DENY_ALL_POLICY_NAME]
+# IAM's default quota of managed policies attached to one user. An account may
+# have it raised (up to 20), so reaching it only warns: the step still tries,
+# and IAM's LimitExceeded decides. Kept here: tui.aws_limits has no such constant.
+MANAGED_POLICIES_PER_USER = 10
+# Where the deny goes, in the order the step tries them.
+DENY_INLINE = "inline"
+DENY_MANAGED = "managed"
 MAX_PARALLEL = 8
 
 # What each local action calls, for the report of a failed step.
 _LOCAL_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "revoke.deactivate_keys": ("iam:ListAccessKeys", "iam:UpdateAccessKey"),
+    "revoke.deny_everything": ("iam:PutUserPolicy", "iam:AttachUserPolicy"),
+    "revoke.remove_deny": ("iam:DeleteUserPolicy", "iam:DetachUserPolicy"),
     "revoke.delete_keys": ("iam:ListAccessKeys", "iam:DeleteAccessKey"),
     "revoke.delete_login_profile": ("iam:DeleteLoginProfile",),
     "revoke.remove_mfa_devices": (
@@ -138,6 +171,8 @@ _LOCAL_PERMISSIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 _LACKS = re.compile(r"lacks ([A-Za-z0-9-]+:[A-Za-z0-9*]+)")
+# How the deny step's message starts when IAM refused both policies for its quotas.
+NO_ROOM = "No room for a deny policy"
 
 
 class AccountReader(Protocol):
@@ -219,8 +254,14 @@ def plan_revoke(
             hint=f"Use --admin-profile with another identity: keyhygiene revoke {user.name} "
             "--admin-profile ADMIN --delete-keys.",
         )
-    warnings = _warnings(snapshot, user, here=here, self_revoke=self_revoke)
     containment = _containment_steps(user, now or datetime.now(timezone.utc), self_revoke)
+    warnings = _warnings(
+        snapshot,
+        user,
+        here=here,
+        self_revoke=self_revoke,
+        deny_planned=any(step.id == STEP_DENY for step in containment),
+    )
     policy_steps, policy_warnings = _policy_steps(snapshot, user, actor)
     warnings += policy_warnings
     checklist = [
@@ -286,25 +327,101 @@ def _keys_step(user: User) -> Step | None:
     )
 
 
+def deny_all_arn(partition: str) -> str:
+    """`arn:aws:iam::aws:policy/AWSDenyAll`, in the user's partition."""
+    return f"arn:{partition}:iam::aws:policy/{DENY_ALL_POLICY_NAME}"
+
+
+def _deny_all_attached(user: User) -> bool:
+    return any(p.arn == deny_all_arn(partition_of(user.arn)) for p in user.attached_policies)
+
+
+@dataclass(frozen=True)
+class DenyRoom:
+    """Whether the user has room for the deny policy, as the snapshot says."""
+
+    inline_used: int  # compact characters of its other inline policies
+    inline_needed: int  # those of REVOKED_DOCUMENT
+    managed_attached: int  # managed policies attached, AWSDenyAll not counted
+
+    @property
+    def inline(self) -> bool:
+        return self.inline_used + self.inline_needed <= USER_INLINE_POLICIES_LIMIT
+
+    @property
+    def managed(self) -> bool:
+        return self.managed_attached < MANAGED_POLICIES_PER_USER
+
+
+def deny_room(user: User) -> DenyRoom:
+    """The room left for the deny policy. IAM counts the characters of all of a
+    user's inline policies together, white space left out (compact JSON here);
+    an inline policy whose document could not be read counts as empty, and the
+    step then finds out from IAM."""
+    inline = sum(
+        len(json.dumps(_plain(p.document), separators=(",", ":")))
+        for p in user.inline_policies
+        if p.name != REVOKED_POLICY_NAME
+    )
+    attached = sum(1 for p in user.attached_policies if p.name != DENY_ALL_POLICY_NAME)
+    return DenyRoom(inline, len(json.dumps(REVOKED_DOCUMENT, separators=(",", ":"))), attached)
+
+
+def deny_order(room: DenyRoom) -> list[str]:
+    """Inline `keyhygiene-revoked` first when it fits, else AWSDenyAll first.
+
+    The other one is the step's second try, taken only when IAM answers
+    LimitExceeded (a snapshot can be stale, and IAM's count has the last word).
+    """
+    if room.inline:
+        return [DENY_INLINE, DENY_MANAGED]
+    return [DENY_MANAGED, DENY_INLINE]
+
+
 def _deny_step(user: User) -> Step | None:
+    """Step (2): deny everything, inline policy first, AWSDenyAll when it does not fit."""
     existing = next((p for p in user.inline_policies if p.name == REVOKED_POLICY_NAME), None)
     if existing is not None and _plain(existing.document) == REVOKED_DOCUMENT:
         return None
+    if _deny_all_attached(user):
+        return None  # a run before attached the fallback: the deny is in place
+    room = deny_room(user)
+    order = deny_order(room)
+    params = {
+        "UserName": user.name,
+        "PolicyName": REVOKED_POLICY_NAME,
+        "PolicyDocument": json.dumps(REVOKED_DOCUMENT),
+        "PolicyArn": deny_all_arn(partition_of(user.arn)),
+        "Order": order,
+    }
+    call = Call(LOCAL, "revoke.deny_everything", params)
+    if order[0] == DENY_INLINE:
+        return Step(
+            STEP_DENY,
+            f"Attach inline policy {REVOKED_POLICY_NAME} to {user.name}: deny every action on "
+            "every resource (sessions made from its keys die too; AWS managed "
+            f"{DENY_ALL_POLICY_NAME} instead if IAM finds no room for it)",
+            call,
+            before=_plain(existing.document) if existing else None,
+            after=REVOKED_DOCUMENT,
+            keep=("Attached", "PolicyName", "PolicyArn"),
+            must_succeed=False,
+        )
+    if room.managed:
+        why = f"its inline policies leave no room for {REVOKED_POLICY_NAME}"
+    else:
+        why = (
+            f"no room for {REVOKED_POLICY_NAME}, and {room.managed_attached} managed policies "
+            "attached: this fails unless the account's quota was raised"
+        )
     return Step(
         STEP_DENY,
-        f"Attach inline policy {REVOKED_POLICY_NAME} to {user.name}: deny every action on "
-        "every resource (sessions made from its keys die too)",
-        Call(
-            "iam",
-            "put_user_policy",
-            {
-                "UserName": user.name,
-                "PolicyName": REVOKED_POLICY_NAME,
-                "PolicyDocument": json.dumps(REVOKED_DOCUMENT),
-            },
-        ),
-        before=_plain(existing.document) if existing else None,
-        after=REVOKED_DOCUMENT,
+        f"Attach AWS managed policy {DENY_ALL_POLICY_NAME} to {user.name}: deny every action "
+        f"on every resource (sessions made from its keys die too; {why})",
+        call,
+        before=None,
+        after=DENY_ALL_DOCUMENT,
+        keep=("Attached", "PolicyName", "PolicyArn"),
         must_succeed=False,
     )
 
@@ -483,7 +600,9 @@ def _removal_steps(user: User, delete_keys: bool, delete_user: bool) -> list[Ste
         return steps
     # AWS deletes a user only once nothing hangs on it. The deny policy goes
     # last, when no policy is left that it would have to override.
-    for index, attached in enumerate(user.attached_policies, 1):
+    # AWSDenyAll, if attached, goes with the deny policy at the end.
+    others_attached = [p for p in user.attached_policies if p.name != DENY_ALL_POLICY_NAME]
+    for index, attached in enumerate(others_attached, 1):
         steps.append(
             Step(
                 f"detach-policy-{index}",
@@ -507,11 +626,16 @@ def _removal_steps(user: User, delete_keys: bool, delete_user: bool) -> list[Ste
     steps.append(
         Step(
             STEP_DELETE_REVOKED_POLICY,
-            f"Delete inline policy {REVOKED_POLICY_NAME} of {user.name} (the user goes next)",
+            f"Remove the deny policy of {user.name}: inline {REVOKED_POLICY_NAME} or AWS "
+            f"managed {DENY_ALL_POLICY_NAME}, whichever it has (the user goes next)",
             Call(
-                "iam",
-                "delete_user_policy",
-                {"UserName": user.name, "PolicyName": REVOKED_POLICY_NAME},
+                LOCAL,
+                "revoke.remove_deny",
+                {
+                    "UserName": user.name,
+                    "PolicyName": REVOKED_POLICY_NAME,
+                    "PolicyArn": deny_all_arn(partition_of(user.arn)),
+                },
             ),
             must_succeed=False,
         )
@@ -527,7 +651,37 @@ def _removal_steps(user: User, delete_keys: bool, delete_user: bool) -> list[Ste
     return steps
 
 
-def _warnings(snapshot: Snapshot, user: User, *, here: str | None, self_revoke: bool) -> list[str]:
+def _room_warnings(user: User, room: DenyRoom) -> list[str]:
+    if room.inline:
+        return []
+    used = (
+        f"its inline policies use {room.inline_used:,} of the {USER_INLINE_POLICIES_LIMIT:,} "
+        f"characters IAM allows a user in all ({REVOKED_POLICY_NAME} needs {room.inline_needed})"
+    )
+    if room.managed:
+        return [
+            f"{user.name} has no room for the inline policy {REVOKED_POLICY_NAME} ({used}): "
+            f"revoke attaches the AWS managed policy {DENY_ALL_POLICY_NAME} instead, the same "
+            "Deny of every action on every resource."
+        ]
+    return [
+        f"{user.name} has no room for a deny policy: {used} and it has "
+        f"{room.managed_attached} managed policies attached (IAM's default quota is "
+        f"{MANAGED_POLICIES_PER_USER}). Its keys are deactivated first; the deny step then "
+        "fails unless IAM accepts AWSDenyAll (a raised quota). To make room, detach one of "
+        f"its managed policies or delete an inline one, then run `keyhygiene revoke {user.name}` "
+        "again."
+    ]
+
+
+def _warnings(
+    snapshot: Snapshot,
+    user: User,
+    *,
+    here: str | None,
+    self_revoke: bool,
+    deny_planned: bool = True,
+) -> list[str]:
     warnings: list[str] = []
     if self_revoke:
         warnings.append(
@@ -551,17 +705,8 @@ def _warnings(snapshot: Snapshot, user: User, *, here: str | None, self_revoke: 
             f"{user.name} was revoked already ({user.tags[TAG_REVOKED]}); this run does only "
             "what is still missing."
         )
-    inline = sum(
-        len(json.dumps(_plain(p.document), separators=(",", ":")))
-        for p in user.inline_policies
-        if p.name != REVOKED_POLICY_NAME
-    )
-    revoked = len(json.dumps(REVOKED_DOCUMENT, separators=(",", ":")))
-    if inline + revoked > USER_INLINE_POLICIES_LIMIT:
-        warnings.append(
-            f"{user.name}'s inline policies leave too little room for {REVOKED_POLICY_NAME} "
-            f"(AWS allows {USER_INLINE_POLICIES_LIMIT:,} characters in all): delete one of them if that step fails."
-        )
+    if deny_planned:
+        warnings += _room_warnings(user, deny_room(user))
     if TAG_REVOKED not in user.tags and len(user.tags) >= MAX_TAGS_PER_RESOURCE:
         warnings.append(f"{user.name} has {len(user.tags)} tags: AWS will refuse the revoked tag.")
     for problem in snapshot.problems:
@@ -607,6 +752,63 @@ def _deactivate_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[st
         futures += [pool.submit(deactivate, key_id) for key_id in others]
     _raise_first(futures)
     return {"AccessKeyIds": [*known, *others]}
+
+
+@local_action("revoke.deny_everything")
+def _deny_everything(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Put the inline deny policy, or attach AWSDenyAll, in the planned order.
+
+    Only IAM's LimitExceeded (no room: the user's inline policy size, or its
+    managed policy quota) moves on to the other one; any other error (access
+    denied) fails the step at once, as a plain call would. IAM refusing both
+    fails it with a message that says how to make room: failing closed, the
+    keys were deactivated before this step.
+    """
+    iam = ctx.client("iam")
+    user = params["UserName"]
+    refused: list[str] = []
+    for way in params["Order"]:
+        try:
+            if way == DENY_INLINE:
+                iam.put_user_policy(
+                    UserName=user,
+                    PolicyName=params["PolicyName"],
+                    PolicyDocument=params["PolicyDocument"],
+                )
+                return {"Attached": DENY_INLINE, "PolicyName": params["PolicyName"]}
+            iam.attach_user_policy(UserName=user, PolicyArn=params["PolicyArn"])
+            return {"Attached": DENY_MANAGED, "PolicyArn": params["PolicyArn"]}
+        except ClientError as exc:
+            if error_code(exc) != "LimitExceeded":
+                raise
+            said = str(exc.response.get("Error", {}).get("Message", "")).strip()
+            what = (
+                f"inline policy {params['PolicyName']}"
+                if way == DENY_INLINE
+                else f"AWS managed policy {DENY_ALL_POLICY_NAME}"
+            )
+            refused.append(f"{what} ({said or 'LimitExceeded'})")
+    # One line: the report shows a failure's first line.
+    raise KeyHygieneError(
+        f"{NO_ROOM} on {user}: IAM refused " + " and ".join(refused) + ". Until one is "
+        "attached, sessions made from its keys keep working until they expire. Make room "
+        f"(detach one of its managed policies or delete one of its inline policies), then run "
+        f"`keyhygiene revoke {user}` again."
+    )
+
+
+@local_action("revoke.remove_deny")
+def _remove_deny(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Before the user is deleted: its deny policy, whichever of the two it has."""
+    iam = ctx.client("iam")
+    user = params["UserName"]
+    deleted = call_unless_missing(
+        iam.delete_user_policy, UserName=user, PolicyName=params["PolicyName"]
+    )
+    detached = call_unless_missing(
+        iam.detach_user_policy, UserName=user, PolicyArn=params["PolicyArn"]
+    )
+    return {"Deleted": deleted, "Detached": detached}
 
 
 @local_action("revoke.delete_keys")
@@ -1046,23 +1248,32 @@ class ContainmentTimer:
     Time to containment is the time from the start of the run until step (1)
     (keys deactivated) completed; when keys were not part of the plan (already
     inactive, or a self-revoke), until the deny policy was attached.
+    `requested_at` is the wall-clock time (UTC) when the last containment step
+    of the run returned: when AWS had accepted both requests.
     """
 
-    def __init__(self, plan: Plan, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
         self.step_id = containment_step(plan)
         self.clock = clock
+        self.wall = wall
         self.started: float | None = None
         self.seconds: float | None = None
+        self.requested_at: datetime | None = None
 
     def __call__(self, event: PlanEvent) -> None:
         if event.undo:
             return
         if event.kind == "plan_started":
             self.started = self.clock()
-        elif (
-            event.kind == "step_done" and event.step_id == self.step_id and self.started is not None
-        ):
-            self.seconds = self.clock() - self.started
+        elif event.kind == "step_done" and event.step_id in CONTAINMENT_STEPS:
+            self.requested_at = self.wall()
+            if event.step_id == self.step_id and self.started is not None:
+                self.seconds = self.clock() - self.started
 
 
 def containment_step(plan: Plan) -> str | None:
@@ -1078,22 +1289,38 @@ class FailedStep:
     permission: str  # what the identity needs, e.g. "iam:UpdateAccessKey"
 
 
+# IAM's note on eventual consistency, quoted by the report.
+EVENTUAL_CONSISTENCY_URL = (
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/"
+    "troubleshoot_general.html#troubleshoot_general_eventual-consistency"
+)
+PROPAGATION = "AWS may take a few minutes to apply it everywhere"
+
+
 @dataclass(frozen=True)
 class RevokeReport:
-    """An ApplyReport of a revoke plan, read for a person in a hurry."""
+    """An ApplyReport of a revoke plan, read for a person in a hurry.
+
+    Containment is *requested* when AWS accepted the calls that put the user
+    out of action (this run or before it): IAM applies them everywhere only
+    after a delay, so nothing here says it is done.
+    """
 
     report: ApplyReport
     user: User
-    containment_seconds: float | None  # None: containment was not reached in this run
-    containment_note: str
+    containment_seconds: float | None  # None: containment was not requested in this run
+    containment_note: str  # what was requested: "keys deactivated, deny-all attached (...)"
     reach: tuple[str, ...] = ()  # the buckets and KMS keys whose policies named it
+    requested_at: datetime | None = None  # when AWS accepted the last containment call
+    before_run: bool = False  # containment was requested by an earlier run
+    deny_policy: str | None = REVOKED_POLICY_NAME  # the deny policy in place (None: none)
 
     @property
     def ok(self) -> bool:
         return self.report.ok
 
     @property
-    def contained(self) -> bool:
+    def containment_requested(self) -> bool:
         return self.containment_seconds is not None
 
     @property
@@ -1112,13 +1339,19 @@ class RevokeReport:
 
     def headline(self) -> str:
         total = len(self.report.plan.steps)
-        done = len(self.report.done)
-        took = f"{self.report.elapsed:.2f} s"
-        if self.contained:
-            first = f"{self.user.name} contained in {self.containment_seconds:.2f} s ({self.containment_note})"
-        else:
-            first = f"{self.user.name} is NOT contained: {self.containment_note}"
-        return f"{first}; {done} of {total} steps done in {took}."
+        accepted = len(self.report.done)
+        took = f"AWS accepted {accepted} of {total} steps in {self.report.elapsed:.2f} s."
+        name = self.user.name
+        if not self.containment_requested:
+            return f"{name} is NOT contained: {self.containment_note}; {took}"
+        note = self.containment_note
+        if self.before_run:
+            since = self.user.tags.get(TAG_REVOKED)
+            when = f" ({TAG_REVOKED}={since})" if since else ""
+            return f"Containment of {name} was requested before this run{when}: {note}. {took}"
+        when = f" at {_clock(self.requested_at)}" if self.requested_at else ""
+        when += f", {self.containment_seconds:.2f} s after the start"
+        return f"Containment of {name} requested{when}: {note}; {PROPAGATION}. {took}"
 
     def advice(self) -> list[str]:
         return revoke_advice(self)
@@ -1141,6 +1374,11 @@ class RevokeReport:
         return "\n".join(lines)
 
 
+def _clock(moment: datetime) -> str:
+    """`14:03:07Z`: the time of day in UTC, to the second."""
+    return moment.astimezone(timezone.utc).strftime("%H:%M:%SZ")
+
+
 def revoke_report(
     report: ApplyReport,
     user: User,
@@ -1150,37 +1388,65 @@ def revoke_report(
 ) -> RevokeReport:
     """Read `report` (of `plan_revoke` for `user` as it was before the run).
 
-    Contained means its keys are inactive or the deny policy is attached, by
-    this run or before it. `snapshot` (the one planned from) names the buckets
-    and KMS keys it could reach, for the advice.
+    Containment is requested when its keys are inactive or a deny policy is
+    attached, by this run or before it; the time is the timer's (no timer: not
+    known). `snapshot` (the one planned from) names the buckets and KMS keys it
+    could reach, for the advice.
     """
     planned = {step.id for step in report.plan.steps}
     done = _done_ids(report)
     keys_ok = STEP_KEYS in done or (STEP_KEYS not in planned and not user.active_keys)
     deny_ok = STEP_DENY in done or STEP_DENY not in planned
     reach = _reach(snapshot, user) if snapshot is not None else ()
+    deny = _deny_in_place(report, user)
+    at = timer.requested_at if timer is not None else None
+    made = partial(RevokeReport, report, user, reach=reach, deny_policy=deny)
     if not (keys_ok or deny_ok):
-        note = "its keys are still active and the deny policy is not attached"
-        return RevokeReport(report, user, None, note, reach)
+        return made(None, "its keys are still active and the deny policy is not attached")
+    attached = f"deny-all attached ({_deny_label(deny or REVOKED_POLICY_NAME)})"
     if STEP_KEYS in done:
-        note = "its access keys were deactivated"
-        if not deny_ok:
-            note += "; without the deny policy, sessions made from them still work"
-        return RevokeReport(report, user, _seconds_until(report, STEP_KEYS, timer), note, reach)
+        note = "keys deactivated"
+        if STEP_DENY in done:
+            note += f", {attached}"
+        elif deny_ok:
+            note += f"; {attached} before this run"
+        else:
+            note += "; the deny policy is NOT attached, so sessions made from the keys still work"
+        return made(_seconds_until(report, STEP_KEYS, timer), note, requested_at=at)
     if STEP_DENY in done:
-        note = "the deny policy was attached"
-        note += (
+        note = attached + (
             "; its keys were inactive already"
             if keys_ok
             else "; its keys stay active, denied everything"
         )
-        return RevokeReport(report, user, _seconds_until(report, STEP_DENY, timer), note, reach)
-    note = "its keys were inactive and the deny policy attached before this run"
+        return made(_seconds_until(report, STEP_DENY, timer), note, requested_at=at)
+    note = f"keys inactive, {attached}"
     if not keys_ok:
-        note = (
-            "the deny policy was attached before this run; its keys stay active, denied everything"
-        )
-    return RevokeReport(report, user, 0.0, note, reach)
+        note = f"{attached}; its keys stay active, denied everything"
+    return made(0.0, note, before_run=True)
+
+
+def _deny_in_place(report: ApplyReport, user: User) -> str | None:
+    """The deny policy's name: what this run attached, else what the user had;
+    None when this run's deny step did not go through."""
+    planned = any(step.id == STEP_DENY for step in report.plan.steps)
+    if planned and STEP_DENY not in _done_ids(report):
+        return None
+    attached = report.kept.get(STEP_DENY, {}).get("Attached")
+    if attached == DENY_MANAGED:
+        return DENY_ALL_POLICY_NAME
+    if attached == DENY_INLINE:
+        return REVOKED_POLICY_NAME
+    has_inline = any(p.name == REVOKED_POLICY_NAME for p in user.inline_policies)
+    if _deny_all_attached(user) and not has_inline:
+        return DENY_ALL_POLICY_NAME
+    return REVOKED_POLICY_NAME
+
+
+def _deny_label(name: str) -> str:
+    if name == DENY_ALL_POLICY_NAME:
+        return f"AWS managed policy {DENY_ALL_POLICY_NAME}"
+    return f"inline policy {name}"
 
 
 def _reach(snapshot: Snapshot, user: User) -> tuple[str, ...]:
@@ -1209,6 +1475,8 @@ def needed_permission(step: Step, message: str) -> str:
     match = _LACKS.search(message)
     if match:
         return match.group(1)
+    if message.startswith(NO_ROOM):
+        return "room for a deny policy (IAM's quotas, not a permission)"
     call = step.call
     if call.service == "local":
         return ", ".join(_LOCAL_PERMISSIONS.get(call.operation, (call.label,)))
@@ -1220,12 +1488,19 @@ def revoke_advice(revoke: RevokeReport) -> list[str]:
     """What a person should check next, most urgent first."""
     user = revoke.user
     advice: list[str] = []
-    if not revoke.contained:
+    if not revoke.containment_requested:
         advice.append(
             f"URGENT: {user.name} can still use its keys. Give the missing permission to the "
             f"identity in use, or run `keyhygiene revoke {user.name} --admin-profile ADMIN` "
             "with one that has it; in the AWS console, IAM > Users > Security credentials > "
             "Deactivate works too."
+        )
+    elif not revoke.before_run:
+        since = f" after {_clock(revoke.requested_at)}" if revoke.requested_at else ""
+        advice.append(
+            "IAM changes are eventually consistent: for a few minutes some AWS endpoints may "
+            f"still accept {user.name}'s keys ({EVENTUAL_CONSISTENCY_URL}). Look in "
+            f"CloudTrail for calls by {user.name}{since} that AWS still let through."
         )
     if revoke.failures:
         advice.append(
@@ -1244,9 +1519,16 @@ def revoke_advice(revoke: RevokeReport) -> list[str]:
         "management events only, so use a trail's S3 and KMS data events or S3 server access "
         "logs if they are on, and treat data it could read as disclosed."
     )
+    if revoke.deny_policy is not None:
+        advice.append(
+            f"Keep the deny policy ({_deny_label(revoke.deny_policy)}) attached until the user "
+            "is deleted: it also refuses temporary sessions that were made from the keys before "
+            "they were deactivated."
+        )
     advice.append(
-        f"Keep {REVOKED_POLICY_NAME} attached until the user is deleted: it also refuses "
-        "temporary sessions that were made from the keys before they were deactivated."
+        "Sessions of roles it assumed act as the role, so no user policy reaches them: if it "
+        "could assume a role, revoke that role's active sessions (IAM console, the role's "
+        "Revoke sessions tab)."
     )
     advice.append(
         "Revoke the computer's other secrets too: SSH keys, other AWS accounts' profiles in its "

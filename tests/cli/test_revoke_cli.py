@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +118,11 @@ def account(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Seeded:
 def test_revoke_yes_does_everything_and_reports_containment(account: Seeded) -> None:
     result = run_cli("revoke", USER, "--yes", "--endpoint-url", account.url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{USER} contained in" in result.stdout
+    assert re.search(rf"Containment of {USER} requested at \d\d:\d\d:\d\dZ", result.stdout)
+    assert "AWS may take a few minutes to apply it everywhere" in result.stdout
     assert "What to check next" in result.stdout and "CloudTrail" in result.stdout
+    # Nothing claims the containment done: not the revoke report, not the plan's own.
+    assert "contained" not in result.stdout and not re.search(r"\bdone\b", result.stdout)
 
     assert account.key_statuses() == {"Inactive"}
     iam = account.iam
@@ -151,6 +155,27 @@ def test_dry_run_shows_the_plan_and_changes_nothing(account: Seeded) -> None:
     assert account.key_statuses() == {"Active"}
 
 
+def test_no_inline_room_plans_aws_deny_all(account: Seeded) -> None:
+    resources = [f"arn:aws:s3:::filler-{i:03d}/*" for i in range(68)]  # 1,998 characters
+    account.iam.put_user_policy(
+        UserName=USER,
+        PolicyName="filler",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resources}],
+            }
+        ),
+    )
+    result = run_cli("revoke", USER, "--dry-run", "--endpoint-url", account.url)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "1. Deactivate every access key of stolen-phone at once" in text
+    assert "2. Attach AWS managed policy AWSDenyAll to stolen-phone" in text
+    assert "attaches the AWS managed policy AWSDenyAll instead" in text
+    assert "arn:aws:iam::aws:policy/AWSDenyAll" in text
+
+
 def test_unknown_user_is_bad_input(account: Seeded) -> None:
     result = run_cli("revoke", "stolen-phne", "--yes", "--endpoint-url", account.url)
     assert result.returncode == 2
@@ -173,6 +198,7 @@ def test_help_lists_the_exit_codes() -> None:
     result = run_cli("revoke", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
+    assert "AWSDenyAll" in text and "when containment was requested" in text
     for words in ("0 all done", "2 bad input", "3 some step failed"):
         assert words in text
 
@@ -223,6 +249,6 @@ def test_a_failed_step_is_listed_with_its_permission_and_exit_3(enforcing: Seede
     _reset_auth(enforcing.url, "inf")  # to read the account back with the seeding keys
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Not done:" in result.stdout and "needs iam:TagUser" in result.stdout
-    assert f"{USER} contained in" in result.stdout
+    assert f"Containment of {USER} requested at " in result.stdout
     assert enforcing.key_statuses() == {"Inactive"}
     assert enforcing.iam.list_groups_for_user(UserName=USER)["Groups"] == []

@@ -389,6 +389,16 @@ def test_policies_attached_to_a_user_but_not_keyhygienes_own() -> None:
     assert audit(with_user(clean_snapshot(), own)) == []
 
 
+def test_revokes_deny_all_on_a_revoked_user_is_not_to_be_detached() -> None:
+    deny_all = PolicyAttachment("AWSDenyAll", "arn:aws:iam::aws:policy/AWSDenyAll")
+    revoked = device("alice-phone", attached_policies=(deny_all,))
+    revoked = replace(revoked, tags={**revoked.tags, "keyhygiene:revoked": "2026-12-02T12:00:00Z"})
+    assert "user.direct-policy" not in {f.id for f in audit(with_user(clean_snapshot(), revoked))}
+    # On a user that is not revoked, it is a direct policy like any other.
+    live = device("alice-phone", attached_policies=(deny_all,))
+    assert found(audit(with_user(clean_snapshot(), live)), "user.direct-policy")
+
+
 # ---- admin-like policies ------------------------------------------------------------
 
 

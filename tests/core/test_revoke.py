@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
@@ -13,11 +14,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
+from tui.aws_limits import USER_INLINE_POLICIES_LIMIT
 from tui.connection import Connection, ConnectionOptions, Identity
 from tui.errors import BadInput
 from tui.inventory import load_snapshot
 from tui.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_HOSTNAME, TAG_PERSON, TAG_REVOKED
-from tui.plans import ApplyReport, Plan, apply_plan
+from tui.plans import ApplyReport, Plan, PlanEvent, apply_plan
 from tui.policy_documents import (
     bucket_policy_with_whitelist,
     key_policy_with_whitelist,
@@ -25,6 +27,11 @@ from tui.policy_documents import (
     whitelisted_principals,
 )
 from tui.revoke import (
+    DENY_ALL_DOCUMENT,
+    DENY_ALL_POLICY_NAME,
+    MANAGED_POLICIES_PER_USER,
+    NO_ROOM,
+    REVOKED_DOCUMENT,
     STEP_DELETE_KEYS,
     STEP_DELETE_USER,
     STEP_DENY,
@@ -311,7 +318,7 @@ def test_revoke_does_every_step_and_keeps_foreign_statements(
     plan, report, summary = revoke(conn)
     assert report.ok, report.render_text()
     assert all(fully_revoked(account).values()), fully_revoked(account)
-    assert summary.contained and summary.containment_seconds is not None
+    assert summary.containment_requested and summary.containment_seconds is not None
     assert 0 <= summary.containment_seconds <= report.elapsed
 
     photos = bucket_policy(account, "photos-data")
@@ -355,7 +362,7 @@ def test_revoked_key_is_refused_with_enforcement_on(account: Account) -> None:
         return summary
 
     summary = enforced(scenario)
-    assert summary.contained
+    assert summary.containment_requested
     statuses = {
         k["Status"]
         for k in account.client("iam").list_access_keys(UserName=TARGET)["AccessKeyMetadata"]
@@ -395,7 +402,7 @@ def test_a_failing_step_leaves_the_others_done_and_a_rerun_finishes(
     assert summary.failures and all(f.permission == action for f in summary.failures)
     assert action in summary.render_text()
     # Containment holds as long as one of its two halves went through.
-    assert summary.contained
+    assert summary.containment_requested
 
     account.client("iam").delete_user_policy(UserName="admin", PolicyName="injected")
 
@@ -417,7 +424,7 @@ def test_nothing_contained_is_urgent(account: Account) -> None:
     )
     conn = account.admin
     summary = enforced(lambda: revoke(conn)[2])
-    assert not summary.contained and summary.containment_seconds is None
+    assert not summary.containment_requested and summary.containment_seconds is None
     text = summary.render_text()
     assert "NOT contained" in text and "URGENT" in text
     assert "iam:UpdateAccessKey" in text and "iam:PutUserPolicy" in text
@@ -471,7 +478,7 @@ def test_delete_user_removes_everything_it_needs_first(account: Account) -> None
     with pytest.raises(ClientError):
         iam.get_user(UserName=TARGET)
     assert TARGET not in [u["UserName"] for u in iam.list_users()["Users"]]
-    assert summary.contained
+    assert summary.containment_requested
 
 
 def test_delete_keys_keeps_the_user(account: Account) -> None:
@@ -533,7 +540,9 @@ def test_report_without_timer_sums_step_times(account: Account) -> None:
     summary = revoke_report(report, find_user(snapshot, TARGET), snapshot=snapshot)
     assert summary.containment_seconds == pytest.approx(report.results[0].seconds)
     text = summary.render_text()
-    assert "contained in" in text and "CloudTrail" in text
+    # No timer: the time of day is not known, the time to containment is.
+    assert f"Containment of {TARGET} requested, " in text and "CloudTrail" in text
+    assert "contained" not in text.replace("NOT contained", "")
     assert account.target_keys[0]["AccessKeyId"] in text
     assert "bucket photos-data" in text
     for keys in account.target_keys:
@@ -672,3 +681,210 @@ def test_an_emptied_bucket_policy_is_deleted_only_if_unchanged(account: Account)
     _, report, _ = revoke(account.admin)
     assert report.ok, report.render_text()
     assert bucket_policy(account, "only-target") is None
+
+
+# --------------------------------------------------------------------------- no room for the deny
+
+DENY_ALL_ARN = f"arn:aws:iam::aws:policy/{DENY_ALL_POLICY_NAME}"
+
+
+@pytest.fixture
+def managed_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Account]:
+    """The seeded account with AWS's managed policies loaded (AWSDenyAll among them):
+    moto loads them only with this variable set before its IAM backend starts."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    with mock_aws():
+        yield _seed(Keys())
+
+
+def _fill_inline_space(account: Account, room: int = 40) -> None:
+    """Inline policies on the target that leave `room` characters of the 2,048."""
+    resources = [f"arn:aws:s3:::filler-{i:03d}/*" for i in range(120)]
+    document: dict[str, Any] = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resources}],
+    }
+    target = USER_INLINE_POLICIES_LIMIT - room
+    while len(json.dumps(document, separators=(",", ":"))) > target:
+        resources.pop()
+    account.client("iam").put_user_policy(
+        UserName=TARGET, PolicyName="filler", PolicyDocument=json.dumps(document)
+    )
+
+
+def _attach_managed(account: Account, count: int) -> None:
+    iam = account.client("iam")
+    for index in range(count):
+        arn = iam.create_policy(
+            PolicyName=f"extra-{index}", PolicyDocument=_policy("Allow", "s3:ListBucket")
+        )["Policy"]["Arn"]
+        iam.attach_user_policy(UserName=TARGET, PolicyArn=arn)
+
+
+class LimitedIam:
+    """An IAM client that refuses some calls with LimitExceeded, as IAM does at its
+    quotas (moto enforces neither the inline size nor the managed policy count)."""
+
+    def __init__(self, iam: Any, refuse: set[str]) -> None:
+        self.iam = iam
+        self.refuse = refuse
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.refuse:
+            return getattr(self.iam, name)
+
+        def refused(**_: Any) -> Any:
+            error = {"Code": "LimitExceeded", "Message": f"Cannot exceed quota ({name})."}
+            raise ClientError({"Error": error}, name)
+
+        return refused
+
+
+class Limited(Keys):
+    def __init__(self, keys: Keys, refuse: set[str]) -> None:
+        super().__init__(keys.keys)
+        self.refuse = refuse
+
+    def client(self, service: str) -> Any:
+        client = super().client(service)
+        return LimitedIam(client, self.refuse) if service == "iam" else client
+
+
+def test_full_inline_space_attaches_aws_deny_all_instead(managed_account: Account) -> None:
+    account = managed_account
+    _fill_inline_space(account)
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    assert [s.id for s in plan.steps][:3] == [STEP_KEYS, STEP_DENY, STEP_TAG]
+    deny = plan.step(STEP_DENY)
+    assert deny.call.params["Order"] == ["managed", "inline"]
+    assert deny.call.params["PolicyArn"] == DENY_ALL_ARN
+    assert deny.after == DENY_ALL_DOCUMENT and DENY_ALL_POLICY_NAME in deny.description
+    assert any("AWSDenyAll instead" in w for w in plan.warnings), plan.warnings
+
+    def scenario() -> RevokeReport:
+        report = apply_plan(plan, account.admin, stop_on_failure=False)
+        assert report.ok, report.render_text()
+        # AWS's own Deny * refuses the stolen key, as the inline policy would.
+        for attempt in (
+            account.client("s3", account.target_keys[0]).list_buckets,
+            lambda: account.client("iam", account.target_keys[1]).create_access_key(
+                UserName=TARGET
+            ),
+        ):
+            with pytest.raises(ClientError) as refused:
+                attempt()
+            assert refused.value.response["Error"]["Code"] == "AccessDenied"
+        return revoke_report(report, find_user(snapshot, TARGET), snapshot=snapshot)
+
+    summary = enforced(scenario)
+    iam = account.client("iam")
+    attached = iam.list_attached_user_policies(UserName=TARGET)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [DENY_ALL_ARN]
+    assert REVOKED_POLICY_NAME not in iam.list_user_policies(UserName=TARGET)["PolicyNames"]
+    assert summary.containment_requested and summary.deny_policy == DENY_ALL_POLICY_NAME
+    assert "deny-all attached (AWS managed policy AWSDenyAll)" in summary.headline()
+    # A second run finds the deny in place.
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    assert plan_revoke(snapshot, TARGET, extras=extras).steps == ()
+
+
+def test_iam_refusing_the_inline_policy_for_size_falls_back_when_it_runs(
+    managed_account: Account,
+) -> None:
+    """The snapshot said it fits (IAM's count has the last word): LimitExceeded on
+    PutUserPolicy attaches AWSDenyAll in the same step."""
+    account = managed_account
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    assert plan.step(STEP_DENY).call.params["Order"] == ["inline", "managed"]
+    report = apply_plan(plan, Limited(account.admin, {"put_user_policy"}), stop_on_failure=False)
+    assert report.ok, report.render_text()
+    assert report.kept[STEP_DENY]["Attached"] == "managed"
+    attached = account.client("iam").list_attached_user_policies(UserName=TARGET)
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [DENY_ALL_ARN]
+    summary = revoke_report(report, find_user(snapshot, TARGET))
+    assert "AWS managed policy AWSDenyAll" in summary.render_text()
+
+
+def test_no_room_for_either_fails_closed_after_the_keys(account: Account) -> None:
+    _fill_inline_space(account)
+    _attach_managed(account, MANAGED_POLICIES_PER_USER)
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    ids = [s.id for s in plan.steps]
+    assert ids[:2] == [STEP_KEYS, STEP_DENY]  # the keys go first, whatever comes next
+    (warning,) = [w for w in plan.warnings if "no room for a deny policy" in w]
+    assert "10 managed policies" in warning and "keyhygiene revoke stolen-phone" in warning
+
+    limited = Limited(account.admin, {"put_user_policy", "attach_user_policy"})
+    timer = ContainmentTimer(plan)
+    report = apply_plan(plan, limited, on_event=timer, stop_on_failure=False)
+    summary = revoke_report(report, find_user(snapshot, TARGET), timer=timer, snapshot=snapshot)
+    assert [r.step_id for r in report.failed] == [STEP_DENY]
+    assert fully_revoked(account)[STEP_KEYS]  # deactivated before the deny was tried
+    (failure,) = summary.failures
+    assert failure.message.startswith(NO_ROOM) and "detach one of" in failure.message
+    assert failure.permission.startswith("room for a deny policy")
+    text = summary.render_text()
+    assert "the deny policy is NOT attached" in text and "Not done:" in text
+    assert not summary.ok  # exit 3 on the command line
+
+
+def test_a_denied_put_is_not_a_reason_to_fall_back(managed_account: Account) -> None:
+    """Only IAM's quota moves the step to AWSDenyAll; an access denied fails it, and
+    says which permission was missing."""
+    account = managed_account
+    account.client("iam").put_user_policy(
+        UserName="admin", PolicyName="injected", PolicyDocument=_policy("Deny", "iam:PutUserPolicy")
+    )
+    summary = enforced(lambda: revoke(account.admin)[2])
+    assert [f.permission for f in summary.failures] == ["iam:PutUserPolicy"]
+    attached = account.client("iam").list_attached_user_policies(UserName=TARGET)
+    assert attached["AttachedPolicies"] == []
+
+
+def test_delete_user_removes_aws_deny_all_last(managed_account: Account) -> None:
+    account = managed_account
+    _fill_inline_space(account)
+    plan, report, _ = revoke(account.admin, delete_user=True)
+    assert report.ok, report.render_text()
+    assert plan.step(STEP_DENY).call.params["Order"][0] == "managed"
+    with pytest.raises(ClientError):
+        account.client("iam").get_user(UserName=TARGET)
+
+
+def test_the_report_says_requested_with_the_time_never_done(account: Account) -> None:
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    plan = plan_revoke(snapshot, TARGET, extras=extras)
+    moments = iter(datetime(2026, 11, 28, 14, 3, second, tzinfo=timezone.utc) for second in (5, 7))
+    timer = ContainmentTimer(plan, wall=lambda: next(moments))
+    seen: list[PlanEvent] = []
+
+    def on_event(event: PlanEvent) -> None:
+        seen.append(event)
+        timer(event)
+
+    report = apply_plan(plan, account.admin, on_event=on_event, stop_on_failure=False)
+    summary = revoke_report(report, find_user(snapshot, TARGET), timer=timer, snapshot=snapshot)
+    headline = summary.headline()
+    # The time AWS accepted the last of the two containment calls (the deny).
+    assert headline.startswith(f"Containment of {TARGET} requested at 14:03:07Z, ")
+    assert "keys deactivated, deny-all attached (inline policy keyhygiene-revoked)" in headline
+    assert "AWS may take a few minutes to apply it everywhere" in headline
+    text = summary.render_text()
+    assert "contained" not in text and " done" not in text.split("What to check next")[0]
+    assert "eventually consistent" in text and "after 14:03:07Z" in text
+
+    # A rerun with nothing left says when the first revoke asked for it.
+    snapshot, extras = load_for_revoke(account.admin, TARGET)
+    again = plan_revoke(snapshot, TARGET, extras=extras)
+    rerun = revoke_report(apply_plan(again, account.admin), find_user(snapshot, TARGET))
+    assert rerun.headline().startswith(
+        f"Containment of {TARGET} was requested before this run (keyhygiene:revoked="
+    )
+
+
+def test_the_inline_deny_document_fits_an_empty_user() -> None:
+    size = len(json.dumps(REVOKED_DOCUMENT, separators=(",", ":")))
+    assert size < USER_INLINE_POLICIES_LIMIT

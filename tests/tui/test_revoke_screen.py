@@ -119,10 +119,12 @@ async def test_search_review_confirm_revoke_and_copy(account: Any) -> None:
         await settle(pilot)
 
         summary = screen.result
-        assert isinstance(summary, RevokeReport) and summary.ok and summary.contained
+        assert isinstance(summary, RevokeReport) and summary.ok and summary.containment_requested
         assert set(view.statuses.values()) == {"done"}
         report = text_of(screen, "#revoke-report")
-        assert "contained in" in report and "CloudTrail" in report
+        assert f"Containment of {PHONE} requested at " in report and "CloudTrail" in report
+        assert "may take a few minutes" in report and "contained" not in report
+        assert "AWS accepted" in text_of(screen, "#revoke-status")
         await pilot.press("c")
         assert app.clipboard == summary.render_text()
         await pilot.press("escape")

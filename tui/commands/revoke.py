@@ -3,11 +3,16 @@
 Exit codes: 0 all done (or nothing to do, or a dry run), 3 some step failed
 (each is listed with the permission it needed), 2 bad input (an unknown user,
 --json without --dry-run; nothing changed).
+
+After the run it prints the revoke report (`tui.revoke.RevokeReport`) in place
+of the generic plan report: containment is *requested* when AWS accepted the
+calls, and IAM applies them everywhere only after a delay.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any
 
@@ -20,11 +25,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="emergency: cut a lost or stolen computer's user out of the account",
         description=(
             "Containment first: deactivate every access key of USER at once, attach the "
-            "inline policy keyhygiene-revoked (deny everything, sessions included), tag it "
+            "inline policy keyhygiene-revoked (deny everything, sessions included; the AWS "
+            "managed policy AWSDenyAll when its inline policies leave no room), tag it "
             "keyhygiene:revoked. Then remove it from its groups, from every bucket and KMS key "
-            "policy that names it, and delete its console password and MFA devices. A failed "
-            "step does not stop the others and nothing is rolled back; run the command again "
-            "to finish what is missing. Exit status: 0 all done (or nothing to do, or a dry "
+            "policy that names it, and delete its console password and MFA devices. The report "
+            "says when containment was requested: IAM applies changes everywhere after a delay. "
+            "A failed step does not stop the others and nothing is rolled back; run the command "
+            "again to finish what is missing. Exit status: 0 all done (or nothing to do, or a dry "
             "run), 2 bad input (an unknown user, --json without --dry-run; nothing changed), "
             "3 some step failed (each is listed with the permission it needed)."
         ),
@@ -86,8 +93,11 @@ def _revoke(args: argparse.Namespace) -> int:
         for warning in plan.warnings:
             print(f"Warning: {warning}", flush=True)
     timer = ContainmentTimer(plan)
+    review = _ReviewOnly()
 
     def on_event(event: Any) -> None:
+        if event.kind == "plan_started":
+            review.applying = True
         timer(event)
         print_event(event)
 
@@ -98,12 +108,29 @@ def _revoke(args: argparse.Namespace) -> int:
         roll_back_on_failure=False,
         stop_on_failure=False,
         on_event=on_event,
+        out=review,
     )
     if report is None:
         return code
     revoke = revoke_report(report, find_user(snapshot, args.user), timer=timer, snapshot=snapshot)
     print()
     print(revoke.render_text())
-    if not revoke.contained:
+    if not revoke.containment_requested:
         print(f"keyhygiene: {args.user} is NOT contained.", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+class _ReviewOnly(io.StringIO):
+    """`run_plan`'s output: the review (plan, dry run, question) goes to stdout;
+    once the plan runs, its generic report ("done, all N steps") is left out,
+    replaced by the revoke report, which says containment was requested."""
+
+    applying = False
+
+    def write(self, text: str) -> int:
+        if not self.applying:
+            sys.stdout.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
