@@ -5,6 +5,10 @@ or from a group node (the group is known, the person picks a computer). For a
 loan the person picks a duration (or types one) and sees when it would end.
 The plan is computed by tui/membership.py (pure, no AWS call) and opens in
 `PlanScreen` for review and apply. This screen holds no AWS logic.
+
+A loan of a group that grants IAM rights is refused by the core (`LoanRefused`):
+the refusal shows, and a checkbox appears to lend it anyway (the `--force` of
+the command line); changing the computer or the group clears it again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from screens.plan_screen import PlanScreen
 from tui.errors import KeyHygieneError
@@ -25,6 +29,7 @@ from tui.formatting import describe_duration
 from tui.membership import (
     DEFAULT_MAX_DURATION,
     Candidates,
+    LoanRefused,
     MembershipAction,
     candidates,
     format_expiry,
@@ -60,6 +65,10 @@ _EXPLANATIONS: dict[str, str] = {
 }
 
 
+# The command line's --force (`plan_grant(..., force=True)`).
+FORCE_LABEL = "Lend even if the group grants IAM rights"
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -80,6 +89,7 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     MembershipScreen #ms-expiry.error { color: $error; }
     MembershipScreen #ms-message { height: auto; margin: 1 0 0 0; color: $text-muted; }
     MembershipScreen #ms-message.error { color: $error; }
+    MembershipScreen #ms-force { margin: 1 0 0 0; }
     MembershipScreen #ms-buttons { height: auto; align-horizontal: right; margin: 1 0 0 0; }
     MembershipScreen Button { margin-left: 2; }
     """
@@ -136,6 +146,11 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
                 yield Static("", id="ms-expiry", markup=False)
             # Messages quote names: never read them as markup.
             yield Static("", id="ms-message", markup=False)
+            if self.action == "lend":
+                # Shown once a loan is refused because the group grants IAM rights.
+                force = Checkbox(FORCE_LABEL, id="ms-force")
+                force.display = False
+                yield force
             with Horizontal(id="ms-buttons"):
                 yield Button("Review plan", variant="primary", id="review")
                 yield Button("Cancel", id="cancel")
@@ -226,6 +241,14 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
             return
         try:
             plan = self.compute_plan(user, group)
+        except LoanRefused as exc:
+            self._show_message(
+                f"{exc.message}\nTick “{FORCE_LABEL}” below to lend it anyway (the plan "
+                "then warns about it), or choose another group.",
+                error=True,
+            )
+            self.query_one("#ms-force", Checkbox).display = True
+            return
         except (KeyHygieneError, ValueError) as exc:
             self._show_message(str(exc), error=True)
             return
@@ -245,7 +268,21 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
             self.duration_text(),
             now=self.clock(),
             max_duration=self.max_duration,
+            force=self.forced(),
         )
+
+    def forced(self) -> bool:
+        """Whether the person ticked the box that lends a group granting IAM rights."""
+        boxes = self.query("#ms-force").results(Checkbox)
+        return any(box.display and box.value for box in boxes)
+
+    @on(Select.Changed, "#ms-user")
+    @on(Select.Changed, "#ms-group")
+    def _clear_force(self) -> None:
+        # Ticked for one group, it must not lend another one by force.
+        for box in self.query("#ms-force").results(Checkbox):
+            box.value = False
+            box.display = False
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -38,6 +38,18 @@ Two cases need care, and both fail closed (deny more, never less):
   start, cron with `keyhygiene sweep --yes`). The plan warns about both.
 Lending to the identity that runs keyhygiene is refused: its own expiry
 policy could deny it the rights it needs to sweep (the lock-out rule).
+
+What the expiry policy guards. Before the expiry a borrower has all its
+group's rights, IAM ones included: it could delete its own `keyhygiene-expiry`,
+untag its loan, rename itself or join groups for good. So the same policy also
+carries an unconditional Deny of exactly that (`guard_statements`) for as long
+as the user holds any loan; the sweep, run by an admin, removes it with the
+last loan. What no policy on the borrower can stop is the users, keys and
+rights it could create for others, which no expiry covers: a group whose
+policies allow such IAM writes (`IAM_WRITE_RIGHTS`, decided on AWS's rules by
+`tui.policy_eval`, see `loan_risks`), or one of whose policies cannot be read,
+is not lent unless forced, and a forced loan says so in the plan. A group that
+may assume roles is lent with a warning: a role session outlives the loan.
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+from tui.access import group_policies, managed_document
 from tui.aws_limits import (
     MAX_GROUPS_PER_USER,
     MAX_TAG_KEY,
@@ -81,6 +94,7 @@ from tui.plans import (
     local_action,
 )
 from tui.policy_documents import POLICY_VERSION, caller_principal_arn
+from tui.policy_eval import PolicySource, Principal, Request, evaluate
 
 DEFAULT_MAX_DURATION = timedelta(days=30)
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
@@ -354,16 +368,76 @@ def expiry_policy(
     for when in sorted(by_time):
         sid = EXPIRY_SID_PREFIX + format_expiry(when).replace("-", "").replace(":", "")
         statements.append(_deny_statement(sid, sorted(by_time[when]), when))
-    document = {"Version": POLICY_VERSION, "Statement": statements} if statements else None
+    timed = bool(statements)
+    # As long as any loan lasts: without it a borrower whose group grants IAM
+    # rights could delete this very policy, or move its tag, before the expiry.
+    statements.extend(guard_statements(user))
+    document = {"Version": POLICY_VERSION, "Statement": statements}
+    guard = (
+        f"and, unconditionally while {'a loan lasts' if len(grants) > 1 else 'the loan lasts'}, "
+        f"{user.name} changing its own policies, tags, groups or name (so that it cannot undo "
+        "its expiry)"
+    )
     summary = (
         "AWS itself denies "
         + "; and ".join(parts)
-        + f", so {'each loan ends' if len(grants) > 1 else 'the loan ends'} on time even if "
-        "keyhygiene never runs again"
+        + f"; {guard}, so {'each loan ends' if len(grants) > 1 else 'the loan ends'} on time "
+        "even if keyhygiene never runs again"
     )
-    if document is None:
-        summary = "the loans give access to no resource keyhygiene can name, so nothing is denied"
+    if not timed:
+        summary = (
+            "the loans give access to no resource keyhygiene can name, so nothing is denied "
+            f"after the expiry; AWS itself denies {guard.removeprefix('and, ')}"
+        )
     return ExpiryPolicy(document, summary, tuple(warnings))
+
+
+# The guard of `keyhygiene-expiry`: what a borrower may never do to itself while
+# it holds a loan, whatever its groups allow (an explicit Deny beats any Allow).
+# On its own ARN: its inline and attached policies (this one included), its
+# permissions boundary, its tags (the grant tags tell the sweep what to end) and
+# its name and path (renamed, it would no longer match this Resource).
+GUARD_SID = EXPIRY_SID_PREFIX + "Guard"
+GUARD_GROUPS_SID = EXPIRY_SID_PREFIX + "GuardGroups"
+GUARDED_SELF_ACTIONS: tuple[str, ...] = (
+    "iam:DeleteUserPolicy",
+    "iam:PutUserPolicy",
+    "iam:AttachUserPolicy",
+    "iam:DetachUserPolicy",
+    "iam:PutUserPermissionsBoundary",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:TagUser",
+    "iam:UntagUser",
+    "iam:UpdateUser",
+)
+# iam:AddUserToGroup is authorized on the *group* (the Service Authorization
+# Reference lists only the group resource, and no condition key names the user
+# being added), so it can only be denied on "*": the borrower cannot add itself,
+# nor anyone else, to any group for good while it holds a loan.
+# iam:RemoveUserFromGroup is left allowed, on purpose: it is authorized on the
+# group too, so it could only be denied on "*" (which would also stop a borrower
+# lent an admin group from taking a lost computer out of a group), and leaving a
+# group escapes nothing of the loan: it only takes rights away, and the tag and
+# this policy stay for the sweep (which accepts a membership already gone).
+GUARDED_GROUP_ACTION = "iam:AddUserToGroup"
+
+
+def guard_statements(user: User) -> list[dict[str, Any]]:
+    """The unconditional Deny statements of `keyhygiene-expiry` (see above)."""
+    return [
+        {
+            "Sid": GUARD_SID,
+            "Effect": "Deny",
+            "Action": list(GUARDED_SELF_ACTIONS),
+            "Resource": user.arn,
+        },
+        {
+            "Sid": GUARD_GROUPS_SID,
+            "Effect": "Deny",
+            "Action": GUARDED_GROUP_ACTION,
+            "Resource": "*",
+        },
+    ]
 
 
 def _deny_statement(sid: str, resources: list[str], when: datetime) -> dict[str, Any]:
@@ -401,7 +475,8 @@ def _group_documents(
         (policy.name, policy.document) for policy in group.inline_policies
     ]
     for attached in group.attached_policies:
-        documents.append((attached.name, snapshot.managed_policies.get(attached.arn)))
+        # The AWS managed policies keyhygiene knows count too (AdministratorAccess...).
+        documents.append((attached.name, managed_document(snapshot, attached)))
     return documents
 
 
@@ -417,6 +492,210 @@ def _strings(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(item for item in value if isinstance(item, str))
     return ()
+
+
+# --------------------------------------------------------------------------- what a loan gives away
+
+# IAM writes that make something no expiry covers: another user, an access key
+# or password for one, a right given to another identity (a user, a group, a
+# role, a managed policy), a role that anyone can take. A borrower allowed one
+# of them could, before its expiry, give itself access that outlives the loan.
+# On itself they escape nothing: a new key of its own is still under its expiry
+# policy, and the guard covers its own policies, tags and name.
+IAM_WRITE_RIGHTS: tuple[tuple[str, str], ...] = (
+    ("iam:CreateUser", "user"),
+    ("iam:CreateAccessKey", "user"),
+    ("iam:CreateLoginProfile", "user"),
+    ("iam:UpdateLoginProfile", "user"),
+    ("iam:PutUserPolicy", "user"),
+    ("iam:AttachUserPolicy", "user"),
+    ("iam:DeleteUserPolicy", "user"),  # another borrower's keyhygiene-expiry
+    ("iam:AddUserToGroup", "group"),
+    ("iam:PutGroupPolicy", "group"),
+    ("iam:AttachGroupPolicy", "group"),
+    ("iam:CreateRole", "role"),
+    ("iam:UpdateAssumeRolePolicy", "role"),
+    ("iam:PutRolePolicy", "role"),
+    ("iam:AttachRolePolicy", "role"),
+    ("iam:CreatePolicyVersion", "policy"),
+    ("iam:SetDefaultPolicyVersion", "policy"),
+)
+# The name of the identity that does not exist: a right on it is a right on
+# users (groups, roles, policies) the group's policies do not name one by one.
+STAND_IN_NAME = "keyhygiene-stand-in"
+
+
+class LoanRefused(BadInput):
+    """A loan refused because the group grants IAM rights (or may: a policy
+    could not be read); `plan_grant(..., force=True)` lends it anyway."""
+
+    def __init__(self, message: str, *, hint: str | None = None, group: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.group = group
+
+
+@dataclass(frozen=True)
+class LoanRisks:
+    """What lending `group` would let its borrower do that the expiry cannot take back.
+
+    Each entry is a phrase naming the policy: "its inline policy ops allows
+    iam:CreateUser on any user".
+    """
+
+    group: str
+    iam_rights: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()  # policies whose document is not known
+    roles: tuple[str, ...] = ()  # what sts:AssumeRole is allowed on: "any role", "role ops"
+
+    @property
+    def refused(self) -> bool:
+        """Fail closed: a policy that could not be read may grant IAM rights too."""
+        return bool(self.iam_rights or self.unreadable)
+
+
+def loan_risks(snapshot: Snapshot, user: User, group: Group, *, now: datetime) -> LoanRisks:
+    """The IAM rights and roles `group` gives `user`, decided on AWS's rules
+    (`tui.policy_eval`) from the group's own policies only.
+
+    Fail closed, so that a right reachable by some request is found: every
+    Allow counts whatever its Condition (MFA, source IP ... hold for some
+    request), a Deny only when it has none. Each right is asked on a stand-in
+    identity (what "*" or a wildcard reaches) and on every existing one of its
+    kind, the borrower itself left out (rights on itself are what the guard is
+    for). A policy whose document is not known (an AWS managed policy
+    `tui.access` does not know) is reported as unreadable.
+    """
+    principal = Principal.user(user.arn, tags=user.tags, user_id=user.user_id)
+    own = f"group {group.name} "
+    readable: list[PolicySource] = []
+    unreadable: list[str] = []
+    for source in group_policies(snapshot, group):
+        label = source.label.removeprefix(own)
+        if source.document is None:
+            unreadable.append(f"its {label} could not be read")
+        else:
+            readable.append(PolicySource(label, _as_it_could_allow(source.document)))
+
+    def found(action: str, targets: Sequence[tuple[str, str]]) -> str | None:
+        for resource, words in targets:
+            request = Request(
+                principal, action, resource, now=utc(now), resource_account=snapshot.account_id
+            )
+            decision = evaluate(request, readable)
+            if decision.allowed:
+                source = decision.deciding[0].source if decision.deciding else "policies"
+                return f"its {source} allows {action} on {words}"
+            if decision.outcome == "unknown":
+                return f"its policies may allow {action} on {words} ({decision.reason})"
+        return None
+
+    rights: list[str] = []
+    if readable:
+        for action, kind in IAM_WRITE_RIGHTS:
+            right = found(action, _iam_targets(snapshot, user, kind))
+            if right is not None:
+                rights.append(right)
+    roles: list[str] = []
+    if readable:
+        for target in _iam_targets(snapshot, user, "role"):
+            if found("sts:AssumeRole", [target]) is not None:
+                roles.append(target[1])
+                if target[1] == "any role":
+                    break
+    return LoanRisks(group.name, tuple(rights), tuple(unreadable), tuple(roles))
+
+
+def _iam_targets(snapshot: Snapshot, user: User, kind: str) -> list[tuple[str, str]]:
+    """(ARN, words) of what an IAM right of `kind` may be asked on: the stand-in first."""
+    stand_in = f"arn:{snapshot.partition}:iam::{snapshot.account_id}:{kind}/{STAND_IN_NAME}"
+    targets = [(stand_in, f"any {kind}")]
+    if kind == "user":
+        targets += [(u.arn, f"user {u.name}") for u in snapshot.users if u.arn != user.arn]
+    elif kind == "group":
+        targets += [(g.arn, f"group {g.name}") for g in snapshot.groups]
+    elif kind == "role":
+        targets += [(r.arn, f"role {r.name}") for r in snapshot.roles if not r.service_linked]
+    elif kind == "policy":
+        targets += [
+            (policy_arn, f"policy {policy_arn.rsplit('/', 1)[-1]}")
+            for policy_arn in sorted(snapshot.managed_policies)
+            if ":iam::aws:policy/" not in policy_arn  # AWS managed: no one can change them
+        ]
+    return targets
+
+
+def _as_it_could_allow(document: Mapping[str, Any]) -> dict[str, Any]:
+    """`document` as it is for the request most favourable to the caller: its
+    Allows without their Condition, its Denies only when they have none."""
+    raw = document.get("Statement", [])
+    statements: list[Any] = []
+    for statement in raw if isinstance(raw, list) else [raw]:
+        if isinstance(statement, Mapping) and "Condition" in statement:
+            if statement.get("Effect") == "Deny":
+                continue
+            if statement.get("Effect") == "Allow":
+                statement = {k: v for k, v in statement.items() if k != "Condition"}
+        statements.append(statement)
+    return {**document, "Statement": statements}
+
+
+def _risk_text(risks: LoanRisks) -> str:
+    """The first IAM right found and how many more, or the policies not read."""
+    if not risks.iam_rights:
+        return "; ".join(risks.unreadable)
+    more = len(risks.iam_rights) - 1
+    return risks.iam_rights[0] + (
+        f" (and {more} more IAM right{'s' if more != 1 else ''})" if more else ""
+    )
+
+
+def _check_loan_risks(user: User, group: Group, risks: LoanRisks, *, force: bool) -> None:
+    if not risks.refused or force:
+        return
+    if risks.iam_rights:
+        because = "it grants IAM rights"
+        why = (
+            "A borrower with IAM rights could, before the expiry, create users, access keys or "
+            "rights that no expiry covers and that outlive the loan."
+        )
+    else:
+        because = "one of its policies cannot be read"
+        why = (
+            "Its document is not known (an AWS managed policy keyhygiene does not know, or one "
+            "the inventory could not read), so it may grant IAM rights a borrower could use to "
+            "create users, access keys or rights that outlive the loan."
+        )
+    raise LoanRefused(
+        f"Group {group.name} is not lent to {user.name}, because {because}: "
+        f"{_risk_text(risks)}. {why} Nothing was changed.",
+        hint=f"Lend a group without IAM rights, or add {user.name} to {group.name} "
+        "permanently if it should have them. To lend it anyway, pass --force: "
+        f"`keyhygiene grant {user.name} --group {group.name} --for DURATION --force`.",
+        group=group.name,
+    )
+
+
+def _loan_risk_warnings(
+    user: User, group: Group, risks: LoanRisks, expiry_text: str, *, forced: bool
+) -> list[str]:
+    warnings: list[str] = []
+    if forced and risks.refused:
+        because = "grants IAM rights" if risks.iam_rights else "has a policy that could not be read"
+        warnings.append(
+            f"Lent by force although group {group.name} {because}: {_risk_text(risks)}. "
+            f"Until {expiry_text}, {user.name} could still create "
+            "users, access keys or rights that no expiry covers and that outlive the loan. "
+            "Its expiry policy only keeps it from undoing its own expiry (its policies, tags, "
+            "groups and name)."
+        )
+    if risks.roles:
+        on = ", ".join(risks.roles[:3]) + (" …" if len(risks.roles) > 3 else "")
+        warnings.append(
+            f"Group {group.name} allows sts:AssumeRole on {on}: a role session {user.name} "
+            "starts during the loan outlives it, up to the role's maximum session duration "
+            "(1 h by default, up to 12 h); neither the expiry policy nor the sweep ends it."
+        )
+    return warnings
 
 
 # --------------------------------------------------------------------------- checks
@@ -682,8 +961,14 @@ def plan_grant(
     *,
     now: datetime,
     max_duration: timedelta = DEFAULT_MAX_DURATION,
+    force: bool = False,
 ) -> Plan:
     """Lend `group_name` to `user_name` until `now + duration`, or move an existing loan's expiry.
+
+    A group whose policies allow IAM writes (`IAM_WRITE_RIGHTS`, `*:*`
+    included), or one of whose policies cannot be read, is refused
+    (`LoanRefused`) unless `force`: before its expiry the borrower could create
+    users and keys that no expiry covers. Forced, the plan warns about it.
 
     Order, for a run cut short: the tag and the expiry policy come first, so a
     half-applied loan still ends on time and `sweep` still finds it; then the
@@ -707,6 +992,8 @@ def plan_grant(
         )
     _check_group_room(user, group)
     _check_not_actor(snapshot, user)
+    risks = loan_risks(snapshot, user, group, now=now)
+    _check_loan_risks(user, group, risks, force=force)
     tag_key = (
         _grant_tag_key(user, group)
         if current is None
@@ -732,7 +1019,11 @@ def plan_grant(
             f"Move the end of {user.name}'s loan of {group.name} from {current} to {expiry_text}"
         )
         kind = "grant-extend"
-    warnings = [*policy.warnings, *_unreadable_grants_warning(user)]
+    warnings = [
+        *_loan_risk_warnings(user, group, risks, expiry_text, forced=force),
+        *policy.warnings,
+        *_unreadable_grants_warning(user),
+    ]
     return Plan(kind, title, tuple(steps), tuple(warnings))
 
 

@@ -83,7 +83,8 @@ def test_create_photos_as_in_the_issue(account: str) -> None:
     assert {s["Sid"] for s in statements(policy)} >= {
         "KeyHygieneAllow",
         "KeyHygieneDenyOthers",
-        "KeyHygieneDenyUnencrypted",
+        "KeyHygieneDenyConfiguration",
+        "KeyHygieneDenyWrongEncryption",
     }
     assert s3.get_bucket_tagging(Bucket="photos-data")["TagSet"] == [
         {"Key": TAG_GROUPS, "Value": "photos"}

@@ -149,7 +149,8 @@ def test_grant_then_sweep_after_the_expiry_removes_all_four(account: Account) ->
     assert account.tags("rare-box") == {"keyhygiene:grant:photos": "2026-11-28T21:00:00Z"}
     assert account.inline_policies("rare-box") == [EXPIRY_POLICY_NAME]
     document = account.iam.get_user_policy(UserName="rare-box", PolicyName=EXPIRY_POLICY_NAME)
-    (statement,) = document["PolicyDocument"]["Statement"]
+    statement, *guard = document["PolicyDocument"]["Statement"]
+    assert [s["Sid"] for s in guard] == ["KeyHygieneExpiryGuard", "KeyHygieneExpiryGuardGroups"]
     assert statement["Effect"] == "Deny" and statement["Action"] == "*"
     assert statement["Condition"] == {
         "DateGreaterThan": {"aws:CurrentTime": "2026-11-28T21:00:00Z"}

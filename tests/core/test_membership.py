@@ -29,6 +29,7 @@ from tui.membership import (
     SWEEP_KIND,
     Candidates,
     Grant,
+    LoanRefused,
     apply_sweep,
     candidates,
     expired_grants,
@@ -51,6 +52,7 @@ from tui.model import (
     TAG_GROUPS,
     TAG_PERSON,
     TAG_REVOKED,
+    Group,
     InlinePolicy,
     Snapshot,
 )
@@ -96,6 +98,39 @@ class _SharedSessionConnection(Connection):
 
 def arn(user: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:user/{user}"
+
+
+def guard(user: str) -> list[dict[str, Any]]:
+    """The unconditional statements every keyhygiene-expiry ends with."""
+    return [
+        {
+            "Sid": "KeyHygieneExpiryGuard",
+            "Effect": "Deny",
+            "Action": [
+                "iam:DeleteUserPolicy",
+                "iam:PutUserPolicy",
+                "iam:AttachUserPolicy",
+                "iam:DetachUserPolicy",
+                "iam:PutUserPermissionsBoundary",
+                "iam:DeleteUserPermissionsBoundary",
+                "iam:TagUser",
+                "iam:UntagUser",
+                "iam:UpdateUser",
+            ],
+            "Resource": arn(user),
+        },
+        {
+            "Sid": "KeyHygieneExpiryGuardGroups",
+            "Effect": "Deny",
+            "Action": "iam:AddUserToGroup",
+            "Resource": "*",
+        },
+    ]
+
+
+def timed(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of an expiry policy that end loans (those with a Condition)."""
+    return [s for s in document["Statement"] if "Condition" in s]
 
 
 def _policy(actions: list[str], resources: list[str] | str) -> dict[str, Any]:
@@ -388,12 +423,14 @@ def test_expiry_policy_denies_everything_on_the_groups_resources_after_the_expir
                     ]
                 ),
                 "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2026-11-28T21:00:00Z"}},
-            }
+            },
+            *guard(PHONE),
         ],
     }
     assert (
         "after 2026-11-28T21:00:00Z every action on the resources of group photos" in policy.summary
     )
+    assert "changing its own policies, tags, groups or name" in policy.summary
     assert "bucket photos-data" in policy.summary and "KMS key alias/photos" in policy.summary
     assert "even if keyhygiene never runs again" in policy.summary
     assert policy.warnings == ()
@@ -410,7 +447,7 @@ def test_two_loans_end_at_their_own_times_and_shared_resources_at_the_earlier(
     assert document is not None
     by_time = {
         s["Condition"]["DateGreaterThan"]["aws:CurrentTime"]: set(s["Resource"])
-        for s in document["Statement"]
+        for s in timed(document)
     }
     assert set(by_time) == {format_expiry(early), format_expiry(late)}
     # The archive serves both loans: it goes with the earlier one (fail closed).
@@ -439,7 +476,7 @@ def test_a_group_allowed_on_every_resource_is_ended_by_a_full_deny(seeded: Snaps
         "Condition": {"DateGreaterThan": {"aws:CurrentTime": format_expiry(expiry)}},
     }
     # The later photos statement is covered by the full deny: left out for size.
-    assert rest == []
+    assert rest == guard(PHONE)
     assert any("denied every action" in w for w in policy.warnings)
     assert "every action at all" in policy.summary
 
@@ -487,6 +524,58 @@ def test_lend_puts_membership_whitelists_tag_and_expiry_policy(aws: ClientCache)
     after_data = bucket_policy("photos-data")
     assert FOREIGN in after_data["Statement"]
     assert after_data["Statement"][0] == before_data["Statement"][0] == FOREIGN
+
+
+def test_lending_a_group_that_grants_iam_rights_is_refused_unless_forced(
+    seeded: Snapshot,
+) -> None:
+    with pytest.raises(LoanRefused) as refused:
+        plan_grant(seeded, PHONE, "admins", "2h", now=NOW)
+    message = str(refused.value)
+    assert "Group admins is not lent to alice-phone, because it grants IAM rights" in message
+    assert "its attached policy everything allows iam:CreateUser on any user" in message
+    assert "Nothing was changed." in message and "--force" in message
+    plan = plan_grant(seeded, PHONE, "admins", "2h", now=NOW, force=True)
+    assert plan.kind == "grant"
+    assert any(w.startswith("Lent by force although group admins") for w in plan.warnings)
+    assert any("sts:AssumeRole on any role" in w for w in plan.warnings)
+    assert "Lent by force" in plan.render_text()
+    # An ordinary group: no refusal, no warning.
+    assert plan_grant(seeded, PHONE, "photos", "2h", now=NOW).warnings == ()
+
+
+def test_a_forced_loan_is_applied_with_the_guard_and_the_sweep_removes_it(
+    aws: ClientCache,
+) -> None:
+    apply(plan_grant(snap(), PHONE, "admins", "2h", now=NOW, force=True), aws)
+    assert "admins" in groups_of(PHONE)
+    document = expiry_document(PHONE)
+    assert document is not None
+    assert document["Statement"] == [
+        {
+            "Sid": "KeyHygieneExpiryAll",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2026-11-28T21:00:00Z"}},
+        },
+        *guard(PHONE),
+    ]
+    apply(plan_sweep(snap(), now=NOW + timedelta(hours=3)), aws)
+    assert expiry_document(PHONE) is None and "admins" not in groups_of(PHONE)
+
+
+def test_a_loan_reaching_nothing_still_carries_the_guard(seeded: Snapshot) -> None:
+    snapshot = replace(
+        seeded,
+        groups=(*seeded.groups, Group("empty", f"arn:aws:iam::{ACCOUNT}:group/empty")),
+    )
+    phone = snapshot.user(PHONE)
+    assert phone is not None
+    policy = expiry_policy(snapshot, phone, {"empty": NOW + timedelta(hours=2)})
+    assert policy.document is not None and policy.document["Statement"] == guard(PHONE)
+    assert "nothing is denied after the expiry" in policy.summary
+    assert "changing its own policies, tags, groups or name" in policy.summary
 
 
 def test_lending_again_moves_the_expiry(aws: ClientCache) -> None:
@@ -547,11 +636,12 @@ def test_two_loans_share_one_expiry_policy_and_ending_one_keeps_the_other(
     apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
     apply(plan_grant(snap(), PHONE, "videos", "1d", now=NOW), aws)
     document = expiry_document(PHONE)
-    assert document is not None and len(document["Statement"]) == 2
+    assert document is not None and len(timed(document)) == 2
     apply(plan_end_grant(snap(), PHONE, "photos"), aws)
     document = expiry_document(PHONE)
     assert document is not None
-    (statement,) = document["Statement"]
+    assert document["Statement"][1:] == guard(PHONE)  # a loan is left: the guard stays
+    (statement,) = timed(document)
     assert "arn:aws:s3:::videos-data" in statement["Resource"]
     assert "arn:aws:s3:::photos-data" not in statement["Resource"]
     assert groups_of(PHONE) == {DEVICES_GROUP, "videos"}
@@ -614,8 +704,9 @@ def test_sweep_removes_expired_loans_only_and_twice_is_harmless(aws: ClientCache
     assert set(tags_of(PHONE)) >= {"keyhygiene:grant:videos"}
     assert "keyhygiene:grant:photos" not in tags_of(PHONE)
     document = expiry_document(PHONE)
-    assert document is not None and len(document["Statement"]) == 1
+    assert document is not None and len(timed(document)) == 1
     assert "arn:aws:s3:::videos-data" in document["Statement"][0]["Resource"]
+    assert document["Statement"][1:] == guard(PHONE)
     assert whitelisted_everywhere(PHONE) == [False, False, False]
     assert whitelisted_everywhere("alice-tablet") == [True, True, True]
     assert FOREIGN in bucket_policy("photos-data")["Statement"]

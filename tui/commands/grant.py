@@ -28,7 +28,8 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
             "--max-duration says otherwise): add it to the group, whitelist it in the group's "
             "buckets and KMS keys, tag the expiry and put the inline policy keyhygiene-expiry "
             "that AWS enforces after it. Lending again moves the expiry to now + DURATION; "
-            "--end removes everything the loan added. Exit status: 0 done, 2 bad input "
+            "--end removes everything the loan added. A group that grants IAM rights is "
+            "refused unless --force. Exit status: 0 done, 2 bad input "
             "(nothing changed), 3 AWS error (what was done is rolled back)."
         ),
         parents=parents,
@@ -45,6 +46,16 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         default="30d",
         metavar="DURATION",
         help="the longest loan accepted (default: 30d)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="lend GROUP even if its policies grant IAM rights (iam:CreateUser, "
+        "iam:CreateAccessKey, iam:PutUserPolicy, iam:AddUserToGroup, iam:CreateRole ... or "
+        "*:*) or one of them cannot be read (an AWS managed policy keyhygiene does not know): "
+        "refused without it, because before the expiry the borrower could create users, keys "
+        "or rights that no expiry covers. The plan then warns about it. The borrower still "
+        "cannot change its own policies, tags, groups or name while the loan lasts",
     )
     add_apply_options(parser)
     add_now_option(parser)
@@ -67,6 +78,12 @@ def _grant(args: argparse.Namespace) -> int:
     return run_membership_plan(
         args,
         lambda snapshot: plan_grant(
-            snapshot, args.user, args.group, duration, now=now, max_duration=maximum
+            snapshot,
+            args.user,
+            args.group,
+            duration,
+            now=now,
+            max_duration=maximum,
+            force=args.force,
         ),
     )
