@@ -438,7 +438,7 @@ def bucket_unencrypted_upload_deny(
                 bucket,
                 "bucket.no-unencrypted-deny",
                 "low",
-                f"Bucket {bucket.name} accepts uploads with another encryption",
+                f"Bucket {bucket.name} accepts uploads under any key",
                 "No bucket policy statement denies s3:PutObject asking for AES256, SSE-C, "
                 "aws/s3 or another KMS key than the application's.",
                 fix=_app_fix(bucket, "add keyhygiene's KeyHygieneDenyWrongEncryption statements"),
