@@ -25,7 +25,7 @@ from typing import Any, Literal
 from tui import arns
 from tui.model import Bucket, Group, InlinePolicy, KmsKey, PolicyAttachment, Role, Snapshot, User
 from tui.policy_documents import caller_principal_arn
-from tui.policy_eval import Decision, PolicySource, Principal, Request, evaluate
+from tui.policy_eval import Decision, PolicySource, Principal, Request, evaluate, may_apply
 
 # AWS managed policies by name, as the AWS Managed Policy Reference documents
 # them (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/):
@@ -215,12 +215,20 @@ def explain(
 
 def resource_arn_of(snapshot: Snapshot, resource: str) -> str:
     """An ARN for what a person types: `photos-data`, `photos-data/a.jpg`,
-    `alias/photos`, a key id; ARNs stay as they are."""
+    `alias/photos`, a key id; ARNs stay as they are, but an alias ARN becomes
+    its key's ARN (KMS authorizes on the key). A bare name that is a bucket is
+    the bucket, even when `alias/NAME` exists too (an application's key and
+    bucket may share its name)."""
     if resource.startswith("arn:"):
+        if ":kms:" in resource and ":alias/" in resource:
+            key = snapshot.kms_key("alias/" + resource.split(":alias/", 1)[1])
+            return key.arn if key is not None else resource
         return resource
-    key = snapshot.kms_key(resource)
-    if key is not None:
-        return key.arn
+    is_bucket = snapshot.bucket(resource.split("/", 1)[0]) is not None
+    if not is_bucket or resource.startswith("alias/"):
+        key = snapshot.kms_key(resource)
+        if key is not None:
+            return key.arn
     return arns.bucket_arn(resource, snapshot.partition)
 
 
@@ -248,6 +256,8 @@ class Reach:
                 else f"cannot use {self.resource}"
             )
         if self.unknown:
+            if not self.abilities:  # not "cannot use", which would contradict it
+                text = f"may be able to use {self.resource}"
             text += f" (cannot tell: {', '.join(self.unknown)})"
         return text
 
@@ -303,28 +313,218 @@ def principal_reach(snapshot: Snapshot, who: str, now: datetime) -> list[Reach]:
     return [r for r in found if r.abilities or r.unknown]
 
 
+@dataclass(frozen=True)
+class WhoCan:
+    """Who may call an action on a resource, by name (roles as `role NAME`)."""
+
+    allowed: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    # KMS: allowed through the key policy's delegation to the account (their
+    # IAM policies decided), not by a statement naming them.
+    through_iam: tuple[str, ...] = ()
+    # Anonymous callers are allowed: the resource is public.
+    anyone: bool = False
+    # Users and roles that might be allowed but were not evaluated (`budget`).
+    unchecked: int = 0
+
+
 def who_can(
-    snapshot: Snapshot, action: str, resource: str, now: datetime
-) -> tuple[list[str], list[str]]:
-    """(allowed, unknown): the users and roles of the snapshot that may call
-    `action` on `resource`, by name (roles as `role NAME`)."""
+    snapshot: Snapshot,
+    action: str,
+    resource: str,
+    now: datetime,
+    *,
+    budget: int | None = None,
+    with_root: bool = False,
+) -> WhoCan:
+    """The users and roles of the snapshot (and, `with_root`, the root user)
+    that may call `action` on `resource` on AWS's rules.
+
+    Only the principals some policy could allow are evaluated (`candidates`):
+    on a 500-user account a question costs milliseconds, not 500 evaluations.
+    `budget` caps how many are evaluated, those the resource policy names
+    first; the rest are counted in `unchecked`.
+    """
+    anonymous = explain(snapshot, Principal.anonymous(), action, resource, now=now)
+    if anonymous.allowed:
+        return WhoCan(anyone=True)
+    policy = resource_policy(snapshot, resource)
+    found = candidates(snapshot, action, resource)
+    checked = found
+    if budget is not None and len(found) > budget:
+        # Named ones first (sorted is stable), then back in the account's order.
+        order = sorted(range(len(found)), key=lambda i: not found[i].named)[:budget]
+        checked = [found[i] for i in sorted(order)]
+    entries = [(c.label, c.principal, c.sources) for c in checked]
+    if with_root:
+        entries.append(
+            ("root", Principal.root(snapshot.account_id, partition=snapshot.partition), [])
+        )
     allowed: list[str] = []
     unknown: list[str] = []
-    candidates: list[tuple[str, Principal]] = [
-        (u.name, Principal.user(u.arn, tags=u.tags, user_id=u.user_id)) for u in snapshot.users
-    ]
-    candidates += [
-        (f"role {r.name}", Principal.role_session(r.arn, session="keyhygiene", tags=r.tags))
-        for r in snapshot.roles
-        if not r.service_linked
-    ]
-    for label, principal in candidates:
-        decision = explain(snapshot, principal, action, resource, now=now)
+    through_iam: list[str] = []
+    kms = action.lower().startswith("kms:")
+    for label, principal, sources in entries:
+        request = Request(
+            principal, action, resource, now=now, resource_account=snapshot.account_id
+        )
+        decision = evaluate(request, sources, policy)
         if decision.allowed:
             allowed.append(label)
+            # A key policy statement naming the caller decides alone; otherwise
+            # the deciding statements include the caller's own IAM policies.
+            if (
+                kms
+                and policy is not None
+                and any(r.source != policy.label for r in decision.deciding)
+            ):
+                through_iam.append(label)
         elif decision.outcome == "unknown":
             unknown.append(label)
-    return allowed, unknown
+    if anonymous.outcome == "unknown":
+        unknown.append("anonymous callers")
+    return WhoCan(
+        tuple(allowed), tuple(unknown), tuple(through_iam), unchecked=len(found) - len(checked)
+    )
+
+
+def who_reads(
+    snapshot: Snapshot,
+    bucket: Bucket,
+    now: datetime,
+    *,
+    budget: int | None = None,
+    with_root: bool = False,
+) -> WhoCan:
+    """Who can read a bucket's objects: s3:GetObject and, when the bucket
+    encrypts with a KMS key by default, kms:Decrypt with that key (S3 decrypts
+    as the caller, so an admin allowed the object but not the key reads nothing)."""
+    objects = who_can(
+        snapshot, "s3:GetObject", f"{bucket.arn}/example", now, budget=budget, with_root=with_root
+    )
+    key = _default_key(snapshot, bucket)
+    if objects.anyone or key is None:
+        return objects
+    decrypt = who_can(snapshot, "kms:Decrypt", key.arn, now, budget=budget, with_root=with_root)
+    # Both must allow; either side unknown (and neither denying) is unknown.
+    key_side = {**dict.fromkeys(decrypt.unknown, None), **dict.fromkeys(decrypt.allowed, True)}
+    allowed = tuple(n for n in objects.allowed if key_side.get(n) is True)
+    unknown = tuple(
+        n for n in (*objects.allowed, *objects.unknown) if n in key_side and n not in allowed
+    )
+    return WhoCan(allowed, unknown, unchecked=max(objects.unchecked, decrypt.unchecked))
+
+
+def _default_key(snapshot: Snapshot, bucket: Bucket) -> KmsKey | None:
+    encryption = bucket.encryption
+    if encryption is None or not encryption.is_kms or not encryption.kms_key_id:
+        return None
+    return snapshot.kms_key(encryption.kms_key_id)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str  # the user's name, or `role NAME`
+    principal: Principal
+    sources: list[PolicySource]  # its identity policies
+    named: bool  # the resource policy names it
+
+
+def candidates(snapshot: Snapshot, action: str, resource: str) -> list[Candidate]:
+    """The users and roles that could be allowed `action` on `resource`.
+
+    Within one account an Allow comes from an identity policy of the caller or
+    from a resource policy statement naming the caller (or everyone); a KMS
+    key's delegation to the account still needs the IAM side. A principal with
+    neither is denied whatever the conditions say, so it is left out without
+    evaluating anything. The test (`policy_eval.may_apply`) reads Action and
+    Resource only and takes whatever it does not understand as matching, so it
+    never leaves out one the evaluator would allow or could not tell.
+    """
+    policy = resource_policy(snapshot, resource)
+    if policy is None:
+        everyone, named = False, frozenset[str]()
+    elif policy.document is None:
+        everyone, named = True, frozenset()
+    else:
+        everyone, named = _resource_names(policy.document, action, resource)
+    verdicts: dict[int, bool] = {}
+
+    def may_allow(sources: list[PolicySource]) -> bool:
+        for source in sources:
+            if source.document is None:
+                return True
+            key = id(source.document)
+            if key not in verdicts:
+                verdicts[key] = _identity_may_allow(source.document, action, resource)
+            if verdicts[key]:
+                return True
+        return False
+
+    groups = {g.name.lower(): group_policies(snapshot, g) for g in snapshot.groups}
+    found: list[Candidate] = []
+    for user in snapshot.users:
+        sources = _documents(
+            snapshot, f"user {user.name}", user.inline_policies, user.attached_policies
+        )
+        for name in user.groups:
+            sources += groups.get(name.lower(), [])
+        is_named = user.arn in named
+        if everyone or is_named or may_allow(sources):
+            principal = Principal.user(user.arn, tags=user.tags, user_id=user.user_id)
+            found.append(Candidate(user.name, principal, sources, is_named))
+    for role in snapshot.roles:
+        if role.service_linked:
+            continue
+        sources = _documents(
+            snapshot, f"role {role.name}", role.inline_policies, role.attached_policies
+        )
+        principal = Principal.role_session(role.arn, session="keyhygiene", tags=role.tags)
+        is_named = bool(principal.identifiers() & named)
+        if everyone or is_named or may_allow(sources):
+            found.append(Candidate(f"role {role.name}", principal, sources, is_named))
+    return found
+
+
+def _identity_may_allow(document: Mapping[str, Any], action: str, resource: str) -> bool:
+    for statement in _statement_list(document):
+        if not isinstance(statement, Mapping) or statement.get("Effect") not in ("Allow", "Deny"):
+            return True
+        if statement["Effect"] == "Allow" and may_apply(statement, action, resource):
+            return True
+    return False
+
+
+def _resource_names(
+    document: Mapping[str, Any], action: str, resource: str
+) -> tuple[bool, frozenset[str]]:
+    """(everyone, named): whether an Allow that may apply could name any caller
+    at all, and the principals the others name."""
+    named: set[str] = set()
+    for statement in _statement_list(document):
+        if not isinstance(statement, Mapping) or statement.get("Effect") not in ("Allow", "Deny"):
+            return True, frozenset()
+        if statement["Effect"] != "Allow" or not may_apply(statement, action, resource):
+            continue
+        principal = statement.get("Principal")
+        if "NotPrincipal" in statement or not isinstance(principal, Mapping):
+            return True, frozenset()  # "*", a NotPrincipal, or a form not understood
+        for kind, items in principal.items():
+            values = items if isinstance(items, list) else [items]
+            if kind == "AWS":
+                if "*" in values:
+                    return True, frozenset()
+                named.update(str(v) for v in values)
+            elif kind not in ("Service", "Federated"):
+                return True, frozenset()  # a CanonicalUser may be anyone's
+    return False, frozenset(named)
+
+
+def _statement_list(document: Mapping[str, Any]) -> list[Any]:
+    raw = document.get("Statement")
+    if raw is None:
+        return []
+    return list(raw) if isinstance(raw, list) else [raw]
 
 
 # ---- administrators -----------------------------------------------------------------

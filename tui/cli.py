@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "tui.commands.sweep",
     "tui.commands.app",
     "tui.commands.revoke",
+    "tui.commands.explain",
     "tui.commands.demo",
     "tui.commands.credential_process",
 )

@@ -440,6 +440,19 @@ def _evaluate_source(
     return result
 
 
+def may_apply(statement: Mapping[str, Any], action: str, resource: str) -> bool:
+    """Whether a statement could apply to `action` on `resource` at all: its
+    Action and Resource only, conditions ignored, policy variables and anything
+    not understood taken as matching. False is certain; True means "evaluate"."""
+    matches = _action_matches(statement, action)
+    if matches is False:
+        return False
+    patterns = _values(statement.get("Resource", statement.get("NotResource", ())))
+    if any("${" in p for p in patterns):
+        return True
+    return _resource_matches(statement, resource, {}) is not False
+
+
 # ---- statement parts ---------------------------------------------------------------
 
 

@@ -201,7 +201,7 @@ def bucket_policy_step(
         before,
         bucket=bucket.name,
         principals=whitelist,
-        key_arn=old_own.key_arn or _application_key_arn(snapshot, bucket),
+        key_arn=application_key_arn(snapshot, bucket, old_own),
         keep_admin_arns=admins_to_keep(snapshot, actor_arn, old_own, before, bucket=bucket.name),
     )
     if before is not None and after == before:
@@ -365,9 +365,15 @@ def readable_policy(
     return as_document(policy)
 
 
-def _application_key_arn(snapshot: Snapshot, bucket: Bucket) -> str | None:
-    """The KMS key uploads must use, for a bucket keyhygiene never edited before:
-    the bucket's default encryption key, else the one key tagged for its groups."""
+def application_key_arn(
+    snapshot: Snapshot, bucket: Bucket, own: OwnBucketSettings | None = None
+) -> str | None:
+    """The KMS key uploads to `bucket` must use: the one keyhygiene's statements
+    already require, else (a bucket keyhygiene never edited) the bucket's
+    default encryption key, else the one key tagged for its groups."""
+    chosen = (own or own_bucket_settings(bucket.policy)).key_arn
+    if chosen:
+        return chosen
     if bucket.encryption and bucket.encryption.is_kms and bucket.encryption.kms_key_id:
         wanted = bucket.encryption.kms_key_id
         if arns.is_kms_key_arn(wanted):
