@@ -37,6 +37,8 @@ Severities, rule by rule (the "why" is in each rule's docstring):
 | policy.bucket-deny-old      | high     | keyhygiene 0.1's deny of all S3 (services, other admins)   |
 | policy.key-not-exclusive    | high     | a tagged key usable through IAM by anyone allowed          |
 |                             |          | kms:Decrypt (medium while nobody is); see audit_policies   |
+| policy.expiry-unguarded     | high     | a loan from before the expiry guard that its borrower's    |
+|                             |          | IAM rights let it delete                                   |
 | bucket.no-default-kms       | medium   | no default SSE-KMS (AWS still applies SSE-S3 since 2023)   |
 | bucket.no-unencrypted-deny  | low      | no deny of uploads asking for another encryption           |
 | bucket.public-access-block  | medium   | the public access block not fully on                       |

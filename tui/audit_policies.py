@@ -16,6 +16,8 @@ denied") rather than a form:
 |                             |          | alone let others decrypt (medium when nobody does yet)     |
 | whitelist.reach-beyond      | high     | someone outside a resource's whitelist can use its data    |
 | whitelist.reach-short       | medium   | a whitelisted principal cannot use the resource after all  |
+| policy.expiry-unguarded     | high     | a loan's expiry policy without the guard, on a borrower    |
+|                             |          | whose IAM rights let it delete it                          |
 
 `app sync` rewrites every one of them (tui/fixes.py). Pure: no AWS calls.
 """
@@ -28,7 +30,8 @@ from typing import Any
 
 from tui import access
 from tui.audit import AuditSettings, Finding
-from tui.model import Bucket, KmsKey, Snapshot
+from tui.membership import GUARD_SID
+from tui.model import EXPIRY_POLICY_NAME, Bucket, KmsKey, Snapshot
 from tui.policy_documents import (
     SID_BUCKET_DENY_CONFIGURATION,
     SID_BUCKET_DENY_OTHERS,
@@ -209,7 +212,39 @@ def whitelist_reach(
             )
 
 
-RULES = (upload_denied, bucket_deny_old, key_not_exclusive, whitelist_reach)
+def expiry_unguarded(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """A loan's `keyhygiene-expiry` written before the guard lets a borrower
+    whose group grants IAM rights delete it, or move its grant tag, before it
+    expires: the loan would never end."""
+    for user in snapshot.users:
+        expiry = next((p for p in user.inline_policies if p.name == EXPIRY_POLICY_NAME), None)
+        if expiry is None:
+            continue
+        if any(s.get("Sid") == GUARD_SID for s in statements(expiry.document)):
+            continue
+        escape = access.explain(snapshot, user.arn, "iam:DeleteUserPolicy", user.arn, now=now)
+        if not escape.allowed:
+            continue  # written before the guard, but its borrower cannot remove it
+        groups = ", ".join(sorted(user.grants())) or "its groups"
+        yield Finding(
+            id="policy.expiry-unguarded",
+            severity="high",
+            title=f"{user.name}'s loan can be escaped before it expires",
+            resource=user.name,
+            detail=f"Its {EXPIRY_POLICY_NAME} policy, written before keyhygiene guarded it, "
+            "does not stop the borrower changing its own policies, tags and groups, and its "
+            "IAM policies let it call iam:DeleteUserPolicy on itself: it can delete the expiry "
+            "before it applies and keep the loan for good.",
+            resource_kind="user",
+            fix=f"Lend it again (`keyhygiene grant {user.name} --group GROUP --for DURATION "
+            f"--force`, for {groups}) or end the loan (`--end`): keyhygiene then writes the "
+            "guarded policy.",
+        )
+
+
+RULES = (upload_denied, bucket_deny_old, key_not_exclusive, whitelist_reach, expiry_unguarded)
 
 
 # ---- helpers ------------------------------------------------------------------------

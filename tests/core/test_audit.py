@@ -248,7 +248,7 @@ def test_clean_account_has_no_findings() -> None:
 
 
 def test_every_rule_is_registered_once() -> None:
-    assert len(set(RULES)) == len(RULES) == 24
+    assert len(set(RULES)) == len(RULES) == 25
 
 
 # ---- root -------------------------------------------------------------------------

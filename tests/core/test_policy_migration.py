@@ -22,7 +22,8 @@ from policy_account import (
 from tui.access import upload_context
 from tui.audit import Finding, run_audit
 from tui.fixes import fix_for
-from tui.model import Snapshot
+from tui.membership import plan_grant
+from tui.model import EXPIRY_POLICY_NAME, Group, InlinePolicy, Snapshot
 from tui.policy_documents import default_key_policy
 
 PRINCIPALS = [
@@ -179,3 +180,53 @@ def test_the_new_documents_raise_none_of_these_findings() -> None:
     synced = applied(fresh, plan_sync_application(fresh, "photos"))
     left = findings(synced)
     assert not {i for i in left if i.startswith(("policy.", "whitelist."))}, left.keys()
+
+
+def test_a_loan_from_before_the_guard_is_flagged_with_its_escape() -> None:
+    expiry = "2026-12-02T14:00:00Z"
+    old_expiry = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KeyHygieneExpiryAll",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": expiry}},
+            }
+        ],
+    }
+    base = account()
+    administrator = base.user("admin").attached_policies  # type: ignore[union-attr]
+    admins = Group(
+        "admins",
+        f"arn:aws:iam::{ACCOUNT}:group/admins",
+        members=("christopher-phone",),
+        attached_policies=administrator,
+    )
+    phone = base.user("christopher-phone")
+    assert phone is not None
+    phone = replace(
+        phone,
+        groups=("admins",),
+        tags={**phone.tags, "keyhygiene:grant:admins": expiry},
+        inline_policies=(InlinePolicy(EXPIRY_POLICY_NAME, old_expiry),),
+    )
+    lent = replace(base.with_user(phone), groups=(*base.groups, admins))
+    [finding] = [f for f in run_audit(lent, now=NOW) if f.id == "policy.expiry-unguarded"]
+    assert finding.severity == "high" and finding.resource == "christopher-phone"
+    assert "iam:DeleteUserPolicy" in finding.detail
+    # The harm is real on AWS's rules: before the expiry it may delete its expiry.
+    assert ask(lent, "christopher-phone", "iam:DeleteUserPolicy", phone.arn) == "allow"
+
+    # Lending again (by force: admins grants IAM writes) writes the guarded policy.
+    plan = plan_grant(lent, "christopher-phone", "admins", "1h", now=NOW, force=True)
+    [guarded] = [
+        s.after for s in plan.steps if s.call.params.get("PolicyName") == EXPIRY_POLICY_NAME
+    ]
+    assert guarded is not None
+    relent = lent.with_user(
+        replace(phone, inline_policies=(InlinePolicy(EXPIRY_POLICY_NAME, guarded),))
+    )
+    assert not [f for f in run_audit(relent, now=NOW) if f.id == "policy.expiry-unguarded"]
+    assert ask(relent, "christopher-phone", "iam:DeleteUserPolicy", phone.arn) == "explicit-deny"
