@@ -33,8 +33,11 @@ class Seeded:
 @pytest.fixture(scope="module")
 def photos(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """Application photos made by `keyhygiene app create` (bucket photos-data,
-    key alias/photos, alice-laptop its member), and bob-admin, who holds
-    every IAM right but is on no whitelist. Seeded once for the module."""
+    key alias/photos, alice-laptop its member), bob-admin, who holds every IAM
+    right but is on no whitelist, ops, an admin tagged keyhygiene:admin,
+    alice-phone lent group admins for 2 hours, and alice-old, a member of
+    photos revoked since: every document written by keyhygiene's own commands.
+    Seeded once for the module."""
     reset_moto_server(moto_server_url)
     home = tmp_path_factory.mktemp("explain")
     with pytest.MonkeyPatch.context() as patch:
@@ -56,6 +59,9 @@ def photos(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         # keyhygiene runs as an IAM user, as on AWS (moto's own key is `sts::…:user/moto`).
         iam.create_user(UserName="admin")
+        iam.put_user_policy(
+            UserName="admin", PolicyName="admin", PolicyDocument=json.dumps(EVERYTHING)
+        )
         key = iam.create_access_key(UserName="admin")["AccessKey"]
         iam.create_user(
             UserName="alice-laptop",
@@ -71,18 +77,30 @@ def photos(moto_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
         }
-        created = run_cli(
-            "app",
-            "create",
-            "photos",
-            "--bucket",
-            "photos-data",
-            "--member",
-            "alice-laptop",
-            "--yes",
-            env=env,
+        for name in ("alice-phone", "alice-old"):
+            person, device = name.split("-")
+            iam.create_user(
+                UserName=name,
+                Tags=[{"Key": TAG_PERSON, "Value": person}, {"Key": TAG_DEVICE, "Value": device}],
+            )
+        # ops is an admin by keyhygiene's rule: tagged keyhygiene:admin = true.
+        iam.create_user(UserName="ops", Tags=[{"Key": "keyhygiene:admin", "Value": "true"}])
+        iam.put_user_policy(
+            UserName="ops", PolicyName="admin", PolicyDocument=json.dumps(EVERYTHING)
         )
-        assert created.returncode == 0, created.stdout + created.stderr
+        iam.create_group(GroupName="admins")
+        iam.put_group_policy(
+            GroupName="admins", PolicyName="admin", PolicyDocument=json.dumps(EVERYTHING)
+        )
+        for args in (
+            ("app", "create", "photos", "--bucket", "photos-data", "--member", "alice-laptop"),
+            ("group", "add", "alice-old", "photos"),
+            # A loan of a group that grants IAM rights is refused unless forced.
+            ("grant", "alice-phone", "--group", "admins", "--for", "2h", "--force"),
+            ("revoke", "alice-old"),
+        ):
+            done = run_cli(*args, "--yes", env=env)
+            assert done.returncode == 0, (args, done.stdout + done.stderr)
         kms = boto3.client(
             "kms",
             endpoint_url=moto_server_url,
@@ -261,3 +279,72 @@ def test_an_answer_the_documents_do_not_give_exits_4(
         line.startswith("  cannot tell: user christopher-phone attached policy Unread was not read")
         for line in out
     )
+
+
+# ---- the issue's questions, from the command line ---------------------------------
+
+
+def test_admins_by_rule_keep_the_configuration_and_others_do_not(photos: Seeded) -> None:
+    assert explain(photos, "ops", "s3:PutBucketPolicy", "photos-data").returncode == 0
+    assert explain(photos, "admin", "s3:PutBucketPolicy", "photos-data").returncode == 0
+    denied = explain(photos, "bob-admin", "s3:PutBucketPolicy", "photos-data")
+    assert denied.returncode == 1 and "KeyHygieneDenyConfiguration" in denied.stdout
+    # A computer on the whitelist cannot rewrite it either.
+    computer = explain(photos, "alice-laptop", "s3:PutBucketPolicy", "photos-data")
+    assert computer.returncode == 1, computer.stdout
+
+
+@pytest.mark.parametrize(
+    ("upload", "sid"),
+    [
+        ("kms-no-key", "KeyHygieneDenyAwsManagedKey"),
+        ("other-key", "KeyHygieneDenyOtherKey"),
+        ("aes256", "KeyHygieneDenyWrongEncryption"),
+    ],
+)
+def test_wrong_encryption_uploads_are_denied(photos: Seeded, upload: str, sid: str) -> None:
+    result = explain(photos, "alice-laptop", "s3:PutObject", "photos-data/a", "--upload", upload)
+    assert result.returncode == 1 and sid in result.stdout
+    assert (
+        explain(
+            photos, "alice-laptop", "s3:PutObject", "photos-data/a", "--upload", "kms-key"
+        ).returncode
+        == 0
+    )
+
+
+def test_the_borrower_cannot_remove_move_or_outlive_its_expiry(photos: Seeded) -> None:
+    me = f"arn:aws:iam::{ACCOUNT}:user/alice-phone"
+    for action in ("iam:DeleteUserPolicy", "iam:UntagUser", "iam:TagUser", "iam:UpdateUser"):
+        result = explain(photos, "alice-phone", action, me)
+        assert result.returncode == 1, (action, result.stdout)
+        assert "KeyHygieneExpiryGuard" in result.stdout
+    group = f"arn:aws:iam::{ACCOUNT}:group/photos"
+    assert explain(photos, "alice-phone", "iam:AddUserToGroup", group).returncode == 1
+    # During the loan the group's rights work; after its expiry AWS denies them.
+    assert explain(photos, "alice-phone", "ec2:DescribeInstances", "*").returncode == 0
+    later = explain(
+        photos,
+        "alice-phone",
+        "ec2:DescribeInstances",
+        "*",
+        "--context",
+        "aws:CurrentTime=2099-01-01T00:00:00Z",
+    )
+    assert later.returncode == 1 and "KeyHygieneExpiry" in later.stdout
+
+
+def test_a_revoked_computer_can_do_nothing_and_undo_nothing(photos: Seeded) -> None:
+    me = f"arn:aws:iam::{ACCOUNT}:user/alice-old"
+    for action, resource in (
+        ("s3:GetObject", "photos-data/a.jpg"),
+        ("s3:PutObject", "photos-data/a.jpg"),
+        ("kms:Decrypt", "alias/photos"),
+        ("iam:UpdateAccessKey", me),
+        ("iam:CreateAccessKey", me),
+        ("iam:DeleteUserPolicy", me),
+        ("iam:UntagUser", me),
+        ("sts:GetSessionToken", "*"),
+    ):
+        result = explain(photos, "alice-old", action, resource)
+        assert result.returncode == 1, (action, result.stdout)
