@@ -72,7 +72,7 @@ def upload_denied(snapshot: Snapshot, now: datetime, settings: AuditSettings) ->
         yield Finding(
             id="policy.upload-denied",
             severity="high",
-            title=f"Bucket {bucket.name} denies plain `aws s3 cp` uploads",
+            title=f"Bucket {bucket.name} denies a plain `aws s3 cp`",
             resource=bucket.name,
             detail=f"{sids} denies every upload that sends no encryption header: `aws s3 cp` "
             "and `aws s3 sync` without --sse, and every part of a multipart upload, fail with "

@@ -39,7 +39,7 @@ def fix_for(snapshot: Snapshot, finding: Finding, now: datetime) -> Fix | None:
 
             return Fix(
                 "plan",
-                f"Repair the whitelists of {groups[0]}",
+                f"Sync application {groups[0]}: its whitelists and keyhygiene's statements",
                 plan_sync_application(snapshot, groups[0]),
             )
     if finding.id == "user.expired-grant":
