@@ -154,7 +154,15 @@ def group_policies(snapshot: Snapshot, group: Group) -> list[PolicySource]:
 
 
 def resource_policy(snapshot: Snapshot, resource: str) -> PolicySource | None:
-    """The bucket policy for a bucket or object ARN, the key policy for a key ARN."""
+    """The bucket policy for a bucket or object ARN, the key policy for a key
+    ARN, the trust policy for a role ARN (what `sts:AssumeRole` is judged by)."""
+    if ":iam::" in resource and ":role/" in resource:
+        role = _find_role(snapshot, resource)
+        return (
+            PolicySource(f"the trust policy of role {role.name}", role.trust_policy)
+            if role
+            else None
+        )
     bucket = bucket_of(snapshot, resource)
     if bucket is not None:
         return (
@@ -336,16 +344,19 @@ def who_can(
     *,
     budget: int | None = None,
     with_root: bool = False,
+    context: Mapping[str, Any] | None = None,
 ) -> WhoCan:
     """The users and roles of the snapshot (and, `with_root`, the root user)
-    that may call `action` on `resource` on AWS's rules.
+    that may call `action` on `resource` on AWS's rules (with `context` as the
+    request's own condition keys).
 
     Only the principals some policy could allow are evaluated (`candidates`):
     on a 500-user account a question costs milliseconds, not 500 evaluations.
     `budget` caps how many are evaluated, those the resource policy names
     first; the rest are counted in `unchecked`.
     """
-    anonymous = explain(snapshot, Principal.anonymous(), action, resource, now=now)
+    extra = dict(context or {})
+    anonymous = explain(snapshot, Principal.anonymous(), action, resource, context=extra, now=now)
     if anonymous.allowed:
         return WhoCan(anyone=True)
     policy = resource_policy(snapshot, resource)
@@ -366,7 +377,7 @@ def who_can(
     kms = action.lower().startswith("kms:")
     for label, principal, sources in entries:
         request = Request(
-            principal, action, resource, now=now, resource_account=snapshot.account_id
+            principal, action, resource, extra, now=now, resource_account=snapshot.account_id
         )
         decision = evaluate(request, sources, policy)
         if decision.allowed:
@@ -405,7 +416,15 @@ def who_reads(
     key = _default_key(snapshot, bucket)
     if objects.anyone or key is None:
         return objects
-    decrypt = who_can(snapshot, "kms:Decrypt", key.arn, now, budget=budget, with_root=with_root)
+    decrypt = who_can(
+        snapshot,
+        "kms:Decrypt",
+        key.arn,
+        now,
+        budget=budget,
+        with_root=with_root,
+        context=via_s3(key.arn),
+    )
     # Both must allow; either side unknown (and neither denying) is unknown.
     key_side = {**dict.fromkeys(decrypt.unknown, None), **dict.fromkeys(decrypt.allowed, True)}
     allowed = tuple(n for n in objects.allowed if key_side.get(n) is True)
@@ -413,6 +432,13 @@ def who_reads(
         n for n in (*objects.allowed, *objects.unknown) if n in key_side and n not in allowed
     )
     return WhoCan(allowed, unknown, unchecked=max(objects.unchecked, decrypt.unchecked))
+
+
+def via_s3(key_arn: str) -> dict[str, str]:
+    """The context of the KMS request S3 makes as the caller for an SSE-KMS
+    object: through S3 in the key's region (kms:ViaService, aws:ViaAWSService)."""
+    region = key_arn.split(":")[3] if key_arn.count(":") >= 5 else "us-east-1"
+    return {"kms:ViaService": f"s3.{region}.amazonaws.com", "aws:ViaAWSService": "true"}
 
 
 def _default_key(snapshot: Snapshot, bucket: Bucket) -> KmsKey | None:
@@ -530,13 +556,6 @@ def _statement_list(document: Mapping[str, Any]) -> list[Any]:
 # ---- administrators -----------------------------------------------------------------
 
 
-def is_admin_like(snapshot: Snapshot, principal: Principal, action: str, resource: str) -> bool:
-    """Whether IAM alone gives `principal` `action` on `resource` (the resource
-    policy left out): the identities a resource policy must not lock out."""
-    request = Request(principal, action, resource, resource_account=snapshot.account_id)
-    return evaluate(request, identity_policies(snapshot, principal)).allowed
-
-
 def admin_principal_arns(snapshot: Snapshot, actor_arn: str | None) -> tuple[str, ...]:
     """Who keyhygiene keeps in control of the buckets and keys it writes, by a
     rule a person can check:
@@ -564,21 +583,17 @@ def is_sso_admin_role(role: Role) -> bool:
     return role.path.startswith(SSO_ROLE_PATH) and role.name.startswith(SSO_ADMIN_PERMISSION_SET)
 
 
-def admin_like_principals(snapshot: Snapshot, action: str, resource: str) -> list[tuple[str, str]]:
-    """(label, ARN) of every user and role whose IAM policies give `action` on
-    `resource`: the admins of that resource as IAM sees them."""
-    found: list[tuple[str, str]] = []
-    for user in snapshot.users:
-        if user.revoked:
-            continue
-        if is_admin_like(snapshot, Principal.user(user.arn, tags=user.tags), action, resource):
-            found.append((user.name, user.arn))
-    for role in snapshot.roles:
-        if role.service_linked:
-            continue
-        principal = Principal.role_session(role.arn, session="keyhygiene", tags=role.tags)
-        if is_admin_like(snapshot, principal, action, resource):
-            found.append((f"role {role.name}", role.arn))
+def admin_like_principals(snapshot: Snapshot, action: str, resource: str) -> list[Candidate]:
+    """Every user and role whose IAM policies alone give `action` on `resource`
+    (the resource policy left out): the admins of that resource as IAM sees
+    them, the identities a resource policy must not lock out unawares."""
+    found: list[Candidate] = []
+    for candidate in candidates(snapshot, action, resource):
+        request = Request(
+            candidate.principal, action, resource, resource_account=snapshot.account_id
+        )
+        if evaluate(request, candidate.sources).allowed:
+            found.append(candidate)
     return found
 
 
@@ -640,4 +655,5 @@ def _actor_principal_arn(snapshot: Snapshot, actor_arn: str) -> str:
 
 
 def _tagged_admin(tags: Mapping[str, str]) -> bool:
-    return tags.get(TAG_ADMIN, "").lower() == "true"
+    # IAM tag keys are case-insensitive: KeyHygiene:Admin is the same tag.
+    return any(k.lower() == TAG_ADMIN and v.lower() == "true" for k, v in tags.items())

@@ -68,6 +68,7 @@ from tui.whitelist_plans import (
     admins_to_keep,
     check_policy,
     id_safe,
+    key_admins_to_keep,
     lockout_warning,
     own_bucket_settings,
     principals_after,
@@ -627,7 +628,11 @@ def _key_steps(
     before = readable_policy(ctx.snapshot, key.policy, f"KMS key {key.label}", "key")
     if before is None:
         raise BadInput(f"Key {key.label} has no readable key policy; keyhygiene cannot adopt it.")
-    after = key_policy_with_whitelist(before, principals=principals)
+    after = key_policy_with_whitelist(
+        before,
+        principals=principals,
+        keep_admin_arns=key_admins_to_keep(ctx.snapshot, ctx.actor, before),
+    )
     _check_policy(ctx, after, "key", key.label, key.arn)
     target = {"KeyId": key.key_id, "PolicyName": "default"}
     if after != before:
@@ -657,7 +662,9 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
         )
     principals = _principals(ctx, (name,))
     policy = key_policy_with_whitelist(
-        default_key_policy(ctx.snapshot.account_id, partition=ctx.partition), principals=principals
+        default_key_policy(ctx.snapshot.account_id, partition=ctx.partition),
+        principals=principals,
+        keep_admin_arns=key_admins_to_keep(ctx.snapshot, ctx.actor, None),
     )
     _check_policy(ctx, policy, "key", f"the new key alias/{name}", None)
     steps = [

@@ -35,6 +35,7 @@ from tui.model import EXPIRY_POLICY_NAME, Bucket, KmsKey, Snapshot
 from tui.policy_documents import (
     SID_BUCKET_DENY_CONFIGURATION,
     SID_BUCKET_DENY_OTHERS,
+    SID_KEY_DENY_OTHERS_ADMIN,
     SID_KEY_DENY_OTHERS_USE,
     is_own_statement,
     statements,
@@ -103,11 +104,9 @@ def bucket_deny_old(
         if evaluate(trail, (), alone).outcome == "explicit-deny":
             harms.append("AWS services (CloudTrail, access logs, inventory) are denied")
         locked = [
-            label
-            for label, arn in access.admin_like_principals(
-                snapshot, "s3:PutBucketPolicy", bucket.arn
-            )
-            if _denied(snapshot, arn, "s3:PutBucketPolicy", bucket.arn, alone, now)
+            admin.label
+            for admin in access.admin_like_principals(snapshot, "s3:PutBucketPolicy", bucket.arn)
+            if _denied(snapshot, admin, "s3:PutBucketPolicy", bucket.arn, alone, now)
         ]
         if locked:
             harms.append(f"{_listing(locked)} cannot even read the bucket policy")
@@ -140,11 +139,18 @@ def key_not_exclusive(
     for key in snapshot.kms_keys:
         if not key.for_groups or key.policy is None:
             continue
-        if any(s.get("Sid") == SID_KEY_DENY_OTHERS_USE for s in statements(key.policy)):
+        sids = {s.get("Sid") for s in statements(key.policy)}
+        if SID_KEY_DENY_OTHERS_USE in sids:
+            if SID_KEY_DENY_OTHERS_ADMIN not in sids:
+                yield from _key_admin_open(snapshot, key, now)
             continue
         whitelist = whitelisted_principals(key.policy)
-        allowed = access.who_can(snapshot, "kms:Decrypt", key.arn, now).allowed
-        outside = [label for label in allowed if _arn_of(snapshot, label) not in whitelist]
+        # Directly, or through S3 (statements often allow only kms:ViaService S3).
+        direct = access.who_can(snapshot, "kms:Decrypt", key.arn, now).allowed
+        via = access.who_can(snapshot, "kms:Decrypt", key.arn, now, context=access.via_s3(key.arn))
+        allowed = tuple(dict.fromkeys((*direct, *via.allowed)))
+        names = _Names(snapshot)
+        outside = [label for label in allowed if names.arn_of(label) not in whitelist]
         detail = (
             f'Any identity whose IAM policies allow kms:Decrypt on "*" can use {key.label}, '
             "whitelisted or not: the key policy delegates to IAM and denies nobody."
@@ -162,28 +168,52 @@ def key_not_exclusive(
         )
 
 
+def _key_admin_open(snapshot: Snapshot, key: KmsKey, now: datetime) -> Iterator[Finding]:
+    """A key written before keyhygiene kept its administration to the admins:
+    whoever IAM allows kms:PutKeyPolicy can delete the whitelist's deny."""
+    admins = set(access.admin_principal_arns(snapshot, snapshot.caller_arn))
+    who = access.who_can(snapshot, "kms:PutKeyPolicy", key.arn, now).allowed
+    names = _Names(snapshot)
+    others = [label for label in who if names.arn_of(label) not in admins]
+    if not others:
+        return
+    yield Finding(
+        id="policy.key-not-exclusive",
+        severity="medium",
+        title=f"KMS key {key.label}'s policy can be rewritten by others than its admins",
+        resource=key.key_id,
+        detail=f"The key policy delegates its administration to IAM, so {_listing(others)} "
+        "(allowed kms:PutKeyPolicy by their IAM policies, but no admin by keyhygiene's rule) "
+        "could remove its whitelist or schedule the key's deletion.",
+        resource_kind="kms-key",
+        fix=_sync_fix(key.for_groups, "keep the key's administration to its admins"),
+    )
+
+
 def whitelist_reach(
     snapshot: Snapshot, now: datetime, settings: AuditSettings
 ) -> Iterator[Finding]:
     """What the whitelist says against what AWS computes: someone who can use a
     tagged resource without being listed, or someone listed who cannot."""
+    names = _Names(snapshot)
     resources: list[Bucket | KmsKey] = [*snapshot.buckets, *snapshot.kms_keys]
     for resource in resources:
         if not resource.for_groups or resource.policy is None:
             continue
-        action, target = _use_of(resource)
+        action, _target = _use_of(resource)
         listed = whitelisted_principals(resource.policy)
-        allowed = access.who_can(snapshot, action, target, now).allowed
-        allowed_arns = {_arn_of(snapshot, label): label for label in allowed}
-        kind, name, label = _names(resource)
         # A bucket's data is read only with its key too (an admin allowed the
         # objects but not the key reads nothing).
-        readers = (
-            set(access.who_reads(snapshot, resource, now).allowed)
-            if isinstance(resource, Bucket)
-            else set(allowed)
-        )
-        beyond = [who for arn, who in allowed_arns.items() if arn not in listed and who in readers]
+        if isinstance(resource, Bucket):
+            allowed = access.who_reads(snapshot, resource, now).allowed
+        else:
+            allowed = access.who_can(snapshot, action, resource.arn, now).allowed
+        allowed_arns = {names.arn_of(who): who for who in allowed}
+        kind, name, label = _names(resource)
+        # The admins keyhygiene keeps exempt on purpose (a bucket without a KMS
+        # key of the account lets them read): not a reach past the whitelist.
+        kept = _kept_admins(resource.policy)
+        beyond = [who for arn, who in allowed_arns.items() if arn not in listed | kept]
         if beyond:
             yield Finding(
                 id="whitelist.reach-beyond",
@@ -197,15 +227,15 @@ def whitelist_reach(
                     resource.for_groups, "remove the access that reaches past the whitelist"
                 ),
             )
-        short = sorted(arn for arn in listed if arn not in allowed_arns and _known(snapshot, arn))
+        short = sorted(arn for arn in listed if arn not in allowed_arns and names.known(arn))
         if short:
-            names = _listing([_label_of(snapshot, arn) for arn in short])
+            who = _listing([names.label_of(arn) for arn in short])
             yield Finding(
                 id="whitelist.reach-short",
                 severity="medium",
-                title=f"{names} whitelisted on {label} but denied",
+                title=f"{who} whitelisted on {label} but denied",
                 resource=name,
-                detail=f"{names} are whitelisted, yet on AWS's rules {action} on {label} is "
+                detail=f"{who} are whitelisted, yet on AWS's rules {action} on {label} is "
                 "denied to them (another statement or an IAM policy denies it): they cannot work.",
                 resource_kind=kind,
                 fix=_sync_fix(resource.for_groups, "find the statement that denies them"),
@@ -271,14 +301,32 @@ def _about_encryption(statement: Mapping[str, Any]) -> bool:
 
 
 def _denied(
-    snapshot: Snapshot, arn: str, action: str, resource: str, policy: PolicySource, now: datetime
+    snapshot: Snapshot,
+    who: access.Candidate,
+    action: str,
+    resource: str,
+    policy: PolicySource,
+    now: datetime,
 ) -> bool:
-    principal = access.principal_of(snapshot, arn)
-    request = Request(principal, action, resource, now=now, resource_account=snapshot.account_id)
-    return (
-        evaluate(request, access.identity_policies(snapshot, principal), policy).outcome
-        == "explicit-deny"
+    request = Request(
+        who.principal, action, resource, now=now, resource_account=snapshot.account_id
     )
+    return evaluate(request, who.sources, policy).outcome == "explicit-deny"
+
+
+def _kept_admins(policy: Mapping[str, Any] | None) -> set[str]:
+    """The principals keyhygiene's own Denies spare besides the whitelist."""
+    kept: set[str] = set()
+    for statement in statements(policy):
+        if not is_own_statement(statement) or statement.get("Effect") != "Deny":
+            continue
+        condition = statement.get("Condition")
+        block = condition.get("ArnNotLike") if isinstance(condition, Mapping) else None
+        if isinstance(block, Mapping):
+            for key, values in block.items():
+                if key.lower() == "aws:principalarn":
+                    kept.update(v for v in (values if isinstance(values, list) else [values]))
+    return kept
 
 
 def _use_of(resource: Bucket | KmsKey) -> tuple[str, str]:
@@ -287,26 +335,23 @@ def _use_of(resource: Bucket | KmsKey) -> tuple[str, str]:
     return "kms:Decrypt", resource.arn
 
 
-def _arn_of(snapshot: Snapshot, label: str) -> str:
-    if label.startswith("role "):
-        role = snapshot.role(label[len("role ") :])
-        return role.arn if role else label
-    user = snapshot.user(label)
-    return user.arn if user else label
+class _Names:
+    """Labels ("alice-laptop", "role photos") and ARNs of a snapshot's users and
+    roles, both ways, built once per rule instead of a scan per name."""
 
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.arn: dict[str, str] = {u.name: u.arn for u in snapshot.users}
+        self.arn.update({f"role {r.name}": r.arn for r in snapshot.roles})
+        self.label: dict[str, str] = {arn: label for label, arn in self.arn.items()}
 
-def _label_of(snapshot: Snapshot, arn: str) -> str:
-    for user in snapshot.users:
-        if user.arn == arn:
-            return user.name
-    for role in snapshot.roles:
-        if role.arn == arn:
-            return f"role {role.name}"
-    return arn
+    def arn_of(self, label: str) -> str:
+        return self.arn.get(label, label)
 
+    def label_of(self, arn: str) -> str:
+        return self.label.get(arn, arn)
 
-def _known(snapshot: Snapshot, arn: str) -> bool:
-    return any(u.arn == arn for u in snapshot.users) or any(r.arn == arn for r in snapshot.roles)
+    def known(self, arn: str) -> bool:
+        return arn in self.label
 
 
 def _names(resource: Bucket | KmsKey) -> tuple[Any, str, str]:

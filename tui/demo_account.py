@@ -198,7 +198,16 @@ def _photos_application(iam: Any, s3: Any, kms: Any, account_id: str) -> None:
     kms.put_key_policy(
         KeyId=key["KeyId"],
         PolicyName="default",
-        Policy=json.dumps(key_policy_with_whitelist(default_policy, principals=whitelist)),
+        Policy=json.dumps(
+            key_policy_with_whitelist(
+                default_policy,
+                principals=whitelist,
+                keep_admin_arns=[
+                    arns.root_arn(account_id),
+                    arns.user_arn(account_id, THIS_COMPUTER),
+                ],
+            )
+        ),
     )
 
     for bucket, listed in (

@@ -61,7 +61,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from tui.access import group_policies, managed_document
+from tui.access import group_policies, identity_policies, managed_document
 from tui.aws_limits import (
     MAX_GROUPS_PER_USER,
     MAX_TAG_KEY,
@@ -79,6 +79,7 @@ from tui.model import (
     EXPIRY_POLICY_NAME,
     TAG_GRANT_PREFIX,
     Group,
+    Role,
     Snapshot,
     User,
 )
@@ -519,6 +520,12 @@ IAM_WRITE_RIGHTS: tuple[tuple[str, str], ...] = (
     ("iam:AttachRolePolicy", "role"),
     ("iam:CreatePolicyVersion", "policy"),
     ("iam:SetDefaultPolicyVersion", "policy"),
+    # Undoing another computer's containment: revoke's AWSDenyAll, its key.
+    ("iam:DetachUserPolicy", "user"),
+    ("iam:UpdateAccessKey", "user"),
+    # A service running as a role the borrower passes (a Lambda function as the
+    # application's role) keeps that role's access after the loan.
+    ("iam:PassRole", "role"),
 )
 # The name of the identity that does not exist: a right on it is a right on
 # users (groups, roles, policies) the group's policies do not name one by one.
@@ -576,12 +583,30 @@ def loan_risks(snapshot: Snapshot, user: User, group: Group, *, now: datetime) -
         else:
             readable.append(PolicySource(label, _as_it_could_allow(source.document)))
 
+    # sts:AssumeRole is judged by the role's trust policy too: this one hands it
+    # to IAM, so that the question is what the group's own policies allow.
+    delegating_trust = PolicySource(
+        "a trust policy naming the account",
+        {
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {
+                        "AWS": f"arn:{snapshot.partition}:iam::{snapshot.account_id}:root"
+                    },
+                    "Action": "sts:AssumeRole",
+                }
+            ]
+        },
+    )
+
     def found(action: str, targets: Sequence[tuple[str, str]]) -> str | None:
         for resource, words in targets:
             request = Request(
                 principal, action, resource, now=utc(now), resource_account=snapshot.account_id
             )
-            decision = evaluate(request, readable)
+            trust = delegating_trust if action == "sts:AssumeRole" else None
+            decision = evaluate(request, readable, trust)
             if decision.allowed:
                 source = decision.deciding[0].source if decision.deciding else "policies"
                 return f"its {source} allows {action} on {words}"
@@ -602,7 +627,53 @@ def loan_risks(snapshot: Snapshot, user: User, group: Group, *, now: datetime) -
                 roles.append(target[1])
                 if target[1] == "any role":
                     break
+        # A role the borrower may assume lends it that role's rights too: one
+        # that holds IAM writes could mint a key no expiry covers.
+        for role in snapshot.roles:
+            if role.service_linked or found("sts:AssumeRole", [(role.arn, "")]) is None:
+                continue
+            if not _trusts(snapshot, role, principal, now):
+                continue
+            for right in _role_iam_rights(snapshot, user, role, now):
+                rights.append(f"it may assume role {role.name}, whose {right}")
     return LoanRisks(group.name, tuple(rights), tuple(unreadable), tuple(roles))
+
+
+def _trusts(snapshot: Snapshot, role: Role, principal: Principal, now: datetime) -> bool:
+    """Whether the role's trust policy lets `principal` assume it (its IAM side
+    being allowed): it names the principal, its account, or everyone."""
+    request = Request(
+        principal, "sts:AssumeRole", role.arn, now=utc(now), resource_account=snapshot.account_id
+    )
+    trust = PolicySource(f"the trust policy of role {role.name}", role.trust_policy)
+    everything = PolicySource(
+        "its IAM side", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    )
+    return evaluate(request, [everything], trust).outcome in ("allow", "unknown")
+
+
+def _role_iam_rights(snapshot: Snapshot, user: User, role: Role, now: datetime) -> list[str]:
+    session = Principal.role_session(role.arn, session="borrower", tags=role.tags)
+    sources = [
+        PolicySource(s.label.removeprefix(f"role {role.name} "), s.document)
+        if s.document is None
+        else PolicySource(
+            s.label.removeprefix(f"role {role.name} "), _as_it_could_allow(s.document)
+        )
+        for s in identity_policies(snapshot, session)
+    ]
+    found: list[str] = []
+    for action, kind in IAM_WRITE_RIGHTS:
+        for resource, words in _iam_targets(snapshot, user, kind):
+            request = Request(
+                session, action, resource, now=utc(now), resource_account=snapshot.account_id
+            )
+            decision = evaluate(request, sources)
+            if decision.allowed or decision.outcome == "unknown":
+                source = decision.deciding[0].source if decision.deciding else "policies"
+                found.append(f"{source} allows {action} on {words}")
+                break
+    return found
 
 
 def _iam_targets(snapshot: Snapshot, user: User, kind: str) -> list[tuple[str, str]]:

@@ -54,13 +54,17 @@ SID_ALLOW_PREFIX = "KeyHygieneAllow"
 
 # What a whitelisted computer or role may do in its application's bucket.
 # AbortMultipartUpload lets a failed large upload (aws s3 cp) clean up after itself.
+# Tags travel with objects: `aws s3 cp` and `sync` between buckets read and
+# write them (a multipart copy calls GetObjectTagging and PutObjectTagging).
 BUCKET_ACTIONS: tuple[str, ...] = (
     "s3:AbortMultipartUpload",
     "s3:DeleteObject",
     "s3:GetBucketLocation",
     "s3:GetObject",
+    "s3:GetObjectTagging",
     "s3:ListBucket",
     "s3:PutObject",
+    "s3:PutObjectTagging",
 )
 KEY_ACTIONS: tuple[str, ...] = (
     "kms:Decrypt",
@@ -78,8 +82,19 @@ KEY_CRYPTO_ACTIONS: tuple[str, ...] = (
     "kms:GenerateDataKey*",
     "kms:ReEncrypt*",
 )
-# The principal tag that marks an administrator of keyhygiene's buckets.
-ADMIN_TAG_KEY = "aws:PrincipalTag/keyhygiene:admin"
+# Key administration a key's admins keep and nobody else gets through IAM: the
+# policy itself (which holds the whitelist), the key's life, and its tags
+# (keyhygiene:groups makes it an application's key).
+KEY_ADMIN_ACTIONS: tuple[str, ...] = (
+    "kms:DeleteImportedKeyMaterial",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+)
+SID_KEY_DENY_OTHERS_ADMIN = "KeyHygieneDenyOthersAdmin"
 
 _SSE = "s3:x-amz-server-side-encryption"
 _SSE_KEY_ID = "s3:x-amz-server-side-encryption-aws-kms-key-id"
@@ -245,15 +260,16 @@ def bucket_policy_with_whitelist(
     - `KeyHygieneAllow`: the whitelisted principals may use the bucket's objects
       (left out when the whitelist is empty: AWS refuses an empty principal list);
     - `KeyHygieneDenyOthers`: the data actions (`BUCKET_ACTIONS`) are denied to
-      whoever is neither whitelisted nor an admin (`keep_admin_arns`, or tagged
-      `keyhygiene:admin` = `true`). AWS advises `aws:PrincipalArn` over
-      `NotPrincipal`; it also matches a role's sessions;
+      whoever is neither whitelisted nor an admin (`keep_admin_arns`). AWS
+      advises `aws:PrincipalArn` over `NotPrincipal`; it also matches a role's
+      sessions;
     - `KeyHygieneDenyConfiguration`: every other action on the bucket (its
       policy, encryption, ACLs, lifecycle...) is denied to all but the admins,
       so a whitelisted computer cannot rewrite the whitelist;
     - both spare AWS service principals (`aws:PrincipalIsAWSService`): a
       service is judged by the statements that name it (CloudTrail, access
       logs, inventory), whose own conditions (`aws:SourceAccount`...) hold it;
+      and the account's service-linked roles (`role/aws-service-role/*`);
     - uploads asking for the wrong encryption are denied: another algorithm
       (AES256), SSE-C, `aws:kms` without a key (S3 would use aws/s3) and, with
       `key_arn`, another key. An upload with no encryption header at all
@@ -282,16 +298,26 @@ def bucket_policy_with_whitelist(
 
 
 def key_policy_with_whitelist(
-    document: Document | str | None, *, principals: Iterable[str]
+    document: Document | str | None,
+    *,
+    principals: Iterable[str],
+    keep_admin_arns: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The KMS key policy with `KeyHygieneAllowUse` listing `principals` and
-    `KeyHygieneDenyOthersUse` denying the key's cryptographic use to anyone else.
+    """The KMS key policy with `KeyHygieneAllowUse` listing `principals`,
+    `KeyHygieneDenyOthersUse` denying the key's cryptographic use to anyone
+    else, and, with `keep_admin_arns`, `KeyHygieneDenyOthersAdmin` keeping the
+    key's administration (`KEY_ADMIN_ACTIONS`) to those admins: without it the
+    default statement would let anyone IAM allows kms:PutKeyPolicy (a
+    PowerUserAccess holder) delete the whitelist or schedule the key's deletion.
 
     An empty whitelist removes the Allow (an Allow with no principal is
     invalid) and leaves the Deny covering everyone. The default key policy's
     "Enable IAM User Permissions" and every other statement stay as they were.
     """
     whitelist = _checked_principals(principals, what="a whitelisted principal")
+    admins = _checked_principals(
+        (caller_principal_arn(arn) for arn in keep_admin_arns), what="an admin principal"
+    )
     own: list[dict[str, Any]] = []
     if whitelist:
         own.append(
@@ -319,6 +345,17 @@ def key_policy_with_whitelist(
             "Condition": condition,
         }
     )
+    if admins:
+        own.append(
+            {
+                "Sid": SID_KEY_DENY_OTHERS_ADMIN,
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": list(KEY_ADMIN_ACTIONS),
+                "Resource": "*",
+                "Condition": _unless_listed(admins),
+            }
+        )
     return _with_own_statements(as_document(document), own)
 
 
@@ -769,13 +806,22 @@ def _bucket_statements(
 
 
 def _unless_listed(principal_arns: list[str]) -> dict[str, Any]:
-    """A Deny's condition that spares the listed principals, the identities
-    tagged `keyhygiene:admin` = `true`, and AWS services (judged by their own
-    statements). Absent keys: a caller with no tag makes StringNotEquals true;
-    an anonymous caller has no aws:PrincipalIsAWSService, so IfExists holds."""
+    """A Deny's condition that spares the listed principals, the account's
+    service-linked roles (AWS creates them, only their service assumes them:
+    Config, Access Analyzer, Macie read buckets through them) and AWS service
+    principals (judged by their own statements). An anonymous caller has no
+    aws:PrincipalIsAWSService, so IfExists holds and the Deny applies.
+
+    Admins are named by ARN only, never by a principal tag: a session tag can
+    carry any tag its caller may set (sts:TagSession), so a tag condition would
+    make an admin of whoever can assume a role and tag the session."""
+    spared = list(principal_arns)
+    root = next((arn for arn in principal_arns if arn.endswith(":root")), None)
+    if root is not None:
+        prefix = root[: -len("root")]
+        spared = sorted({*spared, f"{prefix}role/aws-service-role/*"})
     return {
-        "ArnNotLike": {"aws:PrincipalArn": principal_arns},
-        "StringNotEquals": {ADMIN_TAG_KEY: "true"},
+        "ArnNotLike": {"aws:PrincipalArn": spared},
         "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
     }
 

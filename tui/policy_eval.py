@@ -22,6 +22,10 @@ The rules modelled, each from the AWS documentation:
   default statement "Enable IAM User Permissions". Another account needs both
   the key policy (naming it, or its user or role) and its own IAM policies
   (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
+- Roles (IAM User Guide, "Roles terms and concepts", trust policy): a role's
+  trust policy is the resource policy of `sts:AssumeRole` and must allow the
+  caller, by name or through its account (whose IAM policies then decide), as
+  a key policy must; it is evaluated like one here.
   Grants are not modelled.
 - Principals in resource policies (IAM User Guide, "Principal",
   https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html):
@@ -259,6 +263,9 @@ def request_context(request: Request) -> dict[str, tuple[str, ...]]:
             found["aws:rolesessionname"] = (principal.session_arn.rsplit("/", 1)[-1],)
         if principal.kind == "root":
             found["aws:principaltype"] = ("Account",)
+    if _service_of(request.action) == "kms" and principal.account_id:
+        # Present in every KMS request: the caller's account.
+        found["kms:calleraccount"] = (principal.account_id,)
     if request.resource_account or principal.account_id:
         found["aws:resourceaccount"] = (str(request.resource_account or principal.account_id),)
     for key, value in request.context.items():
@@ -282,7 +289,9 @@ def evaluate(
     resource's policy (a bucket policy, a KMS key policy, or None)."""
     context = request_context(request)
     principal = request.principal
-    kms = _service_of(request.action) == "kms"
+    # Key policies and role trust policies decide alone (an IAM Allow without
+    # them gives nothing); naming the account hands the decision to IAM.
+    kms = _service_of(request.action) == "kms" or _assumes_role(request)
     resource_account = (
         request.resource_account or _account(request.resource) or (principal.account_id)
     )
@@ -342,7 +351,9 @@ def evaluate(
         else:
             allow_refs = [*direct, *delegating, *identity_allow]
             allowed = _and([_or([resource_direct, resource_delegates]), iam_side])
-        no_allow = "the key policy allows neither this caller nor, through IAM, its account"
+        no_allow = (
+            "the key (or trust) policy allows neither this caller nor, through IAM, its account"
+        )
     elif principal.kind == "root" and same_account:
         allowed = True  # the root user holds every right of its own account
     elif same_account or principal.kind in ("service", "anonymous"):
@@ -412,7 +423,10 @@ def _evaluate_source(
         applies = _and(
             [
                 _action_matches(statement, request.action),
-                _resource_matches(statement, request.resource, context),
+                _resource_matches(statement, request.resource, context)
+                if resource_side is False or "Resource" in statement or "NotResource" in statement
+                # A role's trust policy names no Resource: it is about the role.
+                else True,
             ]
         )
         if applies is False:
@@ -865,6 +879,19 @@ def _account(arn: str) -> str | None:
 def _partition(arn: str) -> str:
     parts = arn.split(":")
     return parts[1] if len(parts) > 2 and parts[0] == "arn" else "aws"
+
+
+def _assumes_role(request: Request) -> bool:
+    return (
+        request.action.lower()
+        in (
+            "sts:assumerole",
+            "sts:assumerolewithsaml",
+            "sts:assumerolewithwebidentity",
+            "sts:tagsession",
+        )
+        and ":role/" in request.resource
+    )
 
 
 def _service_of(action: str) -> str:

@@ -37,10 +37,9 @@ from botocore.exceptions import ClientError
 from tui import arns
 from tui.access import (
     TAG_ADMIN,
+    Candidate,
     admin_like_principals,
     admin_principal_arns,
-    identity_policies,
-    principal_of,
 )
 from tui.connection import error_code
 from tui.errors import BadInput, KeyHygieneError
@@ -50,6 +49,7 @@ from tui.policy_documents import (
     SID_BUCKET_DENY_CONFIGURATION,
     SID_BUCKET_DENY_OTHER_KEY,
     SID_BUCKET_DENY_OTHERS,
+    SID_KEY_DENY_OTHERS_ADMIN,
     PolicyKind,
     PolicyLockout,
     as_document,
@@ -238,7 +238,11 @@ def key_policy_step(
             "to it without losing its other statements.",
             hint="Give the admin identity kms:GetKeyPolicy on that key and retry.",
         )
-    after = key_policy_with_whitelist(before, principals=sorted(set(principals)))
+    after = key_policy_with_whitelist(
+        before,
+        principals=sorted(set(principals)),
+        keep_admin_arns=key_admins_to_keep(snapshot, actor_arn, before),
+    )
     if after == before:
         return None
     check_policy(snapshot, after, "key", f"KMS key {key.label}", actor_arn, key.arn)
@@ -442,40 +446,57 @@ def admins_losing_control(
     losing: list[str] = []
     # A whitelisted computer losing the bucket's configuration is the point.
     computers = whitelisted_principals(after)
-    for label, arn in admin_like_principals(snapshot, "s3:PutBucketPolicy", bucket_arn):
-        if arn in computers:
+    for admin in admin_like_principals(snapshot, "s3:PutBucketPolicy", bucket_arn):
+        if admin.principal.arn in computers:
             continue
-        loses = _can_put_policy(snapshot, arn, bucket_arn, after) is False
-        if loses and (before is None or _can_put_policy(snapshot, arn, bucket_arn, before)):
-            losing.append(label)
+        loses = _can_put_policy(snapshot, admin, bucket_arn, after) is False
+        if loses and (before is None or _can_put_policy(snapshot, admin, bucket_arn, before)):
+            losing.append(admin.label)
     return losing
 
 
 def _can_put_policy(
-    snapshot: Snapshot, principal_arn: str, bucket_arn: str, document: Mapping[str, Any]
+    snapshot: Snapshot, admin: Candidate, bucket_arn: str, document: Mapping[str, Any]
 ) -> bool | None:
-    principal = principal_of(snapshot, principal_arn)
     request = Request(
-        principal, "s3:PutBucketPolicy", bucket_arn, resource_account=snapshot.account_id
+        admin.principal, "s3:PutBucketPolicy", bucket_arn, resource_account=snapshot.account_id
     )
     decision = evaluate(
-        request,
-        identity_policies(snapshot, principal),
-        PolicySource(f"the policy of {bucket_arn}", document),
+        request, admin.sources, PolicySource(f"the policy of {bucket_arn}", document)
     )
     return None if decision.outcome == "unknown" else decision.allowed
 
 
-def admin_principal(snapshot: Snapshot, actor_arn: str, *, bucket: str) -> str:
+def key_admins_to_keep(
+    snapshot: Snapshot, actor_arn: str | None, before: Mapping[str, Any] | None
+) -> list[str]:
+    """Who keeps a key's administration (exempt from KeyHygieneDenyOthersAdmin):
+    the admins by rule, the actor (raising `PolicyLockout` when it cannot be
+    named, see `admin_principal`), and the admins an earlier run kept there."""
+    earlier: list[str] = []
+    for statement in statements(before):
+        if statement.get("Sid") == SID_KEY_DENY_OTHERS_ADMIN:
+            condition = statement.get("Condition")
+            if isinstance(condition, Mapping):
+                earlier += _condition_values(condition, "ArnNotLike", "aws:PrincipalArn")
+    found = {*admin_principal_arns(snapshot, None), *filter(is_listable_principal, earlier)}
+    if actor_arn:
+        found.add(admin_principal(snapshot, actor_arn, what="KMS key policy"))
+    return sorted(found)
+
+
+def admin_principal(
+    snapshot: Snapshot, actor_arn: str, *, bucket: str | None = None, what: str | None = None
+) -> str:
     """The ARN `aws:PrincipalArn` holds when the actor calls: itself for an IAM
     user or the root, the role's real ARN (with its path) for a role session.
 
     Raises `PolicyLockout` when no such ARN can be listed: a federated user, an
     identity that is not IAM's (moto's default `user/moto`), or a session whose
     role is not in the snapshot (its path is unknown, and a wrong ARN spares
-    nobody). A bucket denying everyone not listed would deny it every S3
-    action, putting and deleting the bucket policy included: only a root login
-    could repair that.
+    nobody). A bucket or key denying its administration to everyone not listed
+    would deny it putting the policy back: only a root login could repair that.
+    `what` names the policy in the message (default: the policy of `bucket`).
     """
     principal = _known_actor_principal(snapshot, actor_arn)
     if principal is not None:
@@ -488,13 +509,14 @@ def admin_principal(snapshot: Snapshot, actor_arn: str, *, bucket: str) -> str:
         )
     else:
         reason = "only IAM users, roles and the account root can be named there (aws:PrincipalArn)"
+    label = what or f"the policy of bucket {bucket}"
     raise PolicyLockout(
-        f"Refusing to change the policy of bucket {bucket}: {SID_BUCKET_DENY_OTHERS} denies "
-        f"every S3 action to whoever it does not list, and keyhygiene cannot list {actor_arn}: "
-        f"{reason}. That identity could then not even change the policy back.",
+        f"Refusing to change {label}: keyhygiene's Deny spares only the admins it lists, and "
+        f"keyhygiene cannot list {actor_arn}: {reason}. That identity could then not even "
+        "change the policy back.",
         actor=actor_arn,
-        resource=arns.bucket_arn(bucket, snapshot.partition),
-        action="s3:PutBucketPolicy",
+        resource=arns.bucket_arn(bucket, snapshot.partition) if bucket else label,
+        action="s3:PutBucketPolicy" if bucket else "kms:PutKeyPolicy",
     )
 
 

@@ -77,7 +77,13 @@ class Account:
         self.kms.put_key_policy(
             KeyId=self.key_id,
             PolicyName="default",
-            Policy=json.dumps(key_policy_with_whitelist(default, principals=whitelist)),
+            Policy=json.dumps(
+                key_policy_with_whitelist(
+                    default,
+                    principals=whitelist,
+                    keep_admin_arns=[f"arn:aws:iam::{ACCOUNT}:root", *map(self.arn, RUNNERS)],
+                )
+            ),
         )
         self.s3.create_bucket(Bucket="photos-data")
         self.s3.put_bucket_tagging(

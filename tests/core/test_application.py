@@ -169,7 +169,8 @@ def test_create_makes_everything_whitelisted_encrypted_and_tagged(aws: Connectio
     assert whitelisted_principals(document) == {ALICE_ARN, ROLE_ARN}
     sids = by_sid(document)
     excepted = sids["KeyHygieneDenyOthers"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert {ADMIN_ARN, ROOT_ARN, ALICE_ARN, ROLE_ARN} == set(excepted)
+    service_linked = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/*"
+    assert {ADMIN_ARN, ROOT_ARN, ALICE_ARN, ROLE_ARN, service_linked} == set(excepted)
     assert "KeyHygieneDenyWrongEncryption" in sids
     # The marker of the plan became the real key ARN when the step ran.
     other_key = sids[SID_BUCKET_DENY_OTHER_KEY]["Condition"]["StringNotEquals"]
@@ -630,7 +631,7 @@ def test_the_admin_stays_excepted_when_it_acts_through_a_role() -> None:
         (f"arn:aws:sts::{ACCOUNT}:assumed-role/ghost/alice", "role ghost is not in the loaded"),
     ],
 )
-def test_an_admin_the_bucket_policy_cannot_name_is_refused(caller: str, reason: str) -> None:
+def test_an_admin_the_policies_cannot_name_is_refused(caller: str, reason: str) -> None:
     # With only the root excepted, the admin would be denied s3:* on the
     # bucket, PutBucketPolicy included: only a root login could repair it.
     with pytest.raises(PolicyLockout, match=reason) as caught:
@@ -638,8 +639,9 @@ def test_an_admin_the_bucket_policy_cannot_name_is_refused(caller: str, reason: 
             _snapshot(caller=caller), "photos", ["photos-data"], ["alice-laptop"]
         )
     assert caught.value.actor == caller and caller in str(caught.value)
-    # Without buckets nothing denies it anything: the key policy hands control to IAM.
-    plan_create_application(_snapshot(caller=caller), "photos", [], ["alice-laptop"])
+    # Without buckets the key alone keeps its administration to the admins it lists.
+    with pytest.raises(PolicyLockout, match="KMS key policy"):
+        plan_create_application(_snapshot(caller=caller), "photos", [], ["alice-laptop"])
 
 
 def test_group_name_case_follows_the_existing_group() -> None:

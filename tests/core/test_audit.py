@@ -192,7 +192,9 @@ def clean_snapshot() -> Snapshot:
             aliases=("alias/photos",),
             tags={TAG_GROUPS: "photos"},
             policy=key_policy_with_whitelist(
-                default_key_policy(ACCOUNT), principals=photos_whitelist()
+                default_key_policy(ACCOUNT),
+                principals=photos_whitelist(),
+                keep_admin_arns=[ROOT_ARN],
             ),
         ),
     )
@@ -550,7 +552,9 @@ def test_whitelist_missing_a_member_names_it() -> None:
 def test_whitelist_with_an_extra_principal_on_a_kms_key() -> None:
     snapshot = clean_snapshot()
     extra = key_policy_with_whitelist(
-        default_key_policy(ACCOUNT), principals=[*photos_whitelist(), user_arn("alice-phone")]
+        default_key_policy(ACCOUNT),
+        principals=[*photos_whitelist(), user_arn("alice-phone")],
+        keep_admin_arns=[ROOT_ARN],
     )
     [finding] = audit(with_key(snapshot, policy=extra))
     assert (finding.id, finding.severity, finding.resource, finding.resource_kind) == (
@@ -567,7 +571,11 @@ def test_untagged_resources_have_no_whitelist_to_drift_from() -> None:
     odd = key_policy_with_whitelist(
         default_key_policy(ACCOUNT), principals=[user_arn("alice-phone")]
     )
-    assert audit(with_key(snapshot, tags={}, policy=odd)) == []
+    findings = audit(with_key(snapshot, tags={}, policy=odd))
+    assert [f for f in findings if f.resource == KEY_ID] == []
+    # The bucket's computers can no longer decrypt what it holds: that the
+    # reach rule sees, on the bucket.
+    assert [f.id for f in findings] == ["whitelist.reach-short"]
 
 
 # ---- buckets ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tui import access
 from tui.access import identity_policies, upload_context
 from tui.errors import BadInput
 from tui.membership import IAM_WRITE_RIGHTS, LoanRefused, loan_risks, plan_grant
@@ -74,6 +75,18 @@ PHOTOS_WORK = {
 }
 
 
+TRUST_ACCOUNT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
 def iam_arn(kind: str, name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:{kind}/{name}"
 
@@ -114,7 +127,14 @@ def account(**group_policies: dict[str, Any]) -> Snapshot:
             User(ADMIN, iam_arn("user", ADMIN), groups=("admins",)),
         ),
         groups=tuple(groups),
-        roles=(Role("photos", iam_arn("role", "photos"), tags={TAG_GROUPS: "photos"}),),
+        roles=(
+            Role(
+                "photos",
+                iam_arn("role", "photos"),
+                trust_policy=TRUST_ACCOUNT,
+                tags={TAG_GROUPS: "photos"},
+            ),
+        ),
         buckets=(
             Bucket(
                 BUCKET,
@@ -189,6 +209,8 @@ def ask(
     request = Request(
         principal, action, resource, dict(context or {}), now=at, resource_account=ACCOUNT
     )
+    if resource_policy is None and ":role/" in resource:
+        resource_policy = access.resource_policy(snapshot, resource)  # the role's trust policy
     return evaluate(request, identity_policies(snapshot, principal), resource_policy)
 
 
@@ -544,3 +566,34 @@ def test_extending_a_loan_of_such_a_group_needs_force_again() -> None:
     with pytest.raises(LoanRefused):
         plan_grant(lent, PHONE, "admins", "1d", now=NOW)
     assert plan_grant(lent, PHONE, "admins", "1d", now=NOW, force=True).kind == "grant-extend"
+
+
+def test_passing_a_role_refuses_the_loan() -> None:
+    # A Lambda function created as role photos would keep its access after the loan.
+    snapshot = account(ops=_allow(["iam:PassRole", "lambda:*"], "*"))
+    with pytest.raises(LoanRefused, match="allows iam:PassRole on any role"):
+        plan_grant(snapshot, PHONE, "ops", "2h", now=NOW)
+
+
+def _with_role(snapshot: Snapshot, role: Role) -> Snapshot:
+    return replace(snapshot, roles=(*snapshot.roles, role))
+
+
+def test_an_assumable_role_with_iam_writes_refuses_the_loan() -> None:
+    keys = Role(
+        "key-maker",
+        iam_arn("role", "key-maker"),
+        trust_policy=TRUST_ACCOUNT,
+        inline_policies=(InlinePolicy("keys", _allow("iam:CreateAccessKey", "*")),),
+    )
+    snapshot = _with_role(account(ops=_allow("sts:AssumeRole", "*")), keys)
+    with pytest.raises(LoanRefused) as refused:
+        plan_grant(snapshot, PHONE, "ops", "2h", now=NOW)
+    assert "it may assume role key-maker" in refused.value.message
+    assert "iam:CreateAccessKey" in refused.value.message
+    # The same role, trusting nobody in this account: only the warning remains.
+    closed = replace(keys, trust_policy={"Version": "2012-10-17", "Statement": []})
+    plan = plan_grant(
+        _with_role(account(ops=_allow("sts:AssumeRole", "*")), closed), PHONE, "ops", "2h", now=NOW
+    )
+    assert [w for w in plan.warnings if "sts:AssumeRole" in w]

@@ -184,12 +184,14 @@ def _seed() -> None:
     kms.create_alias(AliasName="alias/photos", TargetKeyId=key["KeyId"])
     whitelist = sorted([arn(LAPTOP), role])
     default = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    root = [f"arn:aws:iam::{ACCOUNT}:root", arn(ADMIN)]  # who administers buckets and key
     kms.put_key_policy(
         KeyId=key["KeyId"],
         PolicyName="default",
-        Policy=json.dumps(key_policy_with_whitelist(default, principals=whitelist)),
+        Policy=json.dumps(
+            key_policy_with_whitelist(default, principals=whitelist, keep_admin_arns=root)
+        ),
     )
-    root = [f"arn:aws:iam::{ACCOUNT}:root", arn(ADMIN)]  # who administers the buckets
     for bucket, group, listed in (
         ("photos-data", "photos", whitelist),
         ("photos-archive", "photos", whitelist),

@@ -90,10 +90,14 @@ OWN_BUCKET_SIDS = [
 ]
 
 
+SERVICE_LINKED = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/*"
+
+
 def unless(principals: list[str]) -> dict[str, Any]:
+    # Admins by ARN only (a principal tag can come from a session tag), plus the
+    # account's service-linked roles and AWS services.
     return {
-        "ArnNotLike": {"aws:PrincipalArn": principals},
-        "StringNotEquals": {"aws:PrincipalTag/keyhygiene:admin": "true"},
+        "ArnNotLike": {"aws:PrincipalArn": sorted([*principals, SERVICE_LINKED])},
         "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
     }
 
@@ -209,7 +213,7 @@ def test_empty_bucket_whitelist_keeps_the_deny() -> None:
     sids = by_sid(policy)
     assert SID_BUCKET_ALLOW not in sids
     excepted = sids[SID_BUCKET_DENY_OTHERS]["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-    assert excepted == sorted([ADMIN, ROOT])
+    assert excepted == sorted([ADMIN, ROOT, SERVICE_LINKED])
     assert whitelisted_principals(policy) == frozenset()
 
 

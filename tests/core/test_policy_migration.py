@@ -156,7 +156,7 @@ def test_app_sync_rewrites_them_as_a_reviewed_plan(old: Snapshot) -> None:
     )
     # christopher-desktop loses the bucket's configuration on purpose: not a warning.
     assert "Warning" not in bucket_step.description
-    assert "adds KeyHygieneDenyOthersUse" in key_step.description
+    assert "adds KeyHygieneDenyOthersAdmin, KeyHygieneDenyOthersUse" in key_step.description
     text = fix.plan.render_text()
     assert '-      "Action": "s3:*",' in text  # the diff is shown for review
     synced = applied(old, fix.plan)

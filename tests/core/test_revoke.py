@@ -326,7 +326,10 @@ def test_revoke_does_every_step_and_keeps_foreign_statements(
     assert photos["Statement"][0] == UNRELATED and photos["Statement"][-1] == FOREIGN
     assert whitelisted_principals(photos) == {OTHER_ARN}
     deny = next(s for s in photos["Statement"] if s["Sid"] == "KeyHygieneDenyOthers")
-    assert deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [*ADMINS, OTHER_ARN]
+    service_linked = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/*"
+    assert deny["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == sorted(
+        [*ADMINS, OTHER_ARN, service_linked]
+    )
     loose = bucket_policy(account, "loose-share")
     assert loose is not None and whitelisted_principals(loose) == frozenset()
     assert bucket_policy(account, "other-data") == account.originals["other-data"]

@@ -36,7 +36,7 @@ from policy_account import (
 from tui import access
 from tui.access import upload_context
 from tui.application import new_key_marker, plan_create_application, plan_sync_application
-from tui.model import Snapshot
+from tui.model import InlinePolicy, Role, Snapshot
 from tui.plans import Plan
 from tui.policy_eval import Principal
 from tui.whitelist_plans import members_after_change, replace_value, whitelist_steps
@@ -67,13 +67,59 @@ def test_a_plain_upload_and_download_pass(synced: Snapshot) -> None:
 
 def test_every_request_of_a_multipart_upload_passes(synced: Snapshot) -> None:
     # CreateMultipartUpload, UploadPart and CompleteMultipartUpload are all
-    # authorized as s3:PutObject; only the first carries SSE headers, and aws
-    # s3 cp sends none without --sse. Parts need kms:Decrypt as well.
+    # authorized as s3:PutObject, and `aws s3 cp` sends no SSE header with any
+    # of them (without --sse): one question, asked once. Parts need kms:Decrypt
+    # as well, and a copy between buckets reads and writes the object's tags.
     laptop = "christopher-laptop"
-    for _request in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
-        assert ask(synced, laptop, "s3:PutObject", OBJECT) == "allow"
+    assert ask(synced, laptop, "s3:PutObject", OBJECT) == "allow"
     assert ask(synced, laptop, "s3:AbortMultipartUpload", OBJECT) == "allow"
     assert ask(synced, laptop, "kms:Decrypt", KEY_ARN) == "allow"
+    assert ask(synced, laptop, "s3:GetObjectTagging", OBJECT) == "allow"
+    assert ask(synced, laptop, "s3:PutObjectTagging", OBJECT) == "allow"
+
+
+def test_a_tag_alone_makes_no_admin(synced: Snapshot) -> None:
+    # A principal tag can come from a session tag (sts:TagSession): keyhygiene
+    # lists its admins by ARN when it writes, never trusts the tag at request time.
+    colleague = synced.user("colleague")
+    assert colleague is not None
+    tagged = synced.with_user(replace(colleague, tags={"keyhygiene:admin": "true"}))
+    assert ask(tagged, "colleague", "s3:PutBucketPolicy", BUCKET_ARN) == "explicit-deny"
+    session = Principal.role_session(
+        f"arn:aws:iam::{ACCOUNT}:role/photos", tags={"keyhygiene:admin": "true"}
+    )
+    assert ask(synced, session, "s3:PutBucketPolicy", BUCKET_ARN) == "explicit-deny"
+    # `app sync` after tagging lists it by ARN: then it is an admin.
+    resynced = applied(tagged, plan_sync_application(tagged, "photos"))
+    assert ask(resynced, "colleague", "s3:PutBucketPolicy", BUCKET_ARN) == "allow"
+    assert ask(resynced, "colleague", "kms:PutKeyPolicy", KEY_ARN) == "allow"
+
+
+def test_service_linked_roles_keep_reading_the_bucket(synced: Snapshot) -> None:
+    # AWS Config, Access Analyzer and Macie read buckets through service-linked
+    # roles, for which aws:PrincipalIsAWSService is false.
+    role = Role(
+        "AWSServiceRoleForConfig",
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
+        inline_policies=(
+            InlinePolicy(
+                "read",
+                {"Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]},
+            ),
+        ),
+        path="/aws-service-role/config.amazonaws.com/",
+    )
+    with_role = replace(synced, roles=(*synced.roles, role))
+    who = Principal.role_session(role.arn)
+    assert ask(with_role, who, "s3:GetBucketPolicy", BUCKET_ARN) == "allow"
+    assert ask(with_role, who, "s3:GetEncryptionConfiguration", BUCKET_ARN) == "allow"
+
+
+def test_others_allowed_key_administration_through_iam_are_denied_it(synced: Snapshot) -> None:
+    # colleague (AdministratorAccess) is no admin by keyhygiene's rule.
+    for action in ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey"):
+        assert ask(synced, "colleague", action, KEY_ARN) == "explicit-deny", action
+    assert ask(synced, "colleague", "kms:DescribeKey", KEY_ARN) == "allow"
 
 
 def test_the_application_key_named_in_full_passes(synced: Snapshot) -> None:
