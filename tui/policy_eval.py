@@ -83,6 +83,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Literal
 
+from tui import arns
+
 Outcome = Literal["allow", "explicit-deny", "implicit-deny", "unknown"]
 PrincipalKind = Literal["user", "role", "root", "service", "anonymous"]
 # Three-valued logic: True, False, or None for "cannot tell".
@@ -870,15 +872,12 @@ def _statement_list(document: Mapping[str, Any]) -> list[Any]:
 
 
 def _account(arn: str) -> str | None:
-    parts = arn.split(":")
-    if len(parts) > 5 and parts[0] == "arn" and parts[4].isdigit():
-        return parts[4]
-    return None
+    """An ARN's account id; None for none (S3) or AWS's own (`iam::aws:policy`)."""
+    account = arns.account_of(arn)
+    return account if account.isdigit() else None
 
 
-def _partition(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[1] if len(parts) > 2 and parts[0] == "arn" else "aws"
+_partition = arns.partition_of
 
 
 def _assumes_role(request: Request) -> bool:
