@@ -10,9 +10,9 @@ import pytest
 from helpers import act_as_new_admin, seed_photos_account
 from moto import mock_aws
 from textual.app import App
-from textual.widgets import Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
-from screens.membership_screen import MembershipScreen
+from screens.membership_screen import FORCE_LABEL, MembershipScreen
 from screens.plan_screen import PlanScreen
 from tui.connection import Connection, ConnectionOptions
 from tui.inventory import load_snapshot
@@ -190,3 +190,52 @@ async def test_the_pickers_follow_the_core_rules_and_say_why_nothing_fits(
         await pilot.pause()
         assert revoked.group_choices() == []
         assert "alice-phone is revoked" in str(revoked.query_one("#ms-message", Static).render())
+
+
+async def test_a_group_granting_iam_rights_is_lent_only_when_ticked(
+    account: tuple[Snapshot, Connection],
+) -> None:
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_group(GroupName="ops")
+    iam.put_group_policy(
+        GroupName="ops",
+        PolicyName="iam-admin",
+        PolicyDocument='{"Version": "2012-10-17", "Statement": '
+        '[{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]}',
+    )
+    _, conn = account
+    snapshot = load_snapshot(conn)
+    screen = MembershipScreen(snapshot, conn, "lend", user="alice-phone", clock=lambda: NOW)
+    app = Host(screen)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        force = screen.query_one("#ms-force", Checkbox)
+        assert not force.display
+        screen.query_one("#ms-group", Select).value = "ops"
+        screen.query_one("#ms-duration", Select).value = "8h"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen  # refused: no plan
+        message = str(screen.query_one("#ms-message", Static).render())
+        assert "Group ops is not lent to alice-phone" in message
+        assert "allows iam:CreateUser" in message and FORCE_LABEL in message
+        assert force.display and not force.value
+        # Another group clears the choice: it must not lend that one by force.
+        screen.query_one("#ms-group", Select).value = "photos"
+        await pilot.pause()
+        assert not force.display
+        screen.query_one("#ms-group", Select).value = "ops"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        force.value = True
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        assert any("by force" in w for w in plan_screen.plan.warnings), plan_screen.plan.warnings
+        await pilot.press("escape")
+        await pilot.pause()
+    assert _groups("alice-phone") == set()  # reviewed, never applied
