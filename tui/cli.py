@@ -147,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("keyhygiene: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped (`keyhygiene audit | head`): stop quietly,
+        # as a command killed by SIGPIPE does, and keep Python from failing again
+        # when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 - a person gets a sentence, not a traceback
         # Only the type: an unexpected exception's text could quote values.
         print(
