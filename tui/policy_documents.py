@@ -66,6 +66,17 @@ BUCKET_ACTIONS: tuple[str, ...] = (
     "s3:PutObject",
     "s3:PutObjectTagging",
 )
+# Reading a bucket's configuration (what keyhygiene's inventory reads): spared
+# for the whitelisted computers too, so that keyhygiene run with a computer's
+# own profile still shows its application. Reading grants nothing by itself.
+BUCKET_READ_CONFIG_ACTIONS: tuple[str, ...] = (
+    "s3:GetBucketAcl",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPolicyStatus",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketTagging",
+    "s3:GetEncryptionConfiguration",
+)
 KEY_ACTIONS: tuple[str, ...] = (
     "kms:Decrypt",
     "kms:DescribeKey",
@@ -259,13 +270,13 @@ def bucket_policy_with_whitelist(
 
     - `KeyHygieneAllow`: the whitelisted principals may use the bucket's objects
       (left out when the whitelist is empty: AWS refuses an empty principal list);
-    - `KeyHygieneDenyOthers`: the data actions (`BUCKET_ACTIONS`) are denied to
-      whoever is neither whitelisted nor an admin (`keep_admin_arns`). AWS
-      advises `aws:PrincipalArn` over `NotPrincipal`; it also matches a role's
-      sessions;
-    - `KeyHygieneDenyConfiguration`: every other action on the bucket (its
-      policy, encryption, ACLs, lifecycle...) is denied to all but the admins,
-      so a whitelisted computer cannot rewrite the whitelist;
+    - `KeyHygieneDenyOthers`: the data actions (`BUCKET_ACTIONS`) and reading
+      the configuration (`BUCKET_READ_CONFIG_ACTIONS`) are denied to whoever
+      is neither whitelisted nor an admin (`keep_admin_arns`). AWS advises
+      `aws:PrincipalArn` over `NotPrincipal`; it also matches a role's sessions;
+    - `KeyHygieneDenyConfiguration`: every other action on the bucket (putting
+      its policy, encryption, ACLs, lifecycle...) is denied to all but the
+      admins, so a whitelisted computer cannot rewrite the whitelist;
     - both spare AWS service principals (`aws:PrincipalIsAWSService`): a
       service is judged by the statements that name it (CloudTrail, access
       logs, inventory), whose own conditions (`aws:SourceAccount`...) hold it;
@@ -754,12 +765,13 @@ def _bucket_statements(
             f"Refusing a bucket policy for {bucket_arn} that no admin could change.",
             hint="Pass the admin principals (the account root, the caller) to keep.",
         )
+    whitelisted_actions = sorted({*BUCKET_ACTIONS, *BUCKET_READ_CONFIG_ACTIONS})
     own.append(
         {
             "Sid": SID_BUCKET_DENY_OTHERS,
             "Effect": "Deny",
             "Principal": "*",
-            "Action": list(BUCKET_ACTIONS),
+            "Action": whitelisted_actions,
             "Resource": [bucket_arn, objects],
             "Condition": _unless_listed(sorted(set(whitelist) | set(admins))),
         }
@@ -769,7 +781,7 @@ def _bucket_statements(
             "Sid": SID_BUCKET_DENY_CONFIGURATION,
             "Effect": "Deny",
             "Principal": "*",
-            "NotAction": list(BUCKET_ACTIONS),
+            "NotAction": whitelisted_actions,
             "Resource": [bucket_arn, objects],
             "Condition": _unless_listed(admins),
         }

@@ -176,6 +176,22 @@ def test_a_whitelisted_computer_cannot_rewrite_the_whitelist(synced: Snapshot) -
         assert ask(synced, desktop, action, BUCKET_ARN) == "explicit-deny", action
 
 
+def test_whitelisted_computers_may_read_the_configuration_others_may_not(synced: Snapshot) -> None:
+    # keyhygiene run with a computer's own profile still reads its application
+    # (given an IAM policy allowing it); reading changes nothing.
+    reader = InlinePolicy(
+        "read-config", {"Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}]}
+    )
+    with_reader = synced
+    for name in ("christopher-laptop", "christopher-phone"):
+        user = with_reader.user(name)
+        assert user is not None
+        with_reader = with_reader.with_user(replace(user, inline_policies=(reader,)))
+    for action in ("s3:GetBucketPolicy", "s3:GetEncryptionConfiguration", "s3:GetBucketTagging"):
+        assert ask(with_reader, "christopher-laptop", action, BUCKET_ARN) == "allow", action
+        assert ask(with_reader, "christopher-phone", action, BUCKET_ARN) == "explicit-deny"
+
+
 @pytest.mark.parametrize(
     "admin", ["admin", "ops", f"role/{SSO_ADMIN}"], ids=["actor", "tagged", "sso"]
 )
