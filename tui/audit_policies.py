@@ -268,9 +268,9 @@ def expiry_unguarded(
             "IAM policies let it call iam:DeleteUserPolicy on itself: it can delete the expiry "
             "before it applies and keep the loan for good.",
             resource_kind="user",
-            fix=f"Lend it again (`keyhygiene grant {user.name} --group GROUP --for DURATION "
-            f"--force`, for {groups}) or end the loan (`--end`): keyhygiene then writes the "
-            "guarded policy.",
+            fix="Open this finding in the TUI to add the guard (expiries unchanged), or lend "
+            f"it again (`keyhygiene grant {user.name} --group GROUP --for DURATION --force`, "
+            f"for {groups}), or end the loan (`--end`).",
         )
 
 

@@ -42,6 +42,14 @@ def fix_for(snapshot: Snapshot, finding: Finding, now: datetime) -> Fix | None:
                 f"Sync application {groups[0]}: its whitelists and keyhygiene's statements",
                 plan_sync_application(snapshot, groups[0]),
             )
+    if finding.id == "policy.expiry-unguarded" and finding.resource_kind == "user":
+        from tui.membership import plan_guard_loans
+
+        return Fix(
+            "plan",
+            f"Add the guard to {finding.resource}'s loans",
+            plan_guard_loans(snapshot, finding.resource),
+        )
     if finding.id == "user.expired-grant":
         from tui.membership import plan_sweep
 

@@ -1098,6 +1098,27 @@ def plan_grant(
     return Plan(kind, title, tuple(steps), tuple(warnings))
 
 
+def plan_guard_loans(snapshot: Snapshot, user_name: str) -> Plan:
+    """Rewrite `keyhygiene-expiry` from the user's loans as they stand (same
+    groups, same expiries), now with the guard: the fix for a loan written
+    before keyhygiene guarded them (audit `policy.expiry-unguarded`)."""
+    user = _find_user(snapshot, user_name)
+    grants = _readable_grants(user)
+    if not grants:
+        raise BadInput(f"{user.name} holds no loan with a readable expiry. Nothing was changed.")
+    policy = expiry_policy(snapshot, user, grants)
+    ensure_inline_policies_fit(user, policy.document)
+    steps = _expiry_policy_steps(user, policy, step_id="guard-expiry-policy")
+    if not steps:
+        raise BadInput(f"{user.name}'s {EXPIRY_POLICY_NAME} is already guarded. Nothing to do.")
+    return Plan(
+        "grant-guard",
+        f"Guard {user.name}'s loans (expiries unchanged)",
+        tuple(steps),
+        (*policy.warnings, *_unreadable_grants_warning(user)),
+    )
+
+
 def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
     """End a loan now: membership, whitelist entries, tag and expiry policy statement.
 

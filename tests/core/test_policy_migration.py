@@ -3,6 +3,7 @@ AWS's rules, and `app sync` rewrites them into documents that hold."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -218,6 +219,18 @@ def test_a_loan_from_before_the_guard_is_flagged_with_its_escape() -> None:
     assert "iam:DeleteUserPolicy" in finding.detail
     # The harm is real on AWS's rules: before the expiry it may delete its expiry.
     assert ask(lent, "christopher-phone", "iam:DeleteUserPolicy", phone.arn) == "allow"
+
+    # The finding's fix rewrites the policy from the loans as they stand.
+    fix = fix_for(lent, finding, NOW)
+    assert fix is not None and fix.plan is not None
+    [step] = fix.plan.steps
+    assert step.after is not None and step.call.params["PolicyName"] == EXPIRY_POLICY_NAME
+    assert f'"aws:CurrentTime": "{expiry}"' in json.dumps(step.after)  # the same expiry
+    fixed = lent.with_user(
+        replace(phone, inline_policies=(InlinePolicy(EXPIRY_POLICY_NAME, step.after),))
+    )
+    assert ask(fixed, "christopher-phone", "iam:DeleteUserPolicy", phone.arn) == "explicit-deny"
+    assert not [f for f in run_audit(fixed, now=NOW) if f.id == "policy.expiry-unguarded"]
 
     # Lending again (by force: admins grants IAM writes) writes the guarded policy.
     plan = plan_grant(lent, "christopher-phone", "admins", "1h", now=NOW, force=True)
