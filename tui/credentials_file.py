@@ -243,7 +243,12 @@ def _parse(text: str, shown: str) -> _Document:
                 shown, line.number, "a setting before any [section] header"
             )
         option = _parse_option(section, index, line, stripped, keys_seen, shown)
+    # botocore parses nested values section by section; [DEFAULT]'s options reach
+    # that parsing only through the sections that inherit them, so alone it passes.
+    profiles = any(section.name != _DEFAULT_SECTION for section in sections)
     for section in sections:
+        if section.name == _DEFAULT_SECTION and not profiles:
+            continue
         for option in section.options.values():
             _check_nested(option, section, shown)
     return _Document(lines, sections, _newline_of(lines))

@@ -13,7 +13,7 @@ import boto3
 import botocore.configloader
 import botocore.exceptions
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tui import credentials_file as cf
@@ -158,6 +158,10 @@ ANY_LINE = st.sampled_from(
 
 @FAST
 @given(lines=st.lists(ANY_LINE, max_size=10), newline=st.sampled_from(["\n", "\r\n", "\r"]))
+# Found by this test: botocore parses [DEFAULT]'s nested values only through a
+# section that inherits them.
+@example(lines=["[DEFAULT]", "s3 =", "    deeper"], newline="\n")
+@example(lines=["[DEFAULT]", "s3 =", "    deeper", "[work]", "a = b"], newline="\n")
 def test_validation_agrees_with_botocore(tmp_path: Path, lines: list[str], newline: str) -> None:
     path = tmp_path / "credentials"
     path.write_bytes(newline.join(lines).encode())
