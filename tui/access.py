@@ -79,6 +79,9 @@ TAG_ADMIN = "keyhygiene:admin"
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 SSO_ADMIN_PERMISSION_SET = "AWSReservedSSO_AdministratorAccess_"
 
+# The object a question about "a bucket's objects" names (any key would do).
+EXAMPLE_OBJECT = "example"
+
 # Requests a real client sends, as condition keys present or absent.
 UploadKind = Literal["plain", "kms-key", "kms-no-key", "other-key", "aes256", "sse-c"]
 
@@ -249,76 +252,74 @@ class Reach:
     abilities: tuple[str, ...]  # "read", "write", "list" / "decrypt", "encrypt"
     unknown: tuple[str, ...] = ()
 
-    def sentence(self) -> str:
-        what = " and ".join(self.abilities) if self.abilities else "nothing"
-        if self.kind == "bucket":
-            text = (
-                f"can {what} in {self.resource}"
-                if self.abilities
-                else f"cannot use {self.resource}"
-            )
-        else:
-            text = (
-                f"can {what} with {self.resource}"
-                if self.abilities
-                else f"cannot use {self.resource}"
-            )
-        if self.unknown:
-            if not self.abilities:  # not "cannot use", which would contradict it
-                text = f"may be able to use {self.resource}"
-            text += f" (cannot tell: {', '.join(self.unknown)})"
-        return text
-
-
-_BUCKET_QUESTIONS: tuple[tuple[str, str, bool], ...] = (
-    ("read", "s3:GetObject", True),
-    ("write", "s3:PutObject", True),
-    ("list", "s3:ListBucket", False),
-)
-_KEY_QUESTIONS: tuple[tuple[str, str], ...] = (
-    ("decrypt", "kms:Decrypt"),
-    ("encrypt", "kms:GenerateDataKey"),
-)
-
-
-def bucket_reach(snapshot: Snapshot, principal: Principal, bucket: Bucket, now: datetime) -> Reach:
-    """Read (GetObject), write (a plain `aws s3 cp` upload) and list."""
-    can: list[str] = []
-    unknown: list[str] = []
-    for ability, action, objects in _BUCKET_QUESTIONS:
-        target = f"{bucket.arn}/example" if objects else bucket.arn
-        decision = explain(snapshot, principal, action, target, now=now)
-        if decision.allowed:
-            can.append(ability)
-        elif decision.outcome == "unknown":
-            unknown.append(ability)
-    return Reach(bucket.name, "bucket", tuple(can), tuple(unknown))
-
-
-def key_reach(snapshot: Snapshot, principal: Principal, key: KmsKey, now: datetime) -> Reach:
-    can: list[str] = []
-    unknown: list[str] = []
-    for ability, action in _KEY_QUESTIONS:
-        decision = explain(snapshot, principal, action, key.arn, now=now)
-        if decision.allowed:
-            can.append(ability)
-        elif decision.outcome == "unknown":
-            unknown.append(ability)
-    return Reach(key.label, "key", tuple(can), tuple(unknown))
-
 
 def principal_reach(snapshot: Snapshot, who: str, now: datetime) -> list[Reach]:
-    """Every bucket and key of the snapshot this principal can use (or might)."""
+    """Every bucket and key of the snapshot this principal can use (or might).
+
+    A bucket's objects are read and written through S3, which asks the
+    bucket's default KMS key as the caller: "read" needs kms:Decrypt and
+    "write" kms:GenerateDataKey on it too (as `who_reads` counts them)."""
     principal = principal_of(snapshot, who)
-    found = [
-        bucket_reach(snapshot, principal, b, now)
-        for b in sorted(snapshot.buckets, key=lambda b: b.name)
-    ]
-    found += [
-        key_reach(snapshot, principal, k, now)
-        for k in sorted(snapshot.kms_keys, key=lambda k: k.label)
-    ]
+    sources = identity_policies(snapshot, principal)  # once, not per question
+
+    def outcome(action: str, resource: str, context: Mapping[str, Any] | None = None) -> str:
+        request = Request(
+            principal,
+            action,
+            resource,
+            dict(context or {}),
+            now=now,
+            resource_account=snapshot.account_id,
+        )
+        return evaluate(request, sources, resource_policy(snapshot, resource)).outcome
+
+    def with_key(action: str, resource: str, key_action: str, key: KmsKey | None) -> list[str]:
+        answers = [outcome(action, resource)]
+        if key is not None:
+            answers.append(outcome(key_action, key.arn, via_s3(key.arn)))
+        return answers
+
+    found: list[Reach] = []
+    for bucket in sorted(snapshot.buckets, key=lambda b: b.name):
+        key = _default_key(snapshot, bucket)
+        objects = f"{bucket.arn}/{EXAMPLE_OBJECT}"
+        found.append(
+            _reach(
+                bucket.name,
+                "bucket",
+                [
+                    ("read", with_key("s3:GetObject", objects, "kms:Decrypt", key)),
+                    ("write", with_key("s3:PutObject", objects, "kms:GenerateDataKey", key)),
+                    ("list", [outcome("s3:ListBucket", bucket.arn)]),
+                ],
+            )
+        )
+    for k in sorted(snapshot.kms_keys, key=lambda k: k.label):
+        found.append(
+            _reach(
+                k.label,
+                "key",
+                [
+                    ("decrypt", [outcome("kms:Decrypt", k.arn)]),
+                    ("encrypt", [outcome("kms:GenerateDataKey", k.arn)]),
+                ],
+            )
+        )
     return [r for r in found if r.abilities or r.unknown]
+
+
+def _reach(
+    resource: str, kind: Literal["bucket", "key"], asked: list[tuple[str, list[str]]]
+) -> Reach:
+    """An ability is there when every request it takes is allowed, unknown when
+    none is denied but some cannot be told."""
+    can = [ability for ability, outcomes in asked if all(o == "allow" for o in outcomes)]
+    unknown = [
+        ability
+        for ability, outcomes in asked
+        if ability not in can and all(o in ("allow", "unknown") for o in outcomes)
+    ]
+    return Reach(resource, kind, tuple(can), tuple(unknown))
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,12 @@ def who_reads(
     encrypts with a KMS key by default, kms:Decrypt with that key (S3 decrypts
     as the caller, so an admin allowed the object but not the key reads nothing)."""
     objects = who_can(
-        snapshot, "s3:GetObject", f"{bucket.arn}/example", now, budget=budget, with_root=with_root
+        snapshot,
+        "s3:GetObject",
+        f"{bucket.arn}/{EXAMPLE_OBJECT}",
+        now,
+        budget=budget,
+        with_root=with_root,
     )
     key = _default_key(snapshot, bucket)
     if objects.anyone or key is None:

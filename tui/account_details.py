@@ -267,8 +267,6 @@ WHO_LIMIT = 20
 # 0.1 ms each): only those some policy might allow are, but on an account whose
 # groups all allow s3:* that could be every user.
 WHO_BUDGET = 150
-# The object a bucket's data question is asked about (any key would do).
-_AN_OBJECT = "example"
 _EVALUATED = (
     "Who can what is worked out offline from the policies by AWS's documented rules (SCPs, "
     "permission boundaries, KMS grants and ACLs not modelled); "

@@ -331,7 +331,7 @@ def _kept_admins(policy: Mapping[str, Any] | None) -> set[str]:
 
 def _use_of(resource: Bucket | KmsKey) -> tuple[str, str]:
     if isinstance(resource, Bucket):
-        return "s3:GetObject", f"{resource.arn}/example"
+        return "s3:GetObject", f"{resource.arn}/{access.EXAMPLE_OBJECT}"
     return "kms:Decrypt", resource.arn
 
 

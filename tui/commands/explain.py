@@ -20,6 +20,9 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+# Pure (no boto3): building the parser stays cheap.
+from tui.access import EXAMPLE_OBJECT
+
 if TYPE_CHECKING:
     from tui.model import Snapshot
     from tui.policy_eval import Decision, Principal
@@ -40,8 +43,6 @@ NOT_MODELLED = (
     "session policies, KMS grants, S3 ACLs and Block Public Access."
 )
 _ACTION = re.compile(r"^[A-Za-z0-9-]+:[A-Za-z0-9]+$")
-# The object a question names when only a bucket was given for an object action.
-EXAMPLE_OBJECT = "example"
 
 _UPLOADS = ("plain", "kms-key", "kms-no-key", "other-key", "aes256", "sse-c")
 _UPLOAD_HELP = {
