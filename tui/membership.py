@@ -95,7 +95,7 @@ from tui.plans import (
     local_action,
 )
 from tui.policy_documents import POLICY_VERSION, caller_principal_arn
-from tui.policy_eval import PolicySource, Principal, Request, evaluate
+from tui.policy_eval import PolicySource, Principal, Request, evaluate, may_cover_action
 
 DEFAULT_MAX_DURATION = timedelta(days=30)
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
@@ -600,42 +600,33 @@ def loan_risks(snapshot: Snapshot, user: User, group: Group, *, now: datetime) -
         },
     )
 
-    def found(action: str, targets: Sequence[tuple[str, str]]) -> str | None:
-        for resource, words in targets:
-            request = Request(
-                principal, action, resource, now=utc(now), resource_account=snapshot.account_id
-            )
-            trust = delegating_trust if action == "sts:AssumeRole" else None
-            decision = evaluate(request, readable, trust)
-            if decision.allowed:
-                source = decision.deciding[0].source if decision.deciding else "policies"
-                return f"its {source} allows {action} on {words}"
-            if decision.outcome == "unknown":
-                return f"its policies may allow {action} on {words} ({decision.reason})"
-        return None
+    def may_assume(resource: str) -> bool:
+        request = Request(
+            principal,
+            "sts:AssumeRole",
+            resource,
+            now=utc(now),
+            resource_account=snapshot.account_id,
+        )
+        return evaluate(request, readable, delegating_trust).outcome in ("allow", "unknown")
 
-    rights: list[str] = []
-    if readable:
-        for action, kind in IAM_WRITE_RIGHTS:
-            right = found(action, _iam_targets(snapshot, user, kind))
-            if right is not None:
-                rights.append(right)
+    rights = _iam_rights(snapshot, user, principal, readable, now) if readable else []
     roles: list[str] = []
     if readable:
         for target in _iam_targets(snapshot, user, "role"):
-            if found("sts:AssumeRole", [target]) is not None:
+            if may_assume(target[0]):
                 roles.append(target[1])
                 if target[1] == "any role":
                     break
         # A role the borrower may assume lends it that role's rights too: one
         # that holds IAM writes could mint a key no expiry covers.
         for role in snapshot.roles:
-            if role.service_linked or found("sts:AssumeRole", [(role.arn, "")]) is None:
+            if role.service_linked or not may_assume(role.arn):
                 continue
             if not _trusts(snapshot, role, principal, now):
                 continue
             for right in _role_iam_rights(snapshot, user, role, now):
-                rights.append(f"it may assume role {role.name}, whose {right}")
+                rights.append(f"it may assume role {role.name}, whose {right.removeprefix('its ')}")
     return LoanRisks(group.name, tuple(rights), tuple(unreadable), tuple(roles))
 
 
@@ -655,25 +646,57 @@ def _trusts(snapshot: Snapshot, role: Role, principal: Principal, now: datetime)
 def _role_iam_rights(snapshot: Snapshot, user: User, role: Role, now: datetime) -> list[str]:
     session = Principal.role_session(role.arn, session="borrower", tags=role.tags)
     sources = [
-        PolicySource(s.label.removeprefix(f"role {role.name} "), s.document)
-        if s.document is None
-        else PolicySource(
-            s.label.removeprefix(f"role {role.name} "), _as_it_could_allow(s.document)
+        PolicySource(
+            s.label.removeprefix(f"role {role.name} "),
+            None if s.document is None else _as_it_could_allow(s.document),
         )
         for s in identity_policies(snapshot, session)
     ]
+    return _iam_rights(snapshot, user, session, sources, now)
+
+
+def _iam_rights(
+    snapshot: Snapshot,
+    user: User,
+    principal: Principal,
+    sources: Sequence[PolicySource],
+    now: datetime,
+) -> list[str]:
+    """Each of `IAM_WRITE_RIGHTS` that `sources` give `principal` on some
+    identity (the borrower itself left out), as "its <policy> allows <action>
+    on <what>". An action no statement's Action could name is not asked, so a
+    group with only S3 rights costs nothing on a 500-user account."""
     found: list[str] = []
     for action, kind in IAM_WRITE_RIGHTS:
+        if not any(_could_name(source, action) for source in sources):
+            continue
         for resource, words in _iam_targets(snapshot, user, kind):
             request = Request(
-                session, action, resource, now=utc(now), resource_account=snapshot.account_id
+                principal, action, resource, now=utc(now), resource_account=snapshot.account_id
             )
             decision = evaluate(request, sources)
-            if decision.allowed or decision.outcome == "unknown":
+            if decision.allowed:
                 source = decision.deciding[0].source if decision.deciding else "policies"
-                found.append(f"{source} allows {action} on {words}")
+                found.append(f"its {source} allows {action} on {words}")
+                break
+            if decision.outcome == "unknown":
+                found.append(f"its policies may allow {action} on {words} ({decision.reason})")
                 break
     return found
+
+
+def _could_name(source: PolicySource, action: str) -> bool:
+    """Whether some Allow of the document may cover `action` (any resource); an
+    unreadable document may."""
+    if source.document is None:
+        return True
+    raw = source.document.get("Statement", [])
+    items = raw if isinstance(raw, list) else [raw]
+    return any(
+        not isinstance(item, Mapping)
+        or (item.get("Effect") == "Allow" and may_cover_action(item, action))
+        for item in items
+    )
 
 
 def _iam_targets(snapshot: Snapshot, user: User, kind: str) -> list[tuple[str, str]]:

@@ -469,6 +469,12 @@ def may_apply(statement: Mapping[str, Any], action: str, resource: str) -> bool:
     return _resource_matches(statement, resource, {}) is not False
 
 
+def may_cover_action(statement: Mapping[str, Any], action: str) -> bool:
+    """Whether a statement's Action (or NotAction) could name `action`, whatever
+    its resources and conditions; a statement with neither may."""
+    return _action_matches(statement, action) is not False
+
+
 # ---- statement parts ---------------------------------------------------------------
 
 
