@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from tui.errors import KeyHygieneError
-from tui.journal import Journal
+from tui.journal import Journal, interrupted_runs_of
 from tui.plans import ApplyReport, ClientProvider, Plan, PlanEvent, apply_plan, rollback
 from tui.widgets.plan_view import PlanView
 
@@ -85,13 +85,20 @@ class PlanScreen(ModalScreen[ApplyReport | None]):
             self.app.call_from_thread(lambda: self.query_one(PlanView).mark(event))
 
         try:
+            # Runs of the same command cut short earlier: this plan, built from
+            # the account as it is now, finishes them (as on the command line).
+            earlier = interrupted_runs_of(self.plan)
+            journal = Journal.create(self.plan)
             report = apply_plan(
                 self.plan,
                 self.clients,
-                journal=Journal.create(self.plan),
+                journal=journal,
                 on_event=relay,
                 stop_on_failure=self.stop_on_failure,
             )
+            if report.ok:
+                for run in earlier:
+                    run.close_as_finished_by(journal)
             undone = None
             if not report.ok and self.roll_back_on_failure and report.done:
                 undone = rollback(report, self.clients, on_event=relay)

@@ -213,6 +213,12 @@ class Journal:
         self.set_state(state)
         self._move_to_done()
 
+    def close_as_finished_by(self, other: Journal) -> None:
+        """A rerun of the same command, built from the account as it is now,
+        did what this interrupted run had left undone."""
+        self._data["finished_by"] = other.run_id
+        self.close("finished")
+
     def abandon(self) -> None:
         """Neither resume nor roll back: keep the record, stop asking."""
         self.close("abandoned")
@@ -266,6 +272,20 @@ def open_journals(directory: Path | None = None) -> list[Journal]:
             # Closed, but the process stopped between recording and moving it.
             journal._move_to_done()
     return journals
+
+
+def interrupted_runs_of(plan: Plan, directory: Path | None = None) -> list[Journal]:
+    """The interrupted runs with the same subject as `plan` (none being applied
+    by a live process): the runs that `plan`, built from the account as it is
+    now, finishes. The subject names the intent, so the kinds may differ (a loan
+    moved instead of made). Plans without a subject match nothing."""
+    if not plan.subject:
+        return []
+    return [
+        journal
+        for journal in open_journals(directory)
+        if journal.plan.subject == plan.subject and not journal.held_by_other_process()
+    ]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

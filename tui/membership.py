@@ -1001,16 +1001,20 @@ def _why_none(
 
 
 def plan_add_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
-    """Make `user_name` a permanent member of `group_name` (a loan becomes permanent)."""
+    """Make `user_name` a permanent member of `group_name` (a loan becomes permanent).
+
+    Built from the account as it is, so that the same command run again after an
+    interruption finishes the work: a membership already there with whitelists
+    or an expiry policy not yet matching it gets only the missing steps."""
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
     _check_not_revoked(user, f"added to {group.name}")
     loan = _grant_value(user, group)
-    if _in_group(user, group) and loan is None:
-        raise BadInput(f"{user.name} is already a permanent member of {group.name}.")
-    _check_group_room(user, group)
+    member = _in_group(user, group)
+    if not member:
+        _check_group_room(user, group)
     steps: list[Step] = []
-    if not _in_group(user, group):
+    if not member:
         steps.append(_add_to_group_step(user, group))
     steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) | {user.name}}))
     warnings: list[str] = []
@@ -1023,28 +1027,53 @@ def plan_add_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan
                 why=f"the membership of {group.name} is no longer temporary",
             )
         )
+    if loan is not None or member:
+        # With the loan's tag gone (now, or by a run cut short after it), the
+        # expiry policy must stop ending this membership.
         policy = expiry_policy(snapshot, user, _readable_grants(user, without=group.name))
         steps.extend(_expiry_policy_steps(user, policy))
-        warnings.extend(policy.warnings)
-    title = (
-        f"Make {user.name}'s loan of {group.name} permanent"
-        if loan is not None
-        else f"Add {user.name} to group {group.name}"
+        if steps:
+            warnings.extend(policy.warnings)
+    if loan is not None:
+        title = f"Make {user.name}'s loan of {group.name} permanent"
+    elif member and steps:
+        title = f"Finish adding {user.name} to group {group.name}: it is a member already"
+    elif member:
+        title = f"{user.name} is already a permanent member of {group.name}"
+    else:
+        title = f"Add {user.name} to group {group.name}"
+    return Plan(
+        "group-add", title, tuple(steps), tuple(warnings), subject=_subject("add", user, group)
     )
-    return Plan("group-add", title, tuple(steps), tuple(warnings))
 
 
 def plan_remove_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
-    """Take `user_name` out of `group_name`; a loan is ended with everything it added."""
+    """Take `user_name` out of `group_name`; a loan is ended with everything it added.
+
+    Run again after an interruption, it finishes: a user already out of the
+    group but still in its whitelists gets only the whitelist steps."""
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
     if _grant_value(user, group) is not None:
         return plan_end_grant(snapshot, user.name, group.name)
-    if not _in_group(user, group):
-        raise BadInput(f"{user.name} is not a member of {group.name}. Nothing was changed.")
-    steps = [_remove_from_group_step(user, group)]
+    member = _in_group(user, group)
+    steps = [_remove_from_group_step(user, group)] if member else []
     steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) - {user.name}}))
-    return Plan("group-remove", f"Remove {user.name} from group {group.name}", tuple(steps))
+    if member:
+        title = f"Remove {user.name} from group {group.name}"
+    elif steps:
+        title = (
+            f"Finish removing {user.name} from group {group.name}: it is out of the group already"
+        )
+    else:
+        title = f"{user.name} is not a member of {group.name}"
+    return Plan("group-remove", title, tuple(steps), subject=_subject("remove", user, group))
+
+
+def _subject(intent: str, user: User, group: Group) -> str:
+    """What a membership plan is for, whatever plan the account's state made of it:
+    `group remove` of a loan ends the loan, `grant` of a lent group moves its end."""
+    return f"{intent} {user.name} {group.name}"
 
 
 def plan_grant(
@@ -1118,7 +1147,7 @@ def plan_grant(
         *policy.warnings,
         *_unreadable_grants_warning(user),
     ]
-    return Plan(kind, title, tuple(steps), tuple(warnings))
+    return Plan(kind, title, tuple(steps), tuple(warnings), subject=_subject("lend", user, group))
 
 
 def plan_guard_loans(snapshot: Snapshot, user_name: str) -> Plan:
@@ -1176,6 +1205,7 @@ def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
         f"End {user.name}'s loan of {group.name} now",
         tuple(steps),
         tuple(policy.warnings),
+        subject=_subject("remove", user, group),
     )
 
 

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from tui.journal import Journal
+from tui.journal import Journal, interrupted_runs_of
 from tui.plans import ApplyReport, ClientProvider, Plan, PlanEvent, apply_plan, rollback
 
 EXIT_OK = 0
@@ -66,7 +66,20 @@ def run_plan(
     on_event: Callable[[PlanEvent], None] | None = None,
     out: TextIO = sys.stdout,
 ) -> tuple[int, ApplyReport | None]:
-    """Review, confirm and apply `plan`; returns (exit code, report or None)."""
+    """Review, confirm and apply `plan`; returns (exit code, report or None).
+
+    The plan is built from the account as it is now, so when an earlier run of
+    the same command was cut short, this one finishes what it left undone: the
+    person is told, and the earlier run's journal is closed once this one
+    succeeds (it is not offered again at the next start)."""
+    earlier = interrupted_runs_of(plan)
+    for journal in earlier:
+        print(
+            f"An earlier run of this command was interrupted ({journal.summary()}); "
+            "this run starts from the account as it is now and finishes it.",
+            file=out,
+            flush=True,
+        )
     if getattr(args, "dry_run", False):
         if getattr(args, "json", False):
             print(json.dumps(plan.to_json(), indent=2), file=out)
@@ -76,6 +89,11 @@ def run_plan(
         return EXIT_OK, None
     if not plan.steps:
         print(f"{plan.title}: nothing to do.", file=out)
+        if earlier:
+            # The earlier run had done everything but record it.
+            journal = Journal.create(plan)
+            journal.close("finished")
+            _close_finished(earlier, journal, out)
         return EXIT_OK, None
     if not getattr(args, "yes", False):
         print(plan.render_text(), file=out)
@@ -95,9 +113,17 @@ def run_plan(
     )
     print(report.render_text(), file=out)
     if report.ok:
+        _close_finished(earlier, journal, out)
         return EXIT_OK, report
     if roll_back_on_failure and report.done:
         print("\nRolling back what was done …", file=out)
         undone = rollback(report, clients, on_event=lambda event: print_event(event, out))
         print(undone.render_text(), file=out)
     return EXIT_FAILED, report
+
+
+def _close_finished(earlier: list[Journal], journal: Journal, out: TextIO) -> None:
+    for run in earlier:
+        run.close_as_finished_by(journal)
+    if earlier:
+        print("The interrupted run is finished.", file=out, flush=True)

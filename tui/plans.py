@@ -134,6 +134,10 @@ class Plan:
     title: str
     steps: tuple[Step, ...]
     warnings: tuple[str, ...] = ()
+    # What the plan acts on, as the command names it ("alice-laptop photos"):
+    # a rerun of the same command finds the interrupted run it finishes by it,
+    # whatever the account's state made of the title.
+    subject: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -171,12 +175,15 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (Refs become {"$ref": [step, path]}); `from_json` reads it back."""
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "title": self.title,
             "warnings": list(self.warnings),
             "steps": [_step_to_json(step) for step in self.steps],
         }
+        if self.subject:
+            data["subject"] = self.subject
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Plan:
@@ -186,6 +193,7 @@ class Plan:
                 title=data["title"],
                 warnings=tuple(data.get("warnings", ())),
                 steps=tuple(_step_from_json(item) for item in data["steps"]),
+                subject=str(data.get("subject", "")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise PlanError(f"A saved plan is damaged (missing or wrong field: {exc}).") from None

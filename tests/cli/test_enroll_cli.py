@@ -313,9 +313,10 @@ def interrupt_enrollment(account: Account) -> None:
     assert journal.status("verify-key") == "running"
 
 
-def test_an_interrupted_enrollment_blocks_a_new_one_and_is_resumed(account: Account) -> None:
+def test_an_interrupted_enrollment_blocks_another_one_and_is_resumed(account: Account) -> None:
     interrupt_enrollment(account)
-    blocked = run_cli(*account.args(*ENROLL, "--yes"))
+    other = ("enroll", "--person", "alice", "--device", "desk", "--group", "photos", "--yes")
+    blocked = run_cli(*account.args(*other))
     assert blocked.returncode == 2
     assert "An enrollment was interrupted" in blocked.stderr and "--resume" in blocked.stderr
 
@@ -326,6 +327,17 @@ def test_an_interrupted_enrollment_blocks_a_new_one_and_is_resumed(account: Acco
     alice = account.iam.get_user(UserName="alice-laptop")["User"]["Arn"]
     assert alice in whitelisted_principals(account.bucket_policy())
     assert alice in whitelisted_principals(account.key_policy())
+    assert open_enrollments() == []
+
+
+def test_the_same_enrollment_run_again_finishes_the_interrupted_one(account: Account) -> None:
+    interrupt_enrollment(account)
+    result = run_cli(*account.args(*ENROLL, "--yes"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "An earlier run of this enrollment was interrupted" in result.stdout
+    assert "Finishing it" in result.stdout and "This computer is registered" in result.stdout
+    keys = account.iam.list_access_keys(UserName="alice-laptop")["AccessKeyMetadata"]
+    assert len(keys) == 1
     assert open_enrollments() == []
 
 

@@ -4,8 +4,10 @@ Exit codes: 0 done (or nothing changed: dry run, declined); 2 bad input, with
 nothing changed; 3 an AWS error, after saying what was done and undone.
 
 An enrollment cut short (killed, power loss) leaves an open journal; the next
-`keyhygiene enroll` finds it and asks to resume or roll it back first
-(`--resume` / `--rollback` for scripts).
+`keyhygiene enroll` finds it. The same command run again with --yes finishes
+it, or, when it cannot be finished (the new key's secret died with it), rolls
+it back and enrolls afresh, and says which. Otherwise it asks on a terminal,
+and scripts say `--resume` / `--rollback`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ def _enroll(args: argparse.Namespace) -> int:
             raise BadInput("There is no interrupted enrollment to resume or roll back.")
         return _finish_open(journals, "resume" if args.resume else "rollback", args, options)
     if journals and not args.dry_run:
+        same = _same_enrollment(journals, args)
+        if same is not None and args.yes:
+            return _converge(same, args, options)
         choice = _ask_about_open(journals)
         if choice is None:
             print("Nothing was changed.")
@@ -146,6 +151,56 @@ def _finish_open(
     return worst
 
 
+def _same_enrollment(journals: list[Journal], args: argparse.Namespace) -> Journal | None:
+    """The open enrollment this command asks for again (same user, same groups),
+    when it is the only one open; None otherwise."""
+    from tui.enrollment import EnrollmentRequest, proposed_device, user_name_for
+    from tui.model import DEVICES_GROUP
+
+    person = (args.person or "").strip()
+    if len(journals) != 1 or not person:
+        return None
+    journal = journals[0]
+    device = (args.device or "").strip() or proposed_device(person, EnrollmentRequest("").hostname)
+    wanted = {g.strip().lower() for g in args.group if g.strip()} - {DEVICES_GROUP}
+    steps = journal.plan.steps
+    users = {step.call.params.get("UserName") for step in steps if step.id == "create-user"}
+    joined = {
+        step.id.removeprefix("join.").lower() for step in steps if step.id.startswith("join.")
+    } - {DEVICES_GROUP}
+    return journal if users == {user_name_for(person, device)} and joined == wanted else None
+
+
+def _converge(journal: Journal, args: argparse.Namespace, options: Any) -> int:
+    """Finish the interrupted run of this very enrollment, or, when it cannot be
+    finished, undo it and enroll again: either way the computer ends enrolled once."""
+    from tui.plan_cli import print_event
+    from tui.plans import ResumeImpossible, check_resumable, resume, rollback
+
+    conn = _admin(args, options)
+    print(f"An earlier run of this enrollment was interrupted: {journal.summary()}.")
+    try:
+        if journal.state == "rollback_incomplete":
+            raise ResumeImpossible("it was being rolled back")
+        check_resumable(journal)
+    except ResumeImpossible:
+        print(
+            "It cannot be finished (what it needs died with it): rolling it back, then enrolling again …"
+        )
+        undone = rollback(journal, conn, on_event=print_event)
+        print(undone.render_text())
+        if not undone.ok:
+            return EXIT_FAILED
+        return _new_enrollment(args, options)
+    print("Finishing it …")
+    report = resume(journal, conn, on_event=print_event)
+    print(report.render_text())
+    if not report.ok:
+        return EXIT_FAILED
+    _print_next_steps(journal.plan.step("write-credentials").call.params["profile"])
+    return EXIT_OK
+
+
 def _ask_about_open(journals: list[Journal]) -> str | None:
     """ "resume", "rollback" or None (leave it); refuses without a terminal."""
     from tui.errors import BadInput
@@ -154,8 +209,9 @@ def _ask_about_open(journals: list[Journal]) -> str | None:
     if not sys.stdin.isatty():
         raise BadInput(
             f"An enrollment was interrupted: {summaries}.",
-            hint="Run `keyhygiene enroll --resume` to finish it or `keyhygiene enroll "
-            "--rollback` to undo it, then enroll again if needed.",
+            hint="Run the same `keyhygiene enroll` again with --yes to finish it, or "
+            "`keyhygiene enroll --resume` / `--rollback` to finish or undo it, then enroll "
+            "again if needed.",
         )
     print(f"An enrollment was interrupted: {summaries}.")
     print("[r]esume it, roll it [b]ack, or [q]uit? ", end="", flush=True)
