@@ -795,9 +795,24 @@ def _loan_risk_warnings(
 # --------------------------------------------------------------------------- checks
 
 
+IAM_READ = "IAM users, groups and roles"  # the inventory's name for that read
+
+
+def _check_iam_read(snapshot: Snapshot) -> None:
+    """A user or group missing from a snapshot that could not read IAM may well
+    exist: say why it could not be read, not that it does not exist."""
+    for problem in snapshot.problems:
+        if problem.what == IAM_READ:
+            raise BadInput(
+                f"Could not read the {problem.what}: {problem.message}",
+                hint="Nothing was changed; fix that and run the same command again.",
+            )
+
+
 def _find_user(snapshot: Snapshot, name: str) -> User:
     user = snapshot.user(name.strip())
     if user is None:
+        _check_iam_read(snapshot)
         raise BadInput(f"There is no IAM user {name!r} in account {snapshot.account_id}.")
     return user
 
@@ -805,6 +820,7 @@ def _find_user(snapshot: Snapshot, name: str) -> User:
 def _find_group(snapshot: Snapshot, name: str) -> Group:
     group = snapshot.group(name.strip())
     if group is None:
+        _check_iam_read(snapshot)
         raise BadInput(
             f"There is no IAM group {name!r} in account {snapshot.account_id}.",
             hint="Create the group first (an application is named by its group).",

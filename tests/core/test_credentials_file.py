@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import configparser
 import multiprocessing
 import os
 import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
+import botocore.auth
+import botocore.awsrequest
 import botocore.configloader
 import botocore.exceptions
 import pytest
@@ -34,6 +38,14 @@ def botocore_reads(path: Path, *, nested: bool = True) -> dict[str, dict[str, ob
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def write_idle(path: Path, data: bytes) -> None:
+    """Write a file as if nobody had touched it for an hour. A file written just
+    now looks like another writer at work and costs an edit a short settle."""
+    path.write_bytes(data)
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))
 
 
 # ---------------------------------------------------------------------------
@@ -95,9 +107,10 @@ def test_edit_changes_only_the_target_profile(
     to_remove: list[str],
 ) -> None:
     prefix, blocks, names, text = data
+    cf.forget()  # each example writes a new file by hand at the same path
     remove = [key for key in to_remove if key not in to_set]
     path = tmp_path / "credentials"
-    path.write_bytes(text.encode())
+    write_idle(path, text.encode())
     before = botocore_reads(path)
 
     cf.write_profile_values(path, target, to_set, remove)
@@ -163,8 +176,9 @@ ANY_LINE = st.sampled_from(
 @example(lines=["[DEFAULT]", "s3 =", "    deeper"], newline="\n")
 @example(lines=["[DEFAULT]", "s3 =", "    deeper", "[work]", "a = b"], newline="\n")
 def test_validation_agrees_with_botocore(tmp_path: Path, lines: list[str], newline: str) -> None:
+    cf.forget()  # each example writes a new file by hand at the same path
     path = tmp_path / "credentials"
-    path.write_bytes(newline.join(lines).encode())
+    write_idle(path, newline.join(lines).encode())
     try:
         expected = botocore_reads(path)
     except botocore.exceptions.ConfigParseError:
@@ -198,8 +212,9 @@ def test_edit_of_any_valid_layout_keeps_the_other_sections(
 ) -> None:
     """Odd layouts (indented headers and settings, continuation lines, `:`):
     whatever botocore reads, it reads the same after the edit, except the target."""
+    cf.forget()  # each example writes a new file by hand at the same path
     path = tmp_path / "credentials"
-    path.write_bytes(newline.join(lines).encode())
+    write_idle(path, newline.join(lines).encode())
     try:
         botocore_reads(path)
     except botocore.exceptions.ConfigParseError:
@@ -313,8 +328,9 @@ def test_bad_values_and_names_are_refused_without_showing_them(tmp_path: Path) -
     for profile in ("", "a]b", "DEFAULT", " x", "new\nline"):
         with pytest.raises(BadInput):
             cf.set_access_key(path, profile, "AKIA", "S")
-    with pytest.raises(BadInput):
-        cf.set_config_values(path, "two words", {"region": "x"})
+    for profile in ("", "a]b", "[x", " x", "x ", "tab\tinside"):
+        with pytest.raises(BadInput):
+            cf.set_config_values(path, profile, {"region": "x"})
     with pytest.raises(BadInput):
         cf.write_profile_values(path, "work", {"bad key": "x"})
     with pytest.raises(BadInput):
@@ -371,7 +387,7 @@ def test_crlf_is_kept_and_used_for_new_lines(tmp_path: Path) -> None:
 
 def test_new_profile_is_appended_after_a_blank_line(tmp_path: Path) -> None:
     path = tmp_path / "credentials"
-    path.write_text("[default]\nregion = x")  # no final line break
+    write_idle(path, b"[default]\nregion = x")  # no final line break
     result = cf.set_access_key(path, "laptop", "AKIA", "S")
     assert path.read_text() == (
         "[default]\nregion = x\n\n[laptop]\naws_access_key_id = AKIA\naws_secret_access_key = S\n"
@@ -558,3 +574,342 @@ def test_concurrent_threads_do_not_interleave(
         thread.join()
     assert cf.read_profile(path, "a")["aws_access_key_id"] == "AKIAa"
     assert cf.read_profile(path, "b")["aws_access_key_id"] == "AKIAb"
+
+
+# ---------------------------------------------------------------------------
+# The profile as botocore resolves it: [DEFAULT] is inherited
+
+
+def boto3_credentials(path: Path, profile: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path.parent / "no-config"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    return boto3.Session(profile_name=profile).get_credentials()
+
+
+def test_a_stale_token_in_default_is_overridden_in_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials"
+    before = "[DEFAULT]\naws_session_token = STALE\n\n[work]\naws_access_key_id = AKIAOLD\n"
+    write_idle(path, before.encode())
+    assert cf.inherited_overrides(path, "work") == ["aws_session_token"]
+
+    cf.set_access_key(path, "work", "AKIANEW", SECRET)
+
+    assert path.read_text() == (
+        "[DEFAULT]\naws_session_token = STALE\n\n[work]\naws_access_key_id = AKIANEW\n"
+        f"aws_secret_access_key = {SECRET}\naws_session_token =\n"
+    )
+    credentials = boto3_credentials(path, "work", monkeypatch)
+    assert (credentials.access_key, credentials.secret_key) == ("AKIANEW", SECRET)
+    assert not credentials.token
+    # SigV4 sends X-Amz-Security-Token only for a truthy token.
+    request = botocore.awsrequest.AWSRequest(method="GET", url="https://sts.amazonaws.com/")
+    frozen = credentials.get_frozen_credentials()
+    botocore.auth.SigV4Auth(frozen, "sts", "us-east-1").add_auth(request)
+    assert "X-Amz-Security-Token" not in request.headers
+    assert cf.read_profile(path, "work")["aws_session_token"] == ""
+    assert cf.inherited_overrides(path, "work") == ["aws_session_token"]  # still overridden
+
+
+def test_other_profiles_still_inherit_default_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    write_idle(
+        path,
+        b"[DEFAULT]\naws_security_token = STALE\nregion = eu-west-3\n\n"
+        b"[work]\naws_session_token = OWN\nregion = x\n\n[home]\naws_access_key_id = AKIAHOME\n",
+    )
+    before = botocore_reads(path)
+    cf.set_access_key(path, "work", "AKIANEW", "S")
+    after = botocore_reads(path)
+    assert after["home"] == before["home"]
+    assert after["home"]["aws_security_token"] == "STALE"
+    assert after["work"] == {
+        "aws_security_token": "",  # botocore looks at this name first
+        "region": "x",
+        "aws_access_key_id": "AKIANEW",
+        "aws_secret_access_key": "S",
+    }
+    assert after["home"]["region"] == "eu-west-3"  # inherited, as before
+
+
+def test_an_own_token_shadowing_default_becomes_the_override_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    write_idle(
+        path,
+        b"[DEFAULT]\naws_session_token = STALE\n\n[work]\naws_session_token = OWN\nregion = x\n",
+    )
+    cf.set_access_key(path, "work", "AKIANEW", "S")
+    assert path.read_text() == (
+        "[DEFAULT]\naws_session_token = STALE\n\n[work]\naws_session_token =\nregion = x\n"
+        "aws_access_key_id = AKIANEW\naws_secret_access_key = S\n"
+    )
+
+
+def test_without_default_the_session_tokens_just_go(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    write_idle(path, b"[work]\naws_session_token = OLD\naws_access_key_id = A\n")
+    assert cf.inherited_overrides(path, "work") == []
+    cf.set_access_key(path, "work", "AKIANEW", "S")
+    assert "token" not in path.read_text()
+
+
+def test_a_different_account_id_is_replaced_only_when_given(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    write_idle(path, b"[DEFAULT]\naws_account_id = 111111111111\n\n[work]\naws_access_key_id = A\n")
+    cf.set_access_key(path, "work", "AKIANEW", "S")  # a rotation keeps the account
+    assert botocore_reads(path)["work"]["aws_account_id"] == "111111111111"
+    assert "aws_account_id" not in path.read_text().split("[work]")[1]
+    assert cf.inherited_overrides(path, "work", account_id="111111111111") == []
+    assert cf.inherited_overrides(path, "work", account_id="222222222222") == ["aws_account_id"]
+
+    cf.set_access_key(path, "work", "AKIANEW", "S", account_id="222222222222")
+
+    assert botocore_reads(path)["work"]["aws_account_id"] == "222222222222"
+    assert path.read_text().startswith("[DEFAULT]\naws_account_id = 111111111111\n")
+    with pytest.raises(BadInput, match="12 digits"):
+        cf.set_access_key(path, "work", "AKIANEW", "S", account_id="22")
+
+
+# ---------------------------------------------------------------------------
+# Owner, group, links
+
+
+@pytest.fixture
+def as_root(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    """Pretend to be root; record fchown and chown calls instead of making them.
+    Each call: (what the fd or path names, uid, gid)."""
+    calls: list[tuple[str, int, int]] = []
+
+    def fchown(fd: int, uid: int, gid: int) -> None:
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), uid, gid))
+
+    def chown(path: str | os.PathLike[str], uid: int, gid: int) -> None:
+        calls.append((os.fspath(path), uid, gid))
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "fchown", fchown)
+    monkeypatch.setattr(os, "chown", chown)
+    return calls
+
+
+def test_root_keeps_the_owner_and_group_of_the_file_and_gives_them_to_the_lock(
+    tmp_path: Path, as_root: list[tuple[str, int, int]]
+) -> None:
+    path = tmp_path / "credentials"
+    write_idle(path, b"[work]\nregion = x\n")
+    owner = (path.stat().st_uid, path.stat().st_gid)
+    cf.set_access_key(path, "work", "AKIA", "S")
+    lock = f"{path}{cf.LOCK_SUFFIX}"
+    assert (lock, *owner) in as_root
+    temps = [call for call in as_root if call[0].endswith(".keyhygiene.tmp")]
+    assert [(uid, gid) for _, uid, gid in temps] == [owner]
+    assert temps[0][0].startswith(f"{tmp_path}/.credentials.")
+
+
+def test_a_new_file_written_by_root_takes_its_folders_owner(
+    tmp_path: Path, as_root: list[tuple[str, int, int]]
+) -> None:
+    home = tmp_path / "someone"
+    home.mkdir()
+    owner = (home.stat().st_uid, home.stat().st_gid)
+    path = home / ".aws" / "credentials"
+    cf.set_access_key(path, "work", "AKIA", "S")
+    assert (str(home / ".aws"), *owner) in as_root  # the new folder
+    assert (f"{path}{cf.LOCK_SUFFIX}", *owner) in as_root
+    assert [(u, g) for name, u, g in as_root if name.endswith(".keyhygiene.tmp")] == [owner]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files to another user")
+def test_really_as_root_the_rewritten_file_keeps_a_foreign_owner(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    write_idle(path, b"[work]\nregion = x\n")
+    os.chown(path, 1234, 4321)
+    cf.set_access_key(path, "work", "AKIA", "S")
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 4321)
+    lock = path.with_name(path.name + cf.LOCK_SUFFIX).stat()
+    assert (lock.st_uid, lock.st_gid) == (1234, 4321)
+    assert mode_of(path) == 0o600
+
+
+def test_a_file_of_another_user_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials"
+    content = b"[work]\nregion = x\n"
+    write_idle(path, content)
+    owner = path.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    for attempt in (
+        lambda: cf.set_access_key(path, "work", "AKIA", "S"),
+        lambda: cf.check_writable(path),
+    ):
+        with pytest.raises(BadInput, match=f"belongs to another user \\(uid {owner}\\)"):
+            attempt()
+    assert path.read_bytes() == content
+    assert [name for name in os.listdir(tmp_path) if name.endswith(".tmp")] == []
+
+
+def test_a_group_that_cannot_be_kept_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials"
+    write_idle(path, b"[work]\nregion = x\n")
+    if os.geteuid() == 0:
+        os.chown(path, 1234, 4321)  # so that "not root and the owner" can be pretended
+    uid, gid = path.stat().st_uid, path.stat().st_gid
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    monkeypatch.setattr(os, "getegid", lambda: gid + 1)
+    monkeypatch.setattr(os, "getgroups", lambda: [gid + 1])
+    with pytest.raises(BadInput, match=f"has group {gid}"):
+        cf.check_writable(path)
+    with pytest.raises(BadInput, match=f"has group {gid}"):
+        cf.set_access_key(path, "work", "AKIA", "S")
+
+
+def test_a_hard_linked_file_is_refused_with_a_way_forward(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    content = b"[work]\nregion = x\n"
+    write_idle(path, content)
+    other = tmp_path / "dotfiles-credentials"
+    os.link(path, other)
+    for attempt in (
+        lambda: cf.set_access_key(path, "work", "AKIA", "S"),
+        lambda: cf.check_writable(path),
+        lambda: cf.restore_bytes(path, b"[work]\n"),
+    ):
+        with pytest.raises(BadInput) as caught:
+            attempt()
+        assert str(caught.value) == (
+            f"{path} has another hard link (2 names); keyhygiene replaces the file "
+            "atomically, which would leave the other name with the old key.\n"
+            "Replace the hard link by a symlink (ln -sf) and retry."
+        )
+    assert path.read_bytes() == other.read_bytes() == content
+    assert path.stat().st_ino == other.stat().st_ino
+
+
+def test_check_writable_refuses_what_a_write_would_meet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cf.check_writable(tmp_path / "new" / "folder" / "credentials")  # fine, and nothing made
+    assert not (tmp_path / "new").exists()
+    folder = tmp_path / "credentials"
+    folder.mkdir()
+    with pytest.raises(BadInput, match="is not a regular file"):
+        cf.check_writable(folder)
+    path = tmp_path / "config"
+    write_idle(path, b"[default]\n")
+    cf.check_writable(path)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+    with pytest.raises(BadInput, match=f"Could not read {path}"):
+        cf.check_writable(path)
+    with pytest.raises(BadInput, match="may not create files in"):
+        cf.check_writable(tmp_path / "absent")
+
+
+# ---------------------------------------------------------------------------
+# Every profile name botocore accepts, in both files
+
+
+def refused_name(name: str, config_style: bool) -> bool:
+    """What no header can carry back through configparser as that very name."""
+    return (
+        not name
+        or name != name.strip()
+        or not name.isprintable()
+        or "[" in name
+        or "]" in name
+        or (not config_style and name == "DEFAULT")
+    )
+
+
+PROFILE_NAME = st.one_of(
+    st.text(alphabet=" '\"\\ab#;=:$*\t", max_size=8),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=8),
+    st.sampled_from(["two  spaces", "my profile", "it's", 'say "hi"', "DEFAULT", "default"]),
+)
+
+
+@FAST
+@given(name=PROFILE_NAME)
+@example(name="profile")
+@example(name="a\\b")
+@example(name="-x")
+def test_any_name_botocore_reads_back_is_written_under_that_name(tmp_path: Path, name: str) -> None:
+    cf.forget()
+    config = tmp_path / "config"
+    credentials = tmp_path / "credentials"
+    for path in (config, credentials):
+        path.unlink(missing_ok=True)
+
+    if refused_name(name, config_style=True):
+        with pytest.raises(BadInput):
+            cf.set_config_values(config, name, {"region": "eu-west-3"})
+        assert not config.exists()
+    else:
+        cf.set_config_values(config, name, {"region": "eu-west-3"})
+        profiles = botocore.configloader.build_profile_map(botocore_reads(config))["profiles"]
+        assert profiles == {name: {"region": "eu-west-3"}}
+        header = config.read_bytes().split(b"\n")[0]
+        cf.set_config_values(config, name, {"output": "json"})  # found again by its name
+        assert config.read_bytes().split(b"\n")[0] == header
+        assert cf.read_profile(config, name, config_style=True) == {
+            "region": "eu-west-3",
+            "output": "json",
+        }
+
+    if refused_name(name, config_style=False):
+        with pytest.raises(BadInput):
+            cf.set_access_key(credentials, name, "AKIA", "S")
+        assert not credentials.exists()
+    else:
+        cf.set_access_key(credentials, name, "AKIA", "S")
+        parser = configparser.RawConfigParser()
+        assert parser.read(credentials, encoding="utf-8") == [str(credentials)]
+        assert dict(parser[name]) == {"aws_access_key_id": "AKIA", "aws_secret_access_key": "S"}
+        assert botocore_reads(credentials)[name]["aws_access_key_id"] == "AKIA"
+        assert cf.list_profiles(credentials) == [name]
+
+
+@pytest.mark.parametrize(
+    ("header", "profile"),
+    [
+        ('[profile "two  spaces"]', "two  spaces"),
+        ("[profile 'my profile']", "my profile"),
+        ("[profile  work]", "work"),
+        ("[profile it\\'s]", "it's"),
+    ],
+)
+def test_an_existing_section_is_found_by_its_botocore_name_and_keeps_its_header(
+    tmp_path: Path, header: str, profile: str
+) -> None:
+    path = tmp_path / "config"
+    write_idle(path, f"{header}\nregion = a\n".encode())
+    cf.set_config_values(path, profile, {"region": "b"})
+    assert path.read_text() == f"{header}\nregion = b\n"
+    profiles = botocore.configloader.load_config(str(path))["profiles"]
+    assert profiles == {profile: {"region": "b"}}
+
+
+def test_three_words_are_no_profile_so_a_quoted_one_is_added(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    write_idle(path, b"[profile my profile]\nregion = a\n")  # botocore: not a profile
+    cf.set_config_values(path, "my profile", {"region": "b"})
+    assert path.read_text() == (
+        "[profile my profile]\nregion = a\n\n[profile 'my profile']\nregion = b\n"
+    )
+    assert botocore.configloader.load_config(str(path))["profiles"] == {
+        "my profile": {"region": "b"}
+    }
+
+
+def test_a_credentials_profile_with_inner_spaces_works_with_boto3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials"
+    cf.set_access_key(path, "ci  runner", "AKIACI", SECRET)
+    assert path.read_text().startswith("[ci  runner]\n")
+    assert boto3_credentials(path, "ci  runner", monkeypatch).access_key == "AKIACI"
