@@ -314,6 +314,8 @@ def plan_create_application(
         title=f"Add application {name}",
         steps=tuple(steps),
         warnings=tuple(warnings),
+        # Create-or-adopt: the same command run again finishes an interrupted one.
+        subject=f"create {name.lower()}",
     )
 
 

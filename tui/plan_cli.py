@@ -115,10 +115,12 @@ def run_plan(
     if report.ok:
         _close_finished(earlier, journal, out)
         return EXIT_OK, report
+    undone = None
     if roll_back_on_failure and report.done:
         print("\nRolling back what was done …", file=out)
         undone = rollback(report, clients, on_event=lambda event: print_event(event, out))
         print(undone.render_text(), file=out)
+    _say_failure(report, undone)
     return EXIT_FAILED, report
 
 
@@ -127,3 +129,17 @@ def _close_finished(earlier: list[Journal], journal: Journal, out: TextIO) -> No
         run.close_as_finished_by(journal)
     if earlier:
         print("The interrupted run is finished.", file=out, flush=True)
+
+
+def _say_failure(report: ApplyReport, undone: ApplyReport | None) -> None:
+    """One `keyhygiene: …` line on stderr, as every other failure gets: a script
+    or cron mail sees why without reading the report on stdout."""
+    failed = next((r for r in report.results if r.status == "failed"), None)
+    why = f": {failed.message}" if failed is not None and failed.message else ""
+    if undone is None:
+        after = "" if not report.done else " What was done is listed above."
+    elif undone.ok:
+        after = " What it had done is rolled back."
+    else:
+        after = " It was rolled back only in part; run the same command again to finish it."
+    print(f"keyhygiene: the plan stopped{why}.{after}", file=sys.stderr, flush=True)
