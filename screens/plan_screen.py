@@ -95,6 +95,7 @@ class PlanScreen(ModalScreen[ApplyReport | None]):
                 journal=journal,
                 on_event=relay,
                 stop_on_failure=self.stop_on_failure,
+                after_interruption=bool(earlier),
             )
             if report.ok:
                 for run in earlier:

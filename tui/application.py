@@ -104,6 +104,9 @@ _BUCKET_SUFFIXES_RESERVED = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-
 _STANDIN_KEY_ID = "00000000-0000-0000-0000-000000000000"
 
 
+FIND_UNNAMED_KEY = "application.find_unnamed_key"
+
+
 def new_key_marker(name: str) -> str:
     return f"<ARN of the new key alias/{name}>"
 
@@ -660,8 +663,10 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
     if others:
         warnings.append(
             f"Key(s) {', '.join(k.label for k in others)} are tagged for {name} but none is "
-            f"named alias/{name}: a new key is created."
+            f"named alias/{name}: a new key is created (unless one is the key an interrupted "
+            f"run of this command created, which is then named instead)."
         )
+    description = _key_description(name)
     principals = _principals(ctx, (name,))
     policy = key_policy_with_whitelist(
         default_key_policy(ctx.snapshot.account_id, partition=ctx.partition),
@@ -680,7 +685,7 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
                 "kms",
                 "create_key",
                 {
-                    "Description": f"Application {name} (keyhygiene)",
+                    "Description": description,
                     "KeyUsage": "ENCRYPT_DECRYPT",
                     "Policy": json.dumps(policy),
                     "Tags": [{"TagKey": TAG_GROUPS, "TagValue": name}],
@@ -698,6 +703,17 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
             ),
             after=policy,
             keep=("KeyMetadata.KeyId", "KeyMetadata.Arn"),
+            # A run cut short between CreateKey and CreateAlias leaves a key
+            # nothing names; the rerun names that key instead of making another.
+            settle=Call(
+                LOCAL,
+                FIND_UNNAMED_KEY,
+                {
+                    "Description": description,
+                    "Group": name,
+                    "Candidates": [key.key_id for key in others if not key.aliases],
+                },
+            ),
         ),
         Step(
             id="key-alias",
@@ -1055,6 +1071,32 @@ def _put_bucket_policy_with_new_key(
     return {"KeyArn": key_arn}
 
 
+def _key_description(name: str) -> str:
+    return f"Application {name} (keyhygiene)"
+
+
+@local_action(FIND_UNNAMED_KEY)
+def _find_unnamed_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of the key step: the enabled, unnamed key an interrupted run made.
+
+    Only a candidate that is still enabled, has no alias and carries exactly
+    this plan's description and group tag counts: any other key tagged for the
+    application is someone's own and is left alone.
+    """
+    kms = ctx.client("kms")
+    for key_id in params["Candidates"]:
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        if meta.get("KeyState") != "Enabled" or meta.get("Description") != params["Description"]:
+            continue
+        if kms.list_aliases(KeyId=key_id).get("Aliases"):
+            continue
+        tags = kms.list_resource_tags(KeyId=key_id).get("Tags", [])
+        if {t["TagKey"]: t["TagValue"] for t in tags}.get(TAG_GROUPS) != params["Group"]:
+            continue
+        return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
+    return {}
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -1097,6 +1139,7 @@ def plan_sync_application(snapshot: Snapshot, name: str, actor_arn: str | None =
         title=f"Sync application {name}",
         steps=tuple(steps),
         warnings=tuple(warnings),
+        subject=f"sync {name.lower()}",
     )
 
 

@@ -362,6 +362,7 @@ def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
                 description=f"Create the group {DEVICES_GROUP} (every enrolled computer is in it)",
                 call=Call("iam", "create_group", {"GroupName": DEVICES_GROUP}),
                 undo=Call("iam", "delete_group", {"GroupName": DEVICES_GROUP}),
+                settle=Call(LOCAL, "enroll.find_group", {"GroupName": DEVICES_GROUP}),
             )
         )
     existing = snapshot.managed_policies.get(policy_arn)
@@ -382,6 +383,7 @@ def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
                     },
                 ),
                 undo=Call("iam", "delete_policy", {"PolicyArn": policy_arn}),
+                settle=Call(LOCAL, "enroll.find_policy", {"PolicyArn": policy_arn}),
                 after=document,
                 keep=("Policy.Arn",),
             )
@@ -425,6 +427,12 @@ def _create_user_step(enrollment: Enrollment) -> Step:
         # Not a bare DeleteUser: AWS refuses it (DeleteConflict) while the user
         # still has a key or a membership, e.g. after a crash in CreateAccessKey.
         undo=Call(LOCAL, "enroll.delete_new_user", {"UserName": enrollment.user_name}),
+        # The user is this enrollment's when it bears this enrollment's date.
+        settle=Call(
+            LOCAL,
+            "enroll.find_new_user",
+            {"UserName": enrollment.user_name, "Enrolled": enrollment.enrolled_on},
+        ),
         keep=("User.Arn", "User.UserId"),
     )
 
@@ -452,6 +460,9 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
             # Every key of the new user, not the journaled id: a run that died
             # inside CreateAccessKey may have made a key it never recorded.
             undo=Call(LOCAL, "enroll.delete_new_keys", {"UserName": user}),
+            # Run again after an interruption, it would make a second key: the
+            # first one's secret died with that run, so that key goes first.
+            settle=Call(LOCAL, "enroll.drop_lost_keys", {"UserName": user}),
             keep=("AccessKey.AccessKeyId",),
         ),
         Step(
@@ -644,6 +655,57 @@ def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
         hint="On AWS a new key can take a few seconds to work: resume to check again, "
         "or roll back.",
     )
+
+
+@local_action("enroll.find_group")
+def _find_group(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of create-group: the group, if an interrupted CreateGroup made it."""
+    try:
+        group = ctx.client("iam").get_group(GroupName=params["GroupName"], MaxItems=1)["Group"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return {}
+        raise
+    return {"Group": {"GroupName": group["GroupName"], "Arn": group["Arn"]}}
+
+
+@local_action("enroll.find_policy")
+def _find_policy(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of create-policy: the policy, if an interrupted CreatePolicy made it."""
+    try:
+        policy = ctx.client("iam").get_policy(PolicyArn=params["PolicyArn"])["Policy"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return {}
+        raise
+    return {"Policy": {"Arn": policy["Arn"], "PolicyName": policy.get("PolicyName", "")}}
+
+
+@local_action("enroll.find_new_user")
+def _find_new_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of create-user: the user, if it is the one this enrollment made.
+
+    A user of that name without this enrollment's date is someone else's: then
+    nothing is adopted, and CreateUser fails as it should (EntityAlreadyExists).
+    """
+    try:
+        user = ctx.client("iam").get_user(UserName=params["UserName"])["User"]
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return {}
+        raise
+    tags = {tag["Key"]: tag["Value"] for tag in user.get("Tags", [])}
+    if tags.get(TAG_ENROLLED) != params["Enrolled"]:
+        return {}
+    return {"User": {"UserName": user["UserName"], "Arn": user["Arn"], "UserId": user["UserId"]}}
+
+
+@local_action("enroll.drop_lost_keys")
+def _drop_lost_keys(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of create-key: delete the keys an interrupted run made on the new
+    user (their secrets were never written anywhere); the key is made afresh."""
+    _delete_access_keys(ctx.client("iam"), params["UserName"])
+    return {}
 
 
 @local_action("enroll.delete_new_keys")

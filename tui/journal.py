@@ -279,12 +279,18 @@ def interrupted_runs_of(plan: Plan, directory: Path | None = None) -> list[Journ
     by a live process): the runs that `plan`, built from the account as it is
     now, finishes. The subject names the intent, so the kinds may differ (a loan
     moved instead of made). Plans without a subject match nothing."""
-    if not plan.subject:
+    return interrupted_runs_about(plan.subject, directory)
+
+
+def interrupted_runs_about(subject: str, directory: Path | None = None) -> list[Journal]:
+    """The interrupted runs whose plan has `subject` (IAM names ignore case)."""
+    if not subject:
         return []
+    wanted = subject.casefold()
     return [
         journal
         for journal in open_journals(directory)
-        if journal.plan.subject == plan.subject and not journal.held_by_other_process()
+        if journal.plan.subject.casefold() == wanted and not journal.held_by_other_process()
     ]
 
 

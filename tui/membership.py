@@ -100,6 +100,7 @@ from tui.policy_eval import PolicySource, Principal, Request, evaluate, may_cove
 DEFAULT_MAX_DURATION = timedelta(days=30)
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
 SWEEP_KIND = "sweep"  # the plan kind of a sweep: forward only, never resumed nor rolled back
+SWEEP_SUBJECT = "sweep"  # every sweep finishes any interrupted one: they share the intent
 
 MembershipAction = Literal["add", "remove", "lend"]
 MEMBERSHIP_ACTIONS: tuple[MembershipAction, ...] = ("add", "remove", "lend")
@@ -1184,14 +1185,21 @@ def plan_guard_loans(snapshot: Snapshot, user_name: str) -> Plan:
         f"Guard {user.name}'s loans (expiries unchanged)",
         tuple(steps),
         (*policy.warnings, *_unreadable_grants_warning(user)),
+        subject=f"guard {user.name.lower()}",
     )
 
 
-def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
+def plan_end_grant(
+    snapshot: Snapshot, user_name: str, group_name: str, *, finishing: bool = False
+) -> Plan:
     """End a loan now: membership, whitelist entries, tag and expiry policy statement.
 
     The membership goes first and the expiry policy last, so that until the
     very end something still takes the loan's rights away.
+
+    `finishing`: an earlier end of this loan was cut short after its tag was
+    removed. Then no loan is left to name, and the plan is what that run left
+    undone (a whitelist entry, the expiry policy), possibly nothing.
     """
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
@@ -1202,6 +1210,8 @@ def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
                 f"{user.name} is a permanent member of {group.name}, not on loan.",
                 hint=f"Use `keyhygiene group remove {user.name} {group.name}` to take it out.",
             )
+        if finishing:
+            return _rest_of_an_ended_loan(snapshot, user, group)
         raise BadInput(f"{user.name} has no loan of {group.name}. Nothing was changed.")
     steps: list[Step] = []
     if _in_group(user, group):
@@ -1219,6 +1229,19 @@ def plan_end_grant(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
     return Plan(
         "grant-end",
         f"End {user.name}'s loan of {group.name} now",
+        tuple(steps),
+        tuple(policy.warnings),
+        subject=_subject("remove", user, group),
+    )
+
+
+def _rest_of_an_ended_loan(snapshot: Snapshot, user: User, group: Group) -> Plan:
+    steps = _whitelist_steps(snapshot, {group.name: _members(group) - {user.name}})
+    policy = expiry_policy(snapshot, user, _readable_grants(user), groups_after=list(user.groups))
+    steps.extend(_expiry_policy_steps(user, policy))
+    return Plan(
+        "grant-end",
+        f"Finish ending {user.name}'s loan of {group.name}",
         tuple(steps),
         tuple(policy.warnings),
         subject=_subject("remove", user, group),
@@ -1245,7 +1268,7 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
     """
     expired = expired_grants(snapshot, now)
     if not expired:
-        return Plan(SWEEP_KIND, "Sweep expired loans: none", ())
+        return Plan(SWEEP_KIND, "Sweep expired loans: none", (), subject=SWEEP_SUBJECT)
     by_user: dict[str, list[Grant]] = {}
     for grant in expired:
         by_user.setdefault(grant.user, []).append(grant)
@@ -1297,6 +1320,7 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
         f"Sweep {count} expired loan{'s' if count != 1 else ''}",
         tuple(steps),
         tuple(warnings),
+        subject=SWEEP_SUBJECT,
     )
 
 
@@ -1365,13 +1389,21 @@ def apply_sweep(
     Blocking (AWS calls): the TUI runs it in a thread worker at start and
     shows `outcome.message` when it is not empty.
     """
-    from tui.journal import Journal
+    from tui.journal import Journal, interrupted_runs_of
 
     plan = plan_sweep(snapshot, now=now)
     grants = expired_grants(snapshot, now)
+    # A sweep killed midway left its journal running; this one, planned from
+    # the account as it is now, does what it left (as the command line's does).
+    earlier = interrupted_runs_of(plan)
     if not plan.steps:
+        for run in earlier:
+            run.abandon()
         return SweepOutcome(plan, grants)
     report = apply_plan(plan, clients, journal=Journal.create(plan), on_event=on_event)
+    if report.ok and report.journal is not None:
+        for run in earlier:
+            run.close_as_finished_by(report.journal)
     close_sweep_journal(report)
     return SweepOutcome(plan, grants, report)
 

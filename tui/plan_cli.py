@@ -110,6 +110,7 @@ def run_plan(
         journal=journal,
         on_event=on_event or (lambda event: print_event(event, out)),
         stop_on_failure=stop_on_failure,
+        after_interruption=bool(earlier),
     )
     print(report.render_text(), file=out)
     if report.ok:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -112,6 +112,15 @@ class Step:
     after: Mapping[str, Any] | None = None  # policy document after
     keep: tuple[str, ...] = ()  # dotted paths of the result that may be journaled
     must_succeed: bool = True  # False: a failure is reported and the plan goes on
+    # Finds out whether an earlier attempt of this step took effect, for a call
+    # that AWS refuses to repeat (a create: EntityAlreadyExists) or that would
+    # make a second object (CreateAccessKey). Made before the step runs again
+    # after an interruption, and when its call fails after botocore retried the
+    # request (the lost first attempt may have landed). It returns the step's
+    # result when that attempt took effect (the step is then done without
+    # running again), or an empty mapping when it did not; it may clear what
+    # the attempt left that is of no use (a key whose secret was lost).
+    settle: Call | None = None
 
     def __post_init__(self) -> None:
         if not _is_name(self.id, allow_dots=True):
@@ -425,6 +434,7 @@ def apply_plan(
     should_stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    after_interruption: bool = False,
 ) -> ApplyReport:
     """Run the plan's steps in order and report what happened.
 
@@ -436,6 +446,11 @@ def apply_plan(
     A ClientError, a botocore error, an OSError or a KeyHygieneError makes a
     step fail; anything else (a bug, Ctrl-C) propagates and leaves the journal
     open with the step marked running, as a killed process would.
+
+    `after_interruption`: the plan was made to finish an earlier run of the
+    same subject that was cut short, so any step may already have taken effect
+    without the account showing it the way the plan expects (a KMS key created
+    but not yet named): every step's settle call runs before the step.
     """
     _check_local_actions(plan)
     if journal is not None:
@@ -443,7 +458,8 @@ def apply_plan(
             raise PlanError("The journal given to apply_plan belongs to another plan.")
         if any(journal.status(step.id) != "pending" for step in plan.steps):
             raise PlanError("This run was started already: resume it or roll it back.")
-    runner = _Runner(plan, clients, journal, on_event, clock, sleep)
+    settle_first = [step.id for step in plan.steps] if after_interruption else ()
+    runner = _Runner(plan, clients, journal, on_event, clock, sleep, interrupted=settle_first)
     return runner.run(stop_on_failure=stop_on_failure, should_stop=should_stop)
 
 
@@ -475,7 +491,19 @@ def resume(
         raise ResumeImpossible(f"This run is closed ({journal.state}); there is nothing to resume.")
     _check_local_actions(plan)
     check_resumable(journal)
-    runner = _Runner(plan, clients, journal, on_event, clock, sleep, kept=journal.kept_values())
+    interrupted = [
+        step.id for step in plan.steps if journal.status(step.id) in ("running", "failed")
+    ]
+    runner = _Runner(
+        plan,
+        clients,
+        journal,
+        on_event,
+        clock,
+        sleep,
+        kept=journal.kept_values(),
+        interrupted=interrupted,
+    )
     done_before = {step.id for step in plan.steps if journal.status(step.id) == "done"}
     return runner.run(
         stop_on_failure=stop_on_failure, should_stop=should_stop, done_before=done_before
@@ -545,7 +573,14 @@ def rollback(
 
 
 class _StepFailed(Exception):
-    """A step's call failed in a way the report explains; carries the message."""
+    """A step's call failed in a way the report explains; carries the message.
+
+    `retried`: AWS answered after botocore had sent the request more than once,
+    so an earlier attempt may have taken effect unseen."""
+
+    def __init__(self, message: str, *, retried: bool = False) -> None:
+        super().__init__(message)
+        self.retried = retried
 
 
 class _Runner:
@@ -559,8 +594,11 @@ class _Runner:
         sleep: Callable[[float], None],
         *,
         kept: Mapping[str, Mapping[str, Any]] | None = None,
+        interrupted: Collection[str] = (),
     ) -> None:
         self.plan = plan
+        # Steps an earlier run started without seeing them done: settled first.
+        self.interrupted = frozenset(interrupted)
         self.journal = journal
         self.on_event = on_event
         self.clock = clock
@@ -623,12 +661,21 @@ class _Runner:
         self._emit("step_started", step, index)
         self.ctx.step = step
         started = self.clock()
+        doing = f"running step {index} ({step.description})"
+        message = ""
         try:
-            # Stored straight into the sealed results: no local variable of
-            # this frame ever holds a response that may carry a secret.
-            self.ctx.results._put(
-                step.id, self._perform(step.call, f"running step {index} ({step.description})")
-            )
+            settled = step.id in self.interrupted and self._settled(step, doing)
+            if settled:
+                message = "an earlier run's attempt had done it"
+            else:
+                try:
+                    # Stored straight into the sealed results: no local variable of
+                    # this frame ever holds a response that may carry a secret.
+                    self.ctx.results._put(step.id, self._perform(step.call, doing))
+                except _StepFailed as failure:
+                    if not (failure.retried and self._settled(step, doing)):
+                        raise
+                    message = "a retried request had done it"
         except _StepFailed as failure:
             seconds = self.clock() - started
             message = _scrub(str(failure), self.ctx.results)
@@ -639,9 +686,22 @@ class _Runner:
         seconds = self.clock() - started
         self.kept[step.id] = _kept_values(self.ctx.results[step.id], step.keep)
         if self.journal is not None:
-            self.journal.step_finished(step.id, "done", seconds=seconds, kept=self.kept[step.id])
-        self._emit("step_done", step, index, seconds)
-        return StepResult(step.id, "done", seconds)
+            self.journal.step_finished(
+                step.id, "done", seconds=seconds, kept=self.kept[step.id], message=message
+            )
+        self._emit("step_done", step, index, seconds, message)
+        return StepResult(step.id, "done", seconds, message)
+
+    def _settled(self, step: Step, doing: str) -> bool:
+        """Run the step's settle call: True (its result stored) when an earlier
+        attempt had taken effect."""
+        if step.settle is None:
+            return False
+        found = self._perform(step.settle, doing)
+        if not found:
+            return False
+        self.ctx.results._put(step.id, found)
+        return True
 
     def _skip(self, step: Step, index: int, message: str) -> StepResult:
         # The journal keeps the step's last real status (pending, or how an
@@ -730,7 +790,10 @@ class _Runner:
             return response
         except ClientError as exc:
             service = call.service if call.service != LOCAL else self.ctx.last_service or LOCAL
-            raise _StepFailed(str(from_client_error(exc, service=service, doing=doing))) from None
+            retried = bool(exc.response.get("ResponseMetadata", {}).get("RetryAttempts"))
+            raise _StepFailed(
+                str(from_client_error(exc, service=service, doing=doing)), retried=retried
+            ) from None
         except ParamValidationError:
             # Its text quotes the parameter values; say which call instead.
             raise _StepFailed(
@@ -823,6 +886,8 @@ def _check_not_busy(journal: Journal) -> None:
 
 def _check_local_actions(plan: Plan, *, undo: bool = False) -> None:
     calls = [step.undo if undo else step.call for step in plan.steps]
+    if not undo:
+        calls += [step.settle for step in plan.steps]
     missing = sorted(
         {call.operation for call in calls if call and call.service == LOCAL} - set(_LOCAL_ACTIONS)
     )
@@ -954,7 +1019,7 @@ def _check_refs(steps: Sequence[Step]) -> None:
     for step in steps:
         if step.id in seen:
             raise PlanError(f"Two steps have the id {step.id!r}.")
-        for ref in step.call.refs():
+        for ref in [*step.call.refs(), *(step.settle.refs() if step.settle else [])]:
             if ref.step not in seen:
                 raise PlanError(
                     f"Step {step.id!r} uses a result of {ref.step!r}, not an earlier step."
@@ -1097,6 +1162,8 @@ def _step_to_json(step: Step) -> dict[str, Any]:
         "after": step.after,
         "keep": list(step.keep),
         "must_succeed": step.must_succeed,
+        # Only when set: journals written before it existed read back equal.
+        **({"settle": _call_to_json(step.settle)} if step.settle is not None else {}),
     }
 
 
@@ -1113,4 +1180,5 @@ def _step_from_json(data: Mapping[str, Any]) -> Step:
         after=data.get("after"),
         keep=tuple(data.get("keep", ())),
         must_succeed=bool(data.get("must_succeed", True)),
+        settle=_call_from_json(data.get("settle")),
     )

@@ -278,7 +278,15 @@ def plan_revoke(
     title = f"Emergency revoke of {user.name}"
     if user.revoked:
         title = f"Finish the emergency revoke of {user.name}"
-    return Plan(PLAN_KIND, title, tuple(steps), warnings=tuple(warnings))
+    # The same subject whether the title says "Finish": a rerun closes the
+    # interrupted run it finishes.
+    return Plan(
+        PLAN_KIND,
+        title,
+        tuple(steps),
+        warnings=tuple(warnings),
+        subject=f"revoke {user.name.lower()}",
+    )
 
 
 def _containment_steps(user: User, now: datetime, self_revoke: bool) -> list[Step]:

@@ -192,6 +192,57 @@ def test_create_again_and_sync_plan_nothing(aws: Connection) -> None:
     assert plan_sync_application(snapshot, "photos").steps == ()
 
 
+def _unnamed_key(description: str, group: str = "photos") -> str:
+    kms = boto3.client("kms", region_name=REGION)
+    meta = kms.create_key(
+        Description=description, Tags=[{"TagKey": TAG_GROUPS, "TagValue": group}]
+    )["KeyMetadata"]
+    return str(meta["KeyId"])
+
+
+def _plan_photos(conn: Connection) -> Any:
+    snapshot = load_snapshot(conn)
+    preflight = preflight_application(conn, snapshot, "photos", ["photos-data"])
+    return plan_create_application(
+        snapshot, "photos", ["photos-data"], ["alice-laptop"], preflight=preflight
+    )
+
+
+def test_a_rerun_names_the_key_an_interrupted_run_created(aws: Connection) -> None:
+    # The first run was killed after CreateKey answered, before CreateAlias.
+    orphan = _unnamed_key("Application photos (keyhygiene)")
+    plan = _plan_photos(aws)
+    assert any("interrupted run" in warning for warning in plan.warnings)
+    report = apply_plan(plan, aws, after_interruption=True)
+    assert report.ok, report.render_text()
+    assert key_of_alias("alias/photos")["KeyId"] == orphan
+    key_step = next(r for r in report.results if r.step_id == "key")
+    assert key_step.message == "an earlier run's attempt had done it"
+    kms = boto3.client("kms", region_name=REGION)
+    assert len(kms.list_keys()["Keys"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("description", "interrupted", "state"),
+    [
+        ("Application photos (keyhygiene)", False, "Enabled"),  # no interruption known
+        ("photos key made by hand", True, "Enabled"),  # someone's own key
+        ("Application photos (keyhygiene)", True, "PendingDeletion"),  # a rolled-back run's
+    ],
+)
+def test_a_key_that_is_not_an_interrupted_runs_is_not_adopted(
+    aws: Connection, description: str, interrupted: bool, state: str
+) -> None:
+    other = _unnamed_key(description)
+    if state == "PendingDeletion":
+        boto3.client("kms", region_name=REGION).schedule_key_deletion(
+            KeyId=other, PendingWindowInDays=7
+        )
+    report = apply_plan(_plan_photos(aws), aws, after_interruption=interrupted)
+    assert report.ok, report.render_text()
+    assert key_of_alias("alias/photos")["KeyId"] != other
+
+
 def test_plan_shows_the_marker_and_refs_before_the_key_exists(aws: Connection) -> None:
     snapshot = load_snapshot(aws)
     plan = plan_create_application(snapshot, "photos", ["photos-data"], ["alice-laptop"])

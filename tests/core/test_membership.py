@@ -614,6 +614,23 @@ def test_ending_early_removes_everything_the_loan_added(aws: ClientCache) -> Non
     ] == originals
 
 
+def test_an_end_cut_short_after_the_untag_is_finished_by_its_rerun(aws: ClientCache) -> None:
+    apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
+    plan = plan_end_grant(snap(), PHONE, "photos")
+    # The first run got as far as removing the tag: the expiry policy is left.
+    cut = Plan(plan.kind, plan.title, plan.steps[:-1], plan.warnings, subject=plan.subject)
+    apply(cut, aws)
+    assert expiry_document(PHONE) is not None
+    with pytest.raises(BadInput, match="no loan of photos"):
+        plan_end_grant(snap(), PHONE, "photos")
+    rest = plan_end_grant(snap(), PHONE, "photos", finishing=True)
+    assert [s.id for s in rest.steps] == ["grant-expiry-policy"]
+    assert rest.subject == plan.subject
+    apply(rest, aws)
+    assert expiry_document(PHONE) is None
+    assert plan_end_grant(snap(), PHONE, "photos", finishing=True).steps == ()
+
+
 def test_remove_of_a_lent_member_ends_the_loan(aws: ClientCache) -> None:
     apply(plan_grant(snap(), PHONE, "photos", "2h", now=NOW), aws)
     plan = plan_remove_member(snap(), PHONE, "photos")

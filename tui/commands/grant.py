@@ -68,8 +68,14 @@ def _grant(args: argparse.Namespace) -> int:
     from tui.membership import parse_duration, plan_end_grant, plan_grant
 
     if args.end:
+        from tui.journal import interrupted_runs_about
+
+        # An earlier `grant --end` cut short after the tag went leaves no loan
+        # to name: this run finishes what it left undone instead of refusing.
+        finishing = bool(interrupted_runs_about(f"remove {args.user} {args.group}"))
         return run_membership_plan(
-            args, lambda snapshot: plan_end_grant(snapshot, args.user, args.group)
+            args,
+            lambda snapshot: plan_end_grant(snapshot, args.user, args.group, finishing=finishing),
         )
     # Checked before AWS is touched: a bad duration costs no call.
     maximum = parse_duration(args.max_duration, maximum=timedelta(days=3650))
