@@ -11,7 +11,6 @@ logic (tui/enrollment.py does) and never sees the secret key.
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,11 +23,10 @@ from textual.worker import Worker, WorkerState
 from screens.plan_screen import PlanScreen
 from tui.enrollment import (
     EnrollmentRequest,
-    check_config_file,
     device_slug,
     plan_enrollment,
-    profiles_in_use,
     user_name_for,
+    with_local_files,
 )
 from tui.errors import KeyHygieneError
 from tui.formatting import shown_path
@@ -187,9 +185,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
         try:
             # Reads this computer's AWS files (refusing ones botocore cannot parse)
             # before anything is planned, so a bad file stops it with nothing changed.
-            check_config_file(request.config_file)
-            in_use = profiles_in_use(request.credentials_file)
-            plan = plan_enrollment(self.snapshot, replace(request, profiles_in_use=in_use))
+            plan = plan_enrollment(self.snapshot, with_local_files(request))
         except KeyHygieneError as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return

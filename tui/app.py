@@ -63,11 +63,21 @@ class KeyHygieneApp(App[int]):
 
     def on_mount(self) -> None:
         from screens.main_screen import MainScreen
+        from tui import credentials_file
 
+        # An edit of the credentials file waiting on another keyhygiene's lock
+        # says so in a notification (edits run in worker threads).
+        credentials_file.lock_wait_notice = self._notify_lock_wait
         if self.demo:
             self._demo_process = DemoProcess()
             self._demo_process.start()
         self.push_screen(MainScreen())
+
+    def _notify_lock_wait(self, text: str) -> None:
+        try:
+            self.call_from_thread(self.notify, text, severity="warning")
+        except RuntimeError:  # called on the app's own thread
+            self.notify(text, severity="warning")
 
     def ask_mfa_code(self, profile: str, serial: str) -> str:
         """The MFA code, asked in a dialog; called by a Connection from a worker thread."""

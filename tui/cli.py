@@ -136,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _run_tui(args)
         # Imported for commands only: the TUI draws its first frame before boto3 loads.
+        from tui import credentials_file
         from tui.connection import set_mfa_code_provider
 
+        # An edit of ~/.aws/credentials waiting on another keyhygiene's lock says so.
+        credentials_file.lock_wait_notice = _say_on_stderr
         given = getattr(args, "mfa_code", None) or os.environ.get("KEYHYGIENE_MFA_CODE")
         set_mfa_code_provider(terminal_mfa_code_provider(given))
         return int(args.handler(args))
@@ -177,6 +180,10 @@ def _run_tui(args: argparse.Namespace) -> int:
     app = make_app(connection_options(args), demo=bool(args.demo))
     app.run()
     return int(app.return_code or 0)
+
+
+def _say_on_stderr(text: str) -> None:
+    print(f"keyhygiene: {text}", file=sys.stderr, flush=True)
 
 
 def entry() -> None:

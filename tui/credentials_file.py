@@ -59,7 +59,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -763,7 +763,7 @@ def inherited_overrides(
     section = _target_section(doc, profile, False)
     own = {key: option.value for key, option in section.options.items()} if section else {}
     defaults = _defaults(doc)
-    keys = [key for key in SESSION_TOKEN_KEYS if key in defaults]
+    keys = _session_keys(defaults)
     if (
         account_id is not None
         and ACCOUNT_ID_KEY not in own
@@ -771,6 +771,28 @@ def inherited_overrides(
     ):
         keys.append(ACCOUNT_ID_KEY)
     return keys
+
+
+def default_session_keys(path: str | os.PathLike[str]) -> list[str]:
+    """The session-token keys of the credentials file's [DEFAULT]: what every
+    profile inherits, a new one included, and `set_access_key` overrides."""
+    _, doc = _read_current(Path(path).expanduser())
+    return _session_keys(_defaults(doc))
+
+
+def _session_keys(defaults: Mapping[str, str]) -> list[str]:
+    return [key for key in SESSION_TOKEN_KEYS if key in defaults]
+
+
+def overrides_sentence(profile: str, keys: Sequence[str]) -> str:
+    """The plan's words for `inherited_overrides`: "" when there is none."""
+    if not keys:
+        return ""
+    names = ", ".join(keys)
+    return (
+        f", and {names} = (empty) in [{profile}] to override [DEFAULT]'s, which botocore would "
+        "send with the new key ([DEFAULT] itself is left as it is)"
+    )
 
 
 def _defaults(doc: _Document) -> dict[str, str]:

@@ -33,7 +33,7 @@ import json
 import re
 import socket
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,9 @@ class EnrollmentRequest:
     endpoint_url: str | None = None  # for the key check (moto, LocalStack)
     # Profiles of this computer's credentials file that hold a key already.
     profiles_in_use: frozenset[str] = frozenset()
+    # Session-token keys of the file's [DEFAULT], which the new profile would
+    # inherit: the write overrides them there, and the plan says so.
+    default_session_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class Enrollment:
     credentials_file: str
     config_file: str
     endpoint_url: str | None
+    default_session_keys: tuple[str, ...] = ()
 
     @property
     def tags(self) -> dict[str, str]:
@@ -199,6 +203,7 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
         credentials_file=str(request.credentials_file or credentials_file.credentials_path()),
         config_file=str(request.config_file or credentials_file.config_path()),
         endpoint_url=request.endpoint_url or None,
+        default_session_keys=request.default_session_keys,
     )
 
 
@@ -468,7 +473,8 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
         Step(
             id="write-credentials",
             description=f"Write the key into the profile {profile} of "
-            f"{shown_path(enrollment.credentials_file)}",
+            f"{shown_path(enrollment.credentials_file)}"
+            + credentials_file.overrides_sentence(profile, enrollment.default_session_keys),
             call=Call(
                 LOCAL,
                 "enroll.write_credentials",
@@ -791,6 +797,21 @@ def profiles_in_use(path: str | None = None) -> frozenset[str]:
 def check_config_file(path: str | None = None) -> None:
     """Refuse a config file botocore could not read, before anything changes."""
     credentials_file.validate(path or credentials_file.config_path())
+
+
+def with_local_files(request: EnrollmentRequest) -> EnrollmentRequest:
+    """`request` with what this computer's AWS files say, read before AWS is
+    touched: both files must be readable by botocore and the credentials file
+    writable by keyhygiene (not a hard link, a folder it may write), else
+    `BadInput` says why and nothing is created."""
+    check_config_file(request.config_file)
+    path = request.credentials_file or str(credentials_file.credentials_path())
+    credentials_file.check_writable(path)
+    return replace(
+        request,
+        profiles_in_use=profiles_in_use(path),
+        default_session_keys=tuple(credentials_file.default_session_keys(path)),
+    )
 
 
 def open_enrollments(directory: Path | None = None) -> list[Journal]:

@@ -66,7 +66,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -429,6 +429,9 @@ class RotationFacts:
     current_key_id: str
     keys: tuple[KeyInfo, ...]
     file_mode: int | None = None  # the credentials file's permission bits
+    # Keys the edit writes into the profile only to override [DEFAULT]'s (a
+    # session token botocore would otherwise send with the new key).
+    inherited: tuple[str, ...] = ()
 
     @property
     def current_key(self) -> KeyInfo:
@@ -564,6 +567,11 @@ def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
             f"The key of profile {location.profile!r} ({held.access_key_id}) is not one of "
             f"{user}'s access keys; nothing to rotate."
         )
+    in_file = held.store == "file"
+    if in_file:
+        # Refused now (a hard link, a folder it cannot write, another owner it
+        # may not keep), not after the new key exists.
+        credentials_file.check_writable(location.credentials_file)
     return RotationFacts(
         location=location,
         store=held.store,
@@ -572,7 +580,12 @@ def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
         user_arn=arn,
         current_key_id=held.access_key_id,
         keys=keys,
-        file_mode=_mode(location.credentials_file) if held.store == "file" else None,
+        file_mode=_mode(location.credentials_file) if in_file else None,
+        inherited=tuple(
+            credentials_file.inherited_overrides(location.credentials_file, location.profile)
+        )
+        if in_file
+        else (),
     )
 
 
@@ -659,7 +672,7 @@ def plan_rotation(facts: RotationFacts, request: RotationRequest) -> Plan:
     steps.append(
         Step(
             STEP_WRITE,
-            _write_description(location, store, facts.store, old),
+            _write_description(location, store, facts.store, old, facts.inherited),
             Call("local", "rotation.write_key", write),
             # The undo finds the rest (files, stores) in this step's own call.
             undo=Call(
@@ -753,12 +766,19 @@ def _verify_step(
     )
 
 
-def _write_description(location: KeyLocation, store: Store, old_store: Store, old: str) -> str:
+def _write_description(
+    location: KeyLocation,
+    store: Store,
+    old_store: Store,
+    old: str,
+    inherited: Sequence[str] = (),
+) -> str:
     if store == "file":
         text = (
             f"Write the new key into {location.shown_credentials}, profile [{location.profile}], "
             f"in place of {old}; every other line stays as it is"
         )
+        text += credentials_file.overrides_sentence(location.profile, inherited)
         if old_store == "keyring":
             text += (
                 f", and take the key out of the keyring and credential_process out of "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,23 @@ def test_a_second_rotation_at_the_same_time_is_refused(computer: Computer) -> No
     assert computer.credentials.read_bytes() == computer.before
     assert computer.keys() == {computer.old_key_id: "Active"}
     assert not list((state_dir() / "journals").glob("*.json"))
+
+
+def test_an_edit_waiting_for_the_lock_says_so_and_then_goes_on(computer: Computer) -> None:
+    lock = computer.credentials.with_name(computer.credentials.name + credentials_file.LOCK_SUFFIX)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # Another keyhygiene holds the file's lock for 3 s while this one rotates.
+    release = threading.Timer(3.0, lambda: os.close(fd))
+    release.start()
+    try:
+        result = rotate(computer, "--yes")
+    finally:
+        release.join()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "keyhygiene: Waiting for ~/.aws/credentials.keyhygiene.lock" in result.stderr
+    assert "gives up after 30 s" in result.stderr
+    assert_one_working_key(computer)
 
 
 def test_credential_process_without_a_key_prints_nothing(computer: Computer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import date, datetime, timezone
@@ -26,6 +27,7 @@ from tui.enrollment import (
     profiles_in_use,
     proposed_device,
     resolve,
+    with_local_files,
 )
 from tui.errors import BadInput, ConnectionProblem, KeyHygieneError
 from tui.inventory import load_snapshot
@@ -331,6 +333,32 @@ def test_the_whole_checklist_is_applied(account: dict[str, Any]) -> None:
     # A second enrollment of the same computer is refused with the reason.
     with pytest.raises(BadInput, match="exists already"):
         laptop_plan(conn)
+
+
+def test_a_default_session_token_is_overridden_and_said(account: dict[str, Any]) -> None:
+    path = credentials_file.credentials_path()
+    path.write_text("[DEFAULT]\naws_session_token = STALE\n\n" + path.read_text())
+    request = with_local_files(
+        EnrollmentRequest(person="alice", device="laptop", groups=("photos",), region=REGION)
+    )
+    assert request.default_session_keys == ("aws_session_token",)
+    assert "admin" in request.profiles_in_use
+    conn = admin()
+    plan = plan_enrollment(load_snapshot(conn), request)
+    write = plan.step("write-credentials").description
+    assert "aws_session_token = (empty) in [alice-laptop] to override [DEFAULT]'s" in write
+    report = apply_plan(plan, conn, sleep=no_sleep)
+    assert report.ok, report.render_text()
+    written = credentials_file.read_profile(path, "alice-laptop")
+    assert written.get("aws_session_token") == ""
+
+
+def test_a_hard_linked_credentials_file_is_refused_before_aws(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    path.write_text("[work]\naws_access_key_id = AKIAWORKWORKWORKWORK\n")
+    os.link(path, tmp_path / "other-name")
+    with pytest.raises(BadInput, match="hard link"):
+        with_local_files(EnrollmentRequest(person="alice", credentials_file=str(path)))
 
 
 def test_a_failed_step_is_rolled_back_to_nothing(

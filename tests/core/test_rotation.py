@@ -501,6 +501,24 @@ def test_a_file_botocore_cannot_parse_is_refused_untouched(account: Account) -> 
     assert account.statuses() == {account.old_key_id: "Active"}
 
 
+def test_a_session_token_in_default_is_named_in_the_plan(account: Account) -> None:
+    text = "[default]\r\naws_session_token = STALE\r\n" + account.before.decode()
+    account.location.credentials_file.write_bytes(text.replace("[default]", "[DEFAULT]").encode())
+    found = inspect_rotation(clients_for(account))
+    assert found.inherited == ("aws_session_token",)
+    described = plan_rotation(found, request()).step("write").description
+    assert f"aws_session_token = (empty) in [{PROFILE}] to override [DEFAULT]'s" in described
+    # Without one, the plan says nothing about [DEFAULT].
+    assert "DEFAULT" not in plan_rotation(facts(), request()).step("write").description
+
+
+def test_a_hard_linked_file_is_refused_before_any_key_is_made(account: Account) -> None:
+    os.link(account.location.credentials_file, account.location.credentials_file.parent / "copy")
+    with pytest.raises(BadInput, match="hard link"):
+        inspect_rotation(clients_for(account))
+    assert account.statuses() == {account.old_key_id: "Active"}
+
+
 def test_a_profile_without_a_key_is_bad_input(account: Account) -> None:
     other = KeyLocation("zeta", account.location.credentials_file, account.location.config_file)
     clients = HeldKeyClients(ConnectionOptions(profile="zeta"), other)

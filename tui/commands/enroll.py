@@ -94,9 +94,8 @@ def _enroll(args: argparse.Namespace) -> int:
 def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
     from tui.enrollment import (
         EnrollmentRequest,
-        check_config_file,
         plan_enrollment,
-        profiles_in_use,
+        with_local_files,
     )
     from tui.errors import BadInput
     from tui.inventory import load_snapshot
@@ -106,8 +105,7 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         raise BadInput("Say whose computer this is: --person NAME (for example alice).")
     # Both files are checked before AWS is touched: a file botocore cannot
     # read would otherwise fail the plan after the user was created.
-    check_config_file()
-    in_use = profiles_in_use()
+    files_checked = with_local_files(EnrollmentRequest(person=args.person))
     conn = _admin(args, options)
     snapshot = load_snapshot(conn)
     request = EnrollmentRequest(
@@ -117,7 +115,8 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         profile_name=args.profile_name,
         region=args.region or conn.region,
         endpoint_url=conn.endpoint_url,
-        profiles_in_use=in_use,
+        profiles_in_use=files_checked.profiles_in_use,
+        default_session_keys=files_checked.default_session_keys,
     )
     plan = plan_enrollment(snapshot, request)
     code, report = run_plan(plan, conn, args)
