@@ -36,7 +36,13 @@ def add_apply_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def print_event(event: PlanEvent, out: TextIO = sys.stdout) -> None:
+# Streams default to None and are looked up at call time: a default of
+# `sys.stdout` would keep the stream of the moment of import (a test's capture,
+# a forked child's parent).
+
+
+def print_event(event: PlanEvent, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     if event.kind == "step_started":
         prefix = "undo " if event.undo else ""
         print(f"[{event.index}/{event.total}] {prefix}{event.description} …", file=out, flush=True)
@@ -44,7 +50,8 @@ def print_event(event: PlanEvent, out: TextIO = sys.stdout) -> None:
         print(f"    failed: {event.message}", file=out, flush=True)
 
 
-def confirm(plan: Plan, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> bool:
+def confirm(plan: Plan, *, stdin: TextIO | None = None, out: TextIO | None = None) -> bool:
+    stdin, out = stdin or sys.stdin, out or sys.stdout
     count = len(plan.steps)
     print(
         f"\nApply these {count} change{'s' if count != 1 else ''}? [y/N] ",
@@ -64,7 +71,7 @@ def run_plan(
     roll_back_on_failure: bool = True,
     stop_on_failure: bool = True,
     on_event: Callable[[PlanEvent], None] | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> tuple[int, ApplyReport | None]:
     """Review, confirm and apply `plan`; returns (exit code, report or None).
 
@@ -72,6 +79,7 @@ def run_plan(
     the same command was cut short, this one finishes what it left undone: the
     person is told, and the earlier run's journal is closed once this one
     succeeds (it is not offered again at the next start)."""
+    out = out or sys.stdout
     earlier = interrupted_runs_of(plan)
     for journal in earlier:
         print(
