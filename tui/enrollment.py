@@ -63,6 +63,13 @@ from tui.connection import (
 from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import key_tail, shown_path
 from tui.journal import Journal, open_journals
+from tui.mfa_devices import MFA_GROUP, groups_wanting_mfa
+from tui.mfa_enrollment import (
+    mfa_device_step,
+    mfa_group_steps,
+    mfa_serial_step,
+    remove_mfa_devices,
+)
 from tui.model import (
     DEVICES_GROUP,
     TAG_DEVICE,
@@ -119,6 +126,11 @@ class EnrollmentRequest:
     # Session-token keys of the file's [DEFAULT], which the new profile would
     # inherit: the write overrides them there, and the plan says so.
     default_session_keys: tuple[str, ...] = ()
+    # "on", "off", or "auto": on when a chosen group's policies allow IAM writes.
+    mfa: str = "auto"
+
+
+MFA_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,9 @@ class Enrollment:
     config_file: str
     endpoint_url: str | None
     default_session_keys: tuple[str, ...] = ()
+    mfa: bool = False
+    # Why MFA is on when it was not asked for: the groups that allow IAM writes.
+    mfa_because: tuple[str, ...] = ()
 
     @property
     def tags(self) -> dict[str, str]:
@@ -190,6 +205,10 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
     if not _REGION.match(region):
         raise BadInput(f"{region!r} is not an AWS region name (like eu-west-1).")
     enrolled = request.enrolled_on or datetime.now(timezone.utc).date()
+    if request.mfa not in MFA_CHOICES:
+        raise BadInput(f"MFA is one of {', '.join(MFA_CHOICES)}, not {request.mfa!r}.")
+    wanting = tuple(groups_wanting_mfa(snapshot, groups))
+    mfa = request.mfa == "on" or (request.mfa == "auto" and bool(wanting))
     return Enrollment(
         person=person,
         device=device,
@@ -204,6 +223,8 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
         config_file=str(request.config_file or credentials_file.config_path()),
         endpoint_url=request.endpoint_url or None,
         default_session_keys=request.default_session_keys,
+        mfa=mfa,
+        mfa_because=wanting if request.mfa == "auto" else (),
     )
 
 
@@ -320,15 +341,25 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
     """The plan that registers this computer; raises `BadInput` with nothing planned."""
     enrollment = resolve(snapshot, request)
     warnings: list[str] = []
+    # The MFA group comes before the groups that give rights: the new user
+    # never holds an admin's rights without the gate.
+    gate = (MFA_GROUP,) if enrollment.mfa else ()
     steps = [
         *_devices_group_steps(snapshot, warnings),
+        *(mfa_group_steps(snapshot, warnings) if enrollment.mfa else ()),
         _create_user_step(enrollment),
-        *(_join_step(enrollment, group) for group in (DEVICES_GROUP, *enrollment.groups)),
+        *((mfa_device_step(enrollment.user_name, snapshot.account_id),) if enrollment.mfa else ()),
+        *(_join_step(enrollment, group) for group in (DEVICES_GROUP, *gate, *enrollment.groups)),
         *_key_steps(enrollment),
+        *(
+            (mfa_serial_step(enrollment.config_file, enrollment.profile_name),)
+            if enrollment.mfa
+            else ()
+        ),
         *whitelist_steps(
             snapshot,
             members_after_change(
-                snapshot, enrollment.user_name, joins=(DEVICES_GROUP, *enrollment.groups)
+                snapshot, enrollment.user_name, joins=(DEVICES_GROUP, *gate, *enrollment.groups)
             ),
             new_principals={enrollment.user_arn},
         ),
@@ -339,6 +370,17 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
         for problem in snapshot.problems
         if problem.what.endswith(": tags") and enrollment.groups
     )
+    if enrollment.mfa_because:
+        warnings.append(
+            f"MFA-gated because {', '.join(enrollment.mfa_because)} may allow IAM writes: "
+            "without a code, this computer's key cannot make keys, rights or policies "
+            "(pass --no-mfa to enroll it without)."
+        )
+    elif not enrollment.mfa and enrollment.groups:
+        warnings.append(
+            "Not MFA-gated: whoever copies this computer's credentials file can create a "
+            "second key for it until someone revokes it (pass --mfa to gate it)."
+        )
     if not enrollment.groups:
         warnings.append(
             f"{enrollment.user_name} joins no group besides {DEVICES_GROUP}: it will be able "
@@ -757,6 +799,7 @@ def _delete_new_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[st
     ):
         call_unless_missing(iam.detach_user_policy, UserName=user, PolicyArn=attached["PolicyArn"])
     call_unless_missing(iam.delete_login_profile, UserName=user)
+    remove_mfa_devices(iam, user)
     iam.delete_user(UserName=user)
     return {"Deleted": True, "AccessKeysDeleted": keys}
 

@@ -57,6 +57,24 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--profile-name",
         help="the profile of ~/.aws/credentials that gets the key (default: the user name)",
     )
+    mfa = parser.add_mutually_exclusive_group()
+    mfa.add_argument(
+        "--mfa",
+        dest="mfa",
+        action="store_const",
+        const="on",
+        default="auto",
+        help="MFA-gate this computer: a virtual MFA device of its own (shown once here as a QR "
+        "code), and without a code its key can make no lasting change (new keys, rights, "
+        "policies). Default: on when a chosen group may allow IAM writes",
+    )
+    mfa.add_argument(
+        "--no-mfa",
+        dest="mfa",
+        action="store_const",
+        const="off",
+        help="do not MFA-gate this computer, even in a group that allows IAM writes",
+    )
     finish = parser.add_mutually_exclusive_group()
     finish.add_argument(
         "--resume", action="store_true", help="finish an enrollment that was interrupted"
@@ -117,12 +135,38 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         endpoint_url=conn.endpoint_url,
         profiles_in_use=files_checked.profiles_in_use,
         default_session_keys=files_checked.default_session_keys,
+        mfa=args.mfa,
     )
     plan = plan_enrollment(snapshot, request)
+    if _needs_mfa_prompt(plan) and not args.dry_run:
+        _prompt_on_terminal()
     code, report = run_plan(plan, conn, args)
     if report is not None and report.ok:
         _print_next_steps(plan.step("write-credentials").call.params["profile"])
     return code
+
+
+def _needs_mfa_prompt(plan: Any) -> bool:
+    from tui.mfa_enrollment import MFA_DEVICE_STEP
+
+    return any(step.id == MFA_DEVICE_STEP for step in plan.steps)
+
+
+def _prompt_on_terminal() -> None:
+    """Show a new MFA device on the terminal, refusing before AWS is touched
+    when there is none: the seed must reach a person, not a log."""
+    from tui.errors import BadInput
+    from tui.mfa_enrollment import set_mfa_device_prompt
+    from tui.mfa_terminal import TerminalMfaDevicePrompt
+
+    prompt = TerminalMfaDevicePrompt.open()
+    if prompt is None:
+        raise BadInput(
+            "This enrollment is MFA-gated: it shows the new MFA device's secret once and asks "
+            "for two codes, which needs a terminal. Nothing was changed.",
+            hint="Run it in a terminal, or pass --no-mfa.",
+        )
+    set_mfa_device_prompt(prompt)
 
 
 def _finish_open(
