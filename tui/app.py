@@ -63,17 +63,18 @@ class KeyHygieneApp(App[int]):
 
     def on_mount(self) -> None:
         from screens.main_screen import MainScreen
-        from tui import credentials_file
+        from tui import connection, credentials_file
 
         # An edit of the credentials file waiting on another keyhygiene's lock
         # says so in a notification (edits run in worker threads).
-        credentials_file.lock_wait_notice = self._notify_lock_wait
+        credentials_file.lock_wait_notice = self._notify_wait
+        connection.mfa_wait_notice = self._notify_wait
         if self.demo:
             self._demo_process = DemoProcess()
             self._demo_process.start()
         self.push_screen(MainScreen())
 
-    def _notify_lock_wait(self, text: str) -> None:
+    def _notify_wait(self, text: str) -> None:
         try:
             self.call_from_thread(self.notify, text, severity="warning")
         except RuntimeError:  # called on the app's own thread

@@ -136,11 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return _run_tui(args)
         # Imported for commands only: the TUI draws its first frame before boto3 loads.
+        from tui import connection as aws_connection
         from tui import credentials_file
         from tui.connection import set_mfa_code_provider
 
-        # An edit of ~/.aws/credentials waiting on another keyhygiene's lock says so.
+        # Waits say so: an edit of ~/.aws/credentials on another keyhygiene's
+        # lock, a second MFA code until the next one shows.
         credentials_file.lock_wait_notice = _say_on_stderr
+        aws_connection.mfa_wait_notice = _say_on_stderr
         given = getattr(args, "mfa_code", None) or os.environ.get("KEYHYGIENE_MFA_CODE")
         set_mfa_code_provider(terminal_mfa_code_provider(given))
         return int(args.handler(args))

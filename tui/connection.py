@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ def forget_mfa_sessions() -> None:
     """Drop every cached MFA session (tests; a person switching devices)."""
     with _MFA_LOCK:
         _mfa_sessions.clear()
+        _last_code_window.clear()
+        _given_codes.clear()
 
 
 class _MfaSession:
@@ -177,6 +180,63 @@ class _MfaSession:
 
     def usable(self) -> bool:
         return self.expires - datetime.now(timezone.utc) > _MFA_MARGIN
+
+
+# A code is accepted once (and AWS refuses a second session in the same
+# 30-second window with the same code): the window each serial last used.
+_last_code_window: dict[str, int] = {}
+# Called with the seconds left while waiting for the next code (a countdown).
+mfa_wait_notice: Callable[[str], None] | None = None
+_TOTP_STEP = 30
+
+
+def ask_mfa_code(
+    profile: str,
+    serial: str,
+    provider: MfaCodeProvider | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """A fresh 6-digit code for `serial`, from `provider` (default: the process's).
+
+    When the serial's last code was used in the current 30-second window, the
+    same code would be refused: this waits for the next window, saying so
+    every few seconds, before asking. A provider that can only repeat the code
+    it gave (`--mfa-code`) is told apart: a second code is then an error that
+    says why, not a refused call."""
+    provider = provider or _mfa_code_provider
+    last = _last_code_window.get(serial)
+    if last is not None:
+        while int(clock() // _TOTP_STEP) <= last:
+            left = _TOTP_STEP - (clock() % _TOTP_STEP)
+            if mfa_wait_notice is not None:
+                mfa_wait_notice(
+                    f"This needs a second MFA code for profile {profile}: the next one shows "
+                    f"in {int(left) + 1} s."
+                )
+            sleep(min(5.0, left + 0.2))
+    code = (provider(profile, serial) if provider else "").strip()
+    if not code:
+        raise ConnectionProblem(
+            f"The profile {profile} requires MFA (mfa_serial {serial}): pass --mfa-code "
+            "or run in a terminal.",
+            hint="The code is the 6 digits your MFA device shows now (or set KEYHYGIENE_MFA_CODE).",
+        )
+    if not _MFA_CODE.match(code):
+        raise BadInput(f"An MFA code is 6 digits (profile {profile}).")
+    if last is not None and _given_codes.get(serial) == code:
+        raise ConnectionProblem(
+            f"This needs a second MFA code for profile {profile}, and the code given "
+            "(--mfa-code or KEYHYGIENE_MFA_CODE) was used already: AWS accepts a code once.",
+            hint="Run it in a terminal, where keyhygiene asks for the next code.",
+        )
+    _last_code_window[serial] = int(clock() // _TOTP_STEP)
+    _given_codes[serial] = code
+    return code
+
+
+_given_codes: dict[str, str] = {}
 
 
 def _mfa_serial_to_answer(core: botocore.session.Session) -> str | None:
@@ -279,18 +339,7 @@ class Connection:
             return fresh
 
     def _ask_mfa_code(self, profile: str, serial: str) -> str:
-        provider = self._mfa_code_provider or _mfa_code_provider
-        code = (provider(profile, serial) if provider else "").strip()
-        if not code:
-            raise ConnectionProblem(
-                f"The profile {profile} requires MFA (mfa_serial {serial}): pass --mfa-code "
-                "or run in a terminal.",
-                hint="The code is the 6 digits your MFA device shows now "
-                "(or set KEYHYGIENE_MFA_CODE).",
-            )
-        if not _MFA_CODE.match(code):
-            raise BadInput(f"An MFA code is 6 digits (profile {profile}).")
-        return code
+        return ask_mfa_code(profile, serial, self._mfa_code_provider)
 
     @property
     def region(self) -> str:

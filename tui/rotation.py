@@ -80,8 +80,10 @@ from tui import credentials_file, formatting, vault
 from tui.arns import name_of
 from tui.connection import (
     DEFAULT_REGION,
+    MFA_SESSION_SECONDS,
     ConnectionOptions,
     all_items,
+    ask_mfa_code,
     call_unless_missing,
     client_config,
     error_code,
@@ -307,6 +309,11 @@ class HeldKeyClients:
         self._sessions: dict[str, botocore.session.Session] = {}
         self._clients: dict[tuple[str, str], Any] = {}
         self.calls: Counter[str] = Counter()
+        # The profile's MFA device (mfa_serial in the config file): IAM calls
+        # then go through a GetSessionToken session made with one code, since
+        # an MFA-gated computer's key alone may not manage keys. Read once.
+        self._mfa_serial: str | None = None
+        self._mfa_serial_read = False
 
     @property
     def api_calls(self) -> int:
@@ -326,16 +333,34 @@ class HeldKeyClients:
     def client(self, service: str) -> Any:
         return self.client_for_key(service, self.held())
 
+    @property
+    def mfa_serial(self) -> str | None:
+        if not self._mfa_serial_read:
+            values = credentials_file.read_profile(
+                self.location.config_file, self.location.profile, config_style=True
+            )
+            self._mfa_serial = values.get("mfa_serial") or None
+            self._mfa_serial_read = True
+        return self._mfa_serial
+
     def client_for_key(self, service: str, key: HeldKey) -> Any:
+        # Only IAM is gated; GetCallerIdentity (the checks of a new key) never is.
+        # One MFA session serves every IAM call of this run, whichever key the
+        # profile holds by then: the user is the same, and a second session
+        # would need a second code.
+        mfa = service == "iam" and self.mfa_serial is not None
+        session_key = "mfa-session" if mfa else key.access_key_id
         with self._lock:
-            cached = self._clients.get((key.access_key_id, service))
+            cached = self._clients.get((session_key, service))
             if cached is not None:
                 return cached
-            session = self._sessions.get(key.access_key_id)
+            session = self._sessions.get(session_key)
             if session is None:
                 with translate_errors("opening an AWS session", profile=self.location.profile):
                     session = self._session_for(key)
-                self._sessions[key.access_key_id] = session
+                if mfa:
+                    session = self._mfa_session(session)
+                self._sessions[session_key] = session
             kwargs: dict[str, Any] = {"config": self._config}
             if self.options.endpoint_url:
                 kwargs["endpoint_url"] = self.options.endpoint_url
@@ -347,8 +372,36 @@ class HeldKeyClients:
             client.meta.events.register("before-call", self._count)
             if crash_hook_armed():
                 client.meta.events.register("after-call", _crash_after_call)
-            self._clients[(key.access_key_id, service)] = client
+            self._clients[(session_key, service)] = client
             return client
+
+    def _mfa_session(self, session: botocore.session.Session) -> botocore.session.Session:
+        """`session`'s key traded, with one MFA code, for a session that may call IAM.
+
+        The session outlives whatever happens to the key that made it
+        (temporary credentials cannot be revoked by deleting the key), so one
+        code covers the whole rotation: creating the new key and deactivating
+        and deleting the old one."""
+        serial = str(self.mfa_serial)
+        profile = self.location.profile
+        code = ask_mfa_code(profile, serial)
+        kwargs: dict[str, Any] = {"config": client_config(max_attempts=2)}
+        if self.options.endpoint_url:
+            kwargs["endpoint_url"] = self.options.endpoint_url
+        region = self.options.region or session.get_config_variable("region") or DEFAULT_REGION
+        with translate_errors(f"getting an MFA session for profile {profile}", service="sts"):
+            answer = session.create_client("sts", region_name=region, **kwargs).get_session_token(
+                SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
+            )
+        mfa = new_botocore_session()
+        mfa.set_config_variable("profile", profile)
+        # Straight from the answer: no local holds the session's secret.
+        mfa.set_credentials(
+            answer["Credentials"]["AccessKeyId"],
+            answer["Credentials"]["SecretAccessKey"],
+            answer["Credentials"]["SessionToken"],
+        )
+        return mfa
 
     def _session_for(self, key: HeldKey) -> botocore.session.Session:
         # The profile's own settings (region, endpoint_url) with the key given

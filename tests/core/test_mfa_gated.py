@@ -255,3 +255,78 @@ def test_the_qr_code_holds_the_uri_and_the_seed_reads_in_groups() -> None:
     assert len({len(line) for line in lines}) == 1 and len(lines) > 10
     assert set("".join(lines)) <= {"█", "▀", "▄", " "}
     assert grouped_seed("JBSWY3DPEHPK3PXP") == "JBSW Y3DP EHPK 3PXP"
+
+
+# ---- rotation in an MFA session ---------------------------------------------------
+
+
+def test_rotation_asks_one_code_and_signs_iam_with_the_mfa_session(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui import connection
+    from tui.rotation import (
+        HeldKeyClients,
+        KeyLocation,
+        RotationRequest,
+        execute_rotation,
+        inspect_rotation,
+        plan_rotation,
+    )
+
+    account.create_user(UserName="alice-laptop")
+    key = account.create_access_key(UserName="alice-laptop")["AccessKey"]
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/alice-laptop"
+    location = KeyLocation.for_profile("alice-laptop")
+    credentials_file.set_access_key(
+        location.credentials_file, "alice-laptop", key["AccessKeyId"], key["SecretAccessKey"]
+    )
+    credentials_file.set_config_values(
+        location.config_file, "alice-laptop", {"region": REGION, "mfa_serial": serial}
+    )
+    asked: list[str] = []
+    connection.forget_mfa_sessions()
+    monkeypatch.setattr(connection, "_mfa_code_provider", lambda p, s: asked.append(s) or "123456")
+    clients = HeldKeyClients(ConnectionOptions(profile="alice-laptop", region=REGION), location)
+    plan = plan_rotation(
+        inspect_rotation(clients), RotationRequest(profile="alice-laptop", verify_interval=0)
+    )
+    # IAM goes through the session (moto's temporary credentials), STS does not.
+    signing = clients.client("iam")._request_signer._credentials
+    assert signing.token and signing.access_key != key["AccessKeyId"]
+    assert clients.client("sts")._request_signer._credentials.access_key == key["AccessKeyId"]
+    outcome = execute_rotation(plan, clients, sleep=no_sleep)
+    assert outcome.ok, outcome.render_text()
+    assert asked == [serial]  # one code for the whole rotation
+    keys = account.list_access_keys(UserName="alice-laptop")["AccessKeyMetadata"]
+    assert [k["AccessKeyId"] for k in keys] != [key["AccessKeyId"]] and len(keys) == 1
+    connection.forget_mfa_sessions()
+
+
+def test_a_second_code_waits_for_the_next_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui import connection
+
+    connection.forget_mfa_sessions()
+    now = [100.0]  # window 3 (90-120 s)
+    notices: list[str] = []
+    monkeypatch.setattr(connection, "mfa_wait_notice", notices.append)
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    codes = iter(["111111", "222222"])
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/alice-laptop"
+    ask = lambda: connection.ask_mfa_code(  # noqa: E731
+        "alice-laptop", serial, lambda p, s: next(codes), clock=lambda: now[0], sleep=sleep
+    )
+    assert ask() == "111111"
+    assert ask() == "222222"
+    assert now[0] >= 120 and notices and "next one shows in 21 s" in notices[0]
+    # A code given once (--mfa-code) cannot serve a second session.
+    connection.forget_mfa_sessions()
+    fixed = lambda: connection.ask_mfa_code(  # noqa: E731
+        "alice-laptop", serial, lambda p, s: "333333", clock=lambda: now[0], sleep=sleep
+    )
+    fixed()
+    with pytest.raises(connection.ConnectionProblem, match="second MFA code"):
+        fixed()
+    connection.forget_mfa_sessions()
