@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "tui.commands.explain",
     "tui.commands.demo",
     "tui.commands.credential_process",
+    "tui.commands.schedule",
 )
 
 

@@ -74,10 +74,47 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help=f"pause between successful checks (default {DEFAULT_VERIFY_INTERVAL:g})",
     )
+    parser.add_argument(
+        "--if-older-than",
+        metavar="DAYS",
+        help="rotate only when the key is at least this old (like 30d); what a schedule runs",
+    )
+    parser.add_argument(
+        "--scheduled",
+        action="store_true",
+        help="run by a timer (`keyhygiene schedule`): a run that cannot finish (an MFA code "
+        "is needed, AWS refused) leaves a notice that keyhygiene shows at its next start",
+    )
     parser.set_defaults(handler=_rotate)
 
 
 def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from tui import notices
+    from tui.cli import connection_options
+    from tui.errors import KeyHygieneError
+
+    profile = connection_options(args).profile_name
+    if not args.scheduled:
+        for notice in notices.pending():
+            print(f"Notice from a scheduled run: {notice.line()}", file=out or sys.stdout)
+    try:
+        code = _rotate_now(args, out)
+    except KeyHygieneError as exc:
+        if args.scheduled:
+            notices.leave(profile, f"the scheduled rotation did not run: {exc}")
+        raise
+    if args.scheduled and code != 0:
+        notices.leave(
+            profile,
+            f"the scheduled rotation failed (exit {code}); run `keyhygiene rotate --profile "
+            f"{profile}` to see why.",
+        )
+    elif code == 0:
+        notices.clear(profile)
+    return code
+
+
+def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from tui import credentials_file
     from tui.cli import connection_options
     from tui.plan_cli import print_event
@@ -91,10 +128,12 @@ def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
         inspect_rotation,
         plan_rotation,
     )
+    from tui.schedule import parse_every
 
     out = out or sys.stdout
     options = connection_options(args)
     profile = options.profile_name
+    min_age = parse_every(args.if_older_than) if args.if_older_than else None
     request = RotationRequest(
         profile=profile,
         store=args.store,
@@ -116,6 +155,15 @@ def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     check_store_usable(args.store, current.store if current else None)
     clients = HeldKeyClients(options, location)
     facts = inspect_rotation(clients)
+    if min_age is not None:
+        age = _age_days(facts.current_key.created)
+        if age is not None and age < min_age:
+            print(
+                f"The key of profile {profile} is {age} days old; it is rotated at {min_age}: "
+                "nothing to do.",
+                file=out,
+            )
+            return 0
     plan = plan_rotation(facts, request)
 
     if not _approved(plan, args, out):
@@ -130,6 +178,14 @@ def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
             file=out,
         )
     return outcome.exit_code
+
+
+def _age_days(created: Any) -> int | None:
+    from datetime import datetime, timezone
+
+    if created is None:
+        return None
+    return (datetime.now(timezone.utc) - created).days
 
 
 def _approved(plan: Any, args: argparse.Namespace, out: TextIO) -> bool:
