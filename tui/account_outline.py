@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from tui.arns import account_of, name_of, resource_type
-from tui.audit import Finding, findings_by_resource, worst
+from tui.audit import DEFAULT_ROTATION_AGE_DAYS, Finding, findings_by_resource, worst
 from tui.formatting import remaining_text
 from tui.model import AccessKey, Application, Bucket, Snapshot, User
 from tui.policy_documents import is_public, whitelisted_principals
@@ -68,11 +68,19 @@ def user_note(user: User, snapshot: Snapshot, now: datetime) -> str:
         parts.append("REVOKED")
     active = len(user.active_keys)
     parts.append(f"{active} active key" + ("" if active == 1 else "s"))
+    age = user.key_age(now, DEFAULT_ROTATION_AGE_DAYS)
+    if age is not None:
+        parts.append(age.text())
     for group, expiry in sorted(user.grants().items()):
         parts.append(f"lent to {group}: {grant_countdown(expiry, now)}")
     if not user.groups:
         parts.append("in no group")
     return ", ".join(parts)
+
+
+def _overdue(user: User, now: datetime) -> int:
+    age = user.key_age(now, DEFAULT_ROTATION_AGE_DAYS)
+    return age.overdue if age is not None else 0
 
 
 def grant_countdown(expiry: str, now: datetime) -> str:
@@ -136,6 +144,7 @@ def device_node(user: User, snapshot: Snapshot, now: datetime, kind: str = "devi
         search=user.hostname or "",
         warn=user.revoked
         or len(user.active_keys) > 1
+        or _overdue(user, now) > 0
         or any(grant_countdown(e, now).startswith("EXPIRED") for e in user.grants().values()),
     )
 
@@ -146,7 +155,11 @@ def _people(snapshot: Snapshot, now: datetime) -> OutlineNode:
             label=person,
             kind="person",
             ref=person,
-            children=tuple(device_node(user, snapshot, now) for user in users),
+            # Overdue computers first, the most overdue at the top.
+            children=tuple(
+                device_node(user, snapshot, now)
+                for user in sorted(users, key=lambda u: -_overdue(u, now))
+            ),
             note=f"{len(users)} computer" + ("" if len(users) == 1 else "s"),
         )
         for person, users in snapshot.people().items()

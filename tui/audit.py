@@ -71,7 +71,10 @@ from tui.model import Snapshot
 Severity = Literal["critical", "high", "medium", "low"]
 # Worst first: the index is the rank used for sorting and thresholds.
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, "never")
+# "overdue": fail only on a key past its schedule (user.key-too-old), whatever
+# else the audit finds: a script's gate on rotation alone.
+FAIL_ON_OVERDUE = "overdue"
+FAIL_ON_CHOICES: tuple[str, ...] = (*SEVERITIES, FAIL_ON_OVERDUE, "never")
 DEFAULT_FAIL_ON = "high"
 
 ResourceKind = Literal["root", "user", "group", "bucket", "kms-key", "role", "local"]
@@ -181,6 +184,8 @@ def at_or_above(findings: Iterable[Finding], threshold: str) -> list[Finding]:
     """The findings at `threshold` or worse; none for "never"."""
     if threshold == "never":
         return []
+    if threshold == FAIL_ON_OVERDUE:
+        return [f for f in findings if f.id == "user.key-too-old"]
     limit = severity_rank(threshold)
     return [f for f in findings if f.rank <= limit]
 

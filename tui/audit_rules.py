@@ -119,20 +119,56 @@ def several_active_keys(
 
 
 def keys_too_old(snapshot: Snapshot, now: datetime, settings: AuditSettings) -> Iterator[Finding]:
-    """An old key has had time to be copied, logged or backed up somewhere."""
-    limit = timedelta(days=settings.rotation_age_days)
+    """An old key has had time to be copied, logged or backed up somewhere.
+
+    Each computer is held to its own schedule (its `keyhygiene:rotate-every`
+    tag) and the others to the audit's rotation age."""
     for user in snapshot.users:
+        every = user.rotate_every_days or settings.rotation_age_days
+        own = user.rotate_every_days is not None
+        limit = timedelta(days=every)
         for key in user.active_keys:
             if key.created is not None and now - _aware(key.created) > limit:
+                age = _days(now, key.created)
+                schedule = (
+                    f"its schedule is every {every} days"
+                    if own
+                    else f"the rotation age is {every} days"
+                )
                 yield _user_finding(
                     user,
-                    "user.key-too-old",
+                    OVERDUE_KEY,
                     "medium",
-                    f"{_key_name(key)} of {user.name} is {_days(now, key.created)} days old",
-                    f"Created {_days(now, key.created)} days ago; the rotation age is "
-                    f"{settings.rotation_age_days} days.",
-                    fix=f"Run `keyhygiene rotate` on the computer {user.name} stands for.",
+                    f"{_key_name(key)} of {user.name} is {age} days old, "
+                    f"{age - every} days overdue",
+                    f"Created {age} days ago; {schedule}.",
+                    fix=f"Run `keyhygiene rotate` on the computer {user.name} stands for, or "
+                    "`keyhygiene schedule rotate` there to keep it rotated.",
                 )
+
+
+def mfa_gated_without_device(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """A computer in keyhygiene-mfa-devices without an MFA device can never get
+    an MFA session: its key cannot rotate itself, and nothing tells it why."""
+    from tui.mfa_devices import is_gated
+
+    if snapshot.credential_report_generated is None:
+        return  # mfa_active comes from the credential report: unknown without it
+    for user in snapshot.users:
+        if is_gated(user.groups) and not user.mfa_active:
+            yield _user_finding(
+                user,
+                "user.mfa-gated-without-device",
+                "high",
+                f"{user.name} is MFA-gated but has no MFA device",
+                "It is in keyhygiene-mfa-devices, whose policy denies key management and "
+                "other lasting changes without an MFA session; with no device it can never "
+                "get one, so it cannot rotate its own key.",
+                fix=f"Enroll {user.name} again with --mfa (revoke it first), or take it out of "
+                "keyhygiene-mfa-devices.",
+            )
 
 
 def keys_unused(snapshot: Snapshot, now: datetime, settings: AuditSettings) -> Iterator[Finding]:
@@ -553,12 +589,15 @@ def kms_foreign_accounts(
             )
 
 
+OVERDUE_KEY = "user.key-too-old"
+
 RULES: tuple[Rule, ...] = (
     root_access_keys,
     root_without_mfa,
     several_active_keys,
     keys_too_old,
     keys_unused,
+    mfa_gated_without_device,
     not_person_device,
     missing_device_tags,
     direct_user_policies,

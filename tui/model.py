@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from tui.arns import partition_of
@@ -25,6 +25,9 @@ TAG_ENROLLED = "keyhygiene:enrolled"
 TAG_GROUPS = "keyhygiene:groups"
 TAG_REVOKED = "keyhygiene:revoked"
 TAG_GRANT_PREFIX = "keyhygiene:grant:"
+# How often the computer's key is rotated, like "30d" (set at enrollment);
+# without it the audit's rotation age applies.
+TAG_ROTATE_EVERY = "keyhygiene:rotate-every"
 
 EXPIRY_POLICY_NAME = "keyhygiene-expiry"
 REVOKED_POLICY_NAME = "keyhygiene-revoked"
@@ -92,6 +95,33 @@ class AccessKey:
 
 
 @dataclass(frozen=True)
+class KeyAge:
+    """A computer's key age in days and the age at which it is due."""
+
+    days: int
+    every: int
+
+    @property
+    def overdue(self) -> int:
+        """Days past the schedule (0 when not due yet)."""
+        return max(self.days - self.every, 0)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.days > self.every
+
+    def text(self) -> str:
+        """Short, for the tree: `key OVERDUE 110 d` or `key 20/90 d`."""
+        if self.is_overdue:
+            return f"key OVERDUE {self.overdue} d"
+        return f"key {self.days}/{self.every} d"
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
+@dataclass(frozen=True)
 class User:
     name: str
     arn: str
@@ -117,6 +147,21 @@ class User:
     @property
     def device(self) -> str | None:
         return self.tags.get(TAG_DEVICE)
+
+    @property
+    def rotate_every_days(self) -> int | None:
+        """The computer's own rotation schedule in days (its tag), if it has one."""
+        text = self.tags.get(TAG_ROTATE_EVERY, "").strip().lower().removesuffix("d")
+        return int(text) if text.isdigit() and 0 < int(text) <= 3650 else None
+
+    def key_age(self, now: datetime, default_days: int) -> KeyAge | None:
+        """Its oldest active key's age against its schedule; None without a dated key."""
+        dated = [key.created for key in self.active_keys if key.created is not None]
+        if not dated:
+            return None
+        oldest = min(_utc(when) for when in dated)
+        days = max((_utc(now) - oldest).days, 0)
+        return KeyAge(days, self.rotate_every_days or default_days)
 
     @property
     def hostname(self) -> str | None:
