@@ -40,7 +40,7 @@ from tui.aws_limits import (
     TRUST_POLICY_LIMIT,
     check_iam_name,
 )
-from tui.connection import DEFAULT_REGION, error_code, translate_errors
+from tui.connection import DEFAULT_REGION, all_items, error_code, translate_errors
 from tui.errors import BadInput
 from tui.model import TAG_GROUPS, Bucket, Encryption, KmsKey, Role, Snapshot, groups_from_tag
 from tui.plans import (
@@ -62,11 +62,12 @@ from tui.policy_documents import (
     default_key_policy,
     key_policy_with_whitelist,
 )
-from tui.propagation import call_until_visible
+from tui.propagation import call_until_visible, retry_until_visible
 from tui.whitelist_plans import (
     RESTORE_IF_UNCHANGED,
     admins_to_keep,
     check_policy,
+    check_whole_account,
     id_safe,
     key_admins_to_keep,
     lockout_warning,
@@ -105,6 +106,7 @@ _STANDIN_KEY_ID = "00000000-0000-0000-0000-000000000000"
 
 
 FIND_UNNAMED_KEY = "application.find_unnamed_key"
+CREATE_KEY = "application.create_key"
 
 
 def new_key_marker(name: str) -> str:
@@ -280,6 +282,7 @@ def plan_create_application(
     what `preflight_application` read (without it, no instance profile NAME
     is assumed to exist unless the role lists it).
     """
+    check_whole_account(snapshot)
     name = validate_application_name(name)
     group = snapshot.group(name)
     name = group.name if group else name
@@ -680,15 +683,19 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
             description=f"Create a KMS key for {name} that the account administers and "
             f"{_count(principals, 'whitelisted principal')} may use, "
             f"tagged {TAG_GROUPS}={name}",
-            call=_naming_role_call(
-                ctx,
-                "kms",
-                "create_key",
+            # CreateKey is not idempotent: a local action around it deletes
+            # the key an attempt botocore retried had made unseen.
+            call=Call(
+                LOCAL,
+                CREATE_KEY,
                 {
-                    "Description": description,
-                    "KeyUsage": "ENCRYPT_DECRYPT",
-                    "Policy": json.dumps(policy),
-                    "Tags": [{"TagKey": TAG_GROUPS, "TagValue": name}],
+                    "Params": {
+                        "Description": description,
+                        "KeyUsage": "ENCRYPT_DECRYPT",
+                        "Policy": json.dumps(policy),
+                        "Tags": [{"TagKey": TAG_GROUPS, "TagValue": name}],
+                    },
+                    "WaitForRole": bool(ctx.new_role),
                 },
             ),
             # The key cannot be deleted at once: the shortest wait is 7 days,
@@ -1075,6 +1082,45 @@ def _key_description(name: str) -> str:
     return f"Application {name} (keyhygiene)"
 
 
+@local_action(CREATE_KEY)
+def _create_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """kms:CreateKey (patient while a new role propagates, when its policy names
+    one). When botocore had to send it more than once, an earlier attempt may
+    have made a key whose answer was lost: an enabled, unnamed key with this
+    plan's description and tag, other than the one answered, is scheduled for
+    deletion (nothing can name it yet, so nothing uses it)."""
+    request = dict(params["Params"])
+    kms = ctx.client("kms")
+
+    def create() -> dict[str, Any]:
+        return dict(kms.create_key(**request))
+
+    answer = (
+        retry_until_visible(create, sleep=ctx.sleep, clock=ctx.clock)
+        if params.get("WaitForRole")
+        else create()
+    )
+    meta = answer["KeyMetadata"]
+    if answer.get("ResponseMetadata", {}).get("RetryAttempts"):
+        group = next(t["TagValue"] for t in request["Tags"] if t["TagKey"] == TAG_GROUPS)
+        for key in all_items(kms, "list_keys", "Keys"):
+            if key["KeyId"] != meta["KeyId"] and _is_unnamed_key_of(
+                kms, key["KeyId"], request["Description"], group
+            ):
+                kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=KEY_DELETION_DAYS)
+    return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
+
+
+def _is_unnamed_key_of(kms: Any, key_id: str, description: str, group: str) -> bool:
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    if meta.get("KeyState") != "Enabled" or meta.get("Description") != description:
+        return False
+    if kms.list_aliases(KeyId=key_id).get("Aliases"):
+        return False
+    tags = kms.list_resource_tags(KeyId=key_id).get("Tags", [])
+    return {t["TagKey"]: t["TagValue"] for t in tags}.get(TAG_GROUPS) == group
+
+
 @local_action(FIND_UNNAMED_KEY)
 def _find_unnamed_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Settle of the key step: the enabled, unnamed key an interrupted run made.
@@ -1085,15 +1131,9 @@ def _find_unnamed_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[s
     """
     kms = ctx.client("kms")
     for key_id in params["Candidates"]:
-        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-        if meta.get("KeyState") != "Enabled" or meta.get("Description") != params["Description"]:
-            continue
-        if kms.list_aliases(KeyId=key_id).get("Aliases"):
-            continue
-        tags = kms.list_resource_tags(KeyId=key_id).get("Tags", [])
-        if {t["TagKey"]: t["TagValue"] for t in tags}.get(TAG_GROUPS) != params["Group"]:
-            continue
-        return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
+        if _is_unnamed_key_of(kms, key_id, params["Description"], params["Group"]):
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+            return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
     return {}
 
 
@@ -1108,6 +1148,7 @@ def plan_sync_application(snapshot: Snapshot, name: str, actor_arn: str | None =
     that for every workflow); the application's buckets get their public
     access fully blocked and SSE-KMS with the application's key by default.
     """
+    check_whole_account(snapshot)
     name = validate_application_name(name)
     group = snapshot.group(name)
     name = group.name if group else name

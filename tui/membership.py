@@ -96,6 +96,7 @@ from tui.plans import (
 )
 from tui.policy_documents import POLICY_VERSION, caller_principal_arn
 from tui.policy_eval import PolicySource, Principal, Request, evaluate, may_cover_action
+from tui.whitelist_plans import check_whole_account
 
 DEFAULT_MAX_DURATION = timedelta(days=30)
 EXPIRY_SID_PREFIX = "KeyHygieneExpiry"
@@ -1023,6 +1024,7 @@ def plan_add_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan
     Built from the account as it is, so that the same command run again after an
     interruption finishes the work: a membership already there with whitelists
     or an expiry policy not yet matching it gets only the missing steps."""
+    check_whole_account(snapshot)
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
     _check_not_revoked(user, f"added to {group.name}")
@@ -1069,6 +1071,7 @@ def plan_remove_member(snapshot: Snapshot, user_name: str, group_name: str) -> P
 
     Run again after an interruption, it finishes: a user already out of the
     group but still in its whitelists gets only the whitelist steps."""
+    check_whole_account(snapshot)
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
     if _grant_value(user, group) is not None:
@@ -1114,6 +1117,7 @@ def plan_grant(
     half-applied loan still ends on time and `sweep` still finds it; then the
     membership and the whitelists.
     """
+    check_whole_account(snapshot)
     if isinstance(duration, str):
         duration = parse_duration(duration, maximum=max_duration)
     elif duration <= timedelta() or duration > max_duration:
@@ -1171,6 +1175,7 @@ def plan_guard_loans(snapshot: Snapshot, user_name: str) -> Plan:
     """Rewrite `keyhygiene-expiry` from the user's loans as they stand (same
     groups, same expiries), now with the guard: the fix for a loan written
     before keyhygiene guarded them (audit `policy.expiry-unguarded`)."""
+    check_whole_account(snapshot)
     user = _find_user(snapshot, user_name)
     grants = _readable_grants(user)
     if not grants:
@@ -1201,6 +1206,7 @@ def plan_end_grant(
     removed. Then no loan is left to name, and the plan is what that run left
     undone (a whitelist entry, the expiry policy), possibly nothing.
     """
+    check_whole_account(snapshot)
     user = _find_user(snapshot, user_name)
     group = _find_group(snapshot, group_name)
     current = _grant_value(user, group)
@@ -1266,6 +1272,7 @@ def plan_sweep(snapshot: Snapshot, *, now: datetime) -> Plan:
     4. the expiry policies and the tags go. Until then AWS keeps denying the
        expired loans, and the tags let the next sweep find them again.
     """
+    check_whole_account(snapshot)
     expired = expired_grants(snapshot, now)
     if not expired:
         return Plan(SWEEP_KIND, "Sweep expired loans: none", (), subject=SWEEP_SUBJECT)

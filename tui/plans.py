@@ -578,9 +578,27 @@ class _StepFailed(Exception):
     `retried`: AWS answered after botocore had sent the request more than once,
     so an earlier attempt may have taken effect unseen."""
 
-    def __init__(self, message: str, *, retried: bool = False) -> None:
+    def __init__(self, message: str, *, retried: bool = False, code: str = "") -> None:
         super().__init__(message)
         self.retried = retried
+        self.code = code  # AWS's error code, when AWS answered
+
+
+# An undo that removes something (delete_group, detach_group_policy,
+# remove_user_from_group, ...) and hears that it is not there has nothing left
+# to do: an earlier rollback's request took effect but its answer was lost.
+_REMOVING = ("delete_", "remove_", "detach_", "deactivate_", "untag_", "schedule_key_deletion")
+_GONE_CODES = frozenset(
+    {"NoSuchEntity", "NoSuchBucket", "NoSuchBucketPolicy", "NotFoundException", "NoSuchTagSet"}
+)
+
+
+def _already_gone(call: Call, failure: _StepFailed) -> bool:
+    return (
+        call.service != LOCAL
+        and call.operation.startswith(_REMOVING)
+        and (failure.code in _GONE_CODES)
+    )
 
 
 class _Runner:
@@ -750,23 +768,29 @@ class _Runner:
         self._emit("step_started", step, index, undo=True)
         self.ctx.step = step
         started = self.clock()
+        message = ""
         try:
             self._perform(step.undo, f"undoing step {index} ({step.description})")
         except _StepFailed as failure:
-            seconds = self.clock() - started
-            failure = _StepFailed(_scrub(str(failure), self.ctx.results))
-            if interrupted:
-                message = (
-                    f"was interrupted while running and probably never took effect ({failure})"
-                )
-                return self._undo_skipped(step, index, seconds, message)
-            self._emit("step_failed", step, index, seconds, str(failure), undo=True)
-            return StepResult(step.id, "failed", seconds, str(failure))
+            if not _already_gone(step.undo, failure):
+                return self._undo_failed(step, index, started, failure, interrupted=interrupted)
+            message = "it was undone already (an earlier attempt's answer was lost)"
         seconds = self.clock() - started
         if self.journal is not None:
-            self.journal.step_finished(step.id, "undone", seconds=seconds)
-        self._emit("step_done", step, index, seconds, undo=True)
-        return StepResult(step.id, "undone", seconds)
+            self.journal.step_finished(step.id, "undone", seconds=seconds, message=message)
+        self._emit("step_done", step, index, seconds, message, undo=True)
+        return StepResult(step.id, "undone", seconds, message)
+
+    def _undo_failed(
+        self, step: Step, index: int, started: float, failure: _StepFailed, *, interrupted: bool
+    ) -> StepResult:
+        seconds = self.clock() - started
+        text = _scrub(str(failure), self.ctx.results)
+        if interrupted:
+            message = f"was interrupted while running and probably never took effect ({text})"
+            return self._undo_skipped(step, index, seconds, message)
+        self._emit("step_failed", step, index, seconds, text, undo=True)
+        return StepResult(step.id, "failed", seconds, text)
 
     def _undo_skipped(self, step: Step, index: int, seconds: float, message: str) -> StepResult:
         self._emit("step_skipped", step, index, seconds, message, undo=True)
@@ -792,7 +816,9 @@ class _Runner:
             service = call.service if call.service != LOCAL else self.ctx.last_service or LOCAL
             retried = bool(exc.response.get("ResponseMetadata", {}).get("RetryAttempts"))
             raise _StepFailed(
-                str(from_client_error(exc, service=service, doing=doing)), retried=retried
+                str(from_client_error(exc, service=service, doing=doing)),
+                retried=retried,
+                code=str(exc.response.get("Error", {}).get("Code", "")),
             ) from None
         except ParamValidationError:
             # Its text quotes the parameter values; say which call instead.

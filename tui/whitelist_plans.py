@@ -762,3 +762,26 @@ def replace_value(value: Any, old: str, new: str) -> Any:
     if isinstance(value, list):
         return [replace_value(item, old, new) for item in value]
     return new if value == old else value
+
+
+# The account-wide reads a plan that rewrites whitelists stands on: without one of them the
+# plan would leave out a whitelist (a key or bucket it never saw) and say done.
+WHOLE_ACCOUNT_READS = ("IAM users, groups and roles", "S3 bucket list", "KMS key list")
+
+
+def check_whole_account(snapshot: Snapshot) -> None:
+    """Refuse to plan from a snapshot that missed an account-wide list."""
+    for problem in snapshot.problems:
+        if problem.what in WHOLE_ACCOUNT_READS:
+            raise AccountNotRead(
+                f"Could not read the {problem.what}: {problem.message}",
+                hint="Nothing was changed: the plan would miss what it could not see. Fix "
+                "that and run the same command again.",
+            )
+
+
+class AccountNotRead(KeyHygieneError):
+    """A plan needs the whole account and part of it could not be read (exit 3:
+    like an AWS error, it may pass on its own)."""
+
+    exit_code = 3

@@ -18,8 +18,9 @@ from moto import mock_aws
 
 from tui import inventory
 from tui.application import (
-    RETRY_UNTIL_VISIBLE,
+    CREATE_KEY,
     Preflight,
+    _create_key,
     new_key_marker,
     plan_create_application,
     plan_sync_application,
@@ -745,9 +746,9 @@ def test_policies_naming_a_new_role_wait_until_it_is_visible() -> None:
 
     plan = plan_create_application(_snapshot(), "photos")
     step = plan.step("key")
-    assert step.call.operation == RETRY_UNTIL_VISIBLE
+    assert step.call.operation == CREATE_KEY and step.call.params["WaitForRole"]
     ctx = ApplyContext(_StubClients({"kms": Kms()}), Results(), {}, sleep=waits.append)
-    result = _run_local(ctx, step.call.params)
+    result = _create_key(ctx, step.call.params)
     assert result == {"KeyMetadata": {"KeyId": "k-1", "Arn": "arn"}}
     assert len(calls) == 3 and waits == [1, 2]
     assert json.loads(calls[0]["Policy"]) == step.after
@@ -761,13 +762,38 @@ def test_other_errors_are_not_retried() -> None:
     step = plan_create_application(_snapshot(), "photos").step("key")
     ctx = ApplyContext(_StubClients({"kms": Kms()}), Results(), {}, sleep=pytest.fail)
     with pytest.raises(ClientError):
-        _run_local(ctx, step.call.params)
+        _create_key(ctx, step.call.params)
+
+
+def test_a_key_made_by_an_attempt_botocore_retried_is_deleted(aws: Connection) -> None:
+    """The first CreateKey took effect but its answer was lost; the retry made a
+    second key. Only the answered key is kept: the other is scheduled for deletion."""
+    plan = _plan_photos(aws)
+    step = plan.step("key")
+    kms = boto3.client("kms", region_name=REGION)
+    lost = kms.create_key(**step.call.params["Params"])["KeyMetadata"]["KeyId"]
+    other = _unnamed_key("photos key made by hand")
+    real = aws.client("kms")
+
+    class Retried:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def create_key(self, **params: Any) -> dict[str, Any]:
+            answer = dict(real.create_key(**params))
+            answer["ResponseMetadata"] = {"RetryAttempts": 1}
+            return answer
+
+    ctx = ApplyContext(_StubClients({"kms": Retried()}), Results(), {})
+    made = _create_key(ctx, step.call.params)["KeyMetadata"]["KeyId"]
+    states = {k: kms.describe_key(KeyId=k)["KeyMetadata"]["KeyState"] for k in (lost, other, made)}
+    assert states == {lost: "PendingDeletion", other: "Enabled", made: "Enabled"}
 
 
 def test_an_existing_role_needs_no_waiting() -> None:
     role = Role(name="photos", arn=ROLE_ARN, trust_policy={}, instance_profiles=("photos",))
     plan = plan_create_application(_snapshot(roles=(role,)), "photos")
-    assert plan.step("key").call.operation == "create_key"
+    assert not plan.step("key").call.params["WaitForRole"]
 
 
 def _run_local(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:

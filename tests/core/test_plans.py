@@ -499,15 +499,33 @@ def test_rollback_without_journal_uses_the_reports_kept_values(clients: ClientCa
     assert not user_exists(clients)
 
 
-def test_rollback_goes_on_past_a_failed_undo(clients: ClientCache) -> None:
+def test_an_undo_whose_target_is_gone_counts_as_undone(clients: ClientCache) -> None:
+    # An earlier rollback's RemoveUserFromGroup took effect, its answer was lost.
     plan = enroll_plan()
     report = apply_plan(plan, clients, journal=Journal.create(plan))
     clients.client("iam").remove_user_from_group(GroupName="photos", UserName=USER)
     undo = rollback(report, clients)
+    assert undo.ok, undo.render_text()
+    assert undo.result("group").status == "undone"
+    assert "undone already" in undo.result("group").message
+
+
+def test_rollback_goes_on_past_a_failed_undo(
+    clients: ClientCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = enroll_plan()
+    report = apply_plan(plan, clients, journal=Journal.create(plan))
+    denied = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
+
+    def refuse(**_params: Any) -> None:
+        raise ClientError(denied, "RemoveUserFromGroup")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(clients.client("iam"), "remove_user_from_group", refuse)
+    undo = rollback(report, clients)
     assert not undo.ok
     assert undo.result("group").status == "failed"
     message = undo.result("group").message
-    assert "NoSuchEntity" in message and "undoing step 2" in message
+    assert "lacks iam:RemoveUserFromGroup" in message and "undoing step 2" in message
     assert undo.result("user").status == "undone"
     assert "rolled back only in part" in undo.render_text()
     assert report.journal is not None

@@ -117,6 +117,15 @@ def _revoke(args: argparse.Namespace) -> int:
     print(revoke.render_text())
     if not revoke.containment_requested:
         print(f"keyhygiene: {args.user} is NOT contained.", file=sys.stderr)
+    if report.ok and snapshot.problems:
+        # Containment ran, but what could not be read may still name the user.
+        unread = "; ".join(f"{p.what} ({p.message})" for p in snapshot.problems)
+        print(
+            f"keyhygiene: the revoke of {args.user} is incomplete: could not read {unread}. "
+            "Fix that and run the same command again to finish.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
