@@ -186,7 +186,10 @@ class Journal:
         seconds: float = 0.0,
         message: str = "",
         kept: Mapping[str, Any] | None = None,
+        uncertain: bool = False,
     ) -> None:
+        """`uncertain`: the step failed without AWS's answer (a timeout, a lost
+        connection), so it may have taken effect: a rollback tries its undo."""
         if status not in STEP_STATUSES:
             raise ValueError(f"unknown step status {status!r}")
         record = self._step(step_id)
@@ -198,7 +201,14 @@ class Journal:
         )
         if kept is not None:
             record["kept"] = dict(kept)
+        if uncertain:
+            record["uncertain"] = True
+        else:
+            record.pop("uncertain", None)
         self.save()
+
+    def uncertain(self, step_id: str) -> bool:
+        return bool(self._step(step_id).get("uncertain"))
 
     def set_state(self, state: str) -> None:
         if state not in OPEN_STATES + CLOSED_STATES:

@@ -322,6 +322,8 @@ class StepResult:
     status: StepStatus
     seconds: float = 0.0
     message: str = ""
+    # Failed without AWS's answer: it may have taken effect (a rollback tries its undo).
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -558,15 +560,24 @@ def rollback(
         _check_not_busy(journal)
         plan = journal.plan
         statuses = {step.id: journal.status(step.id) for step in plan.steps}
+        uncertain = {step.id for step in plan.steps if journal.uncertain(step.id)}
         kept = journal.kept_values()
     else:  # a report of a run made without a journal
         assert isinstance(source, ApplyReport)
         plan = source.plan
         statuses = {result.step_id: result.status for result in source.results}
+        uncertain = {result.step_id for result in source.results if result.uncertain}
         kept = {step: dict(values) for step, values in source.kept.items()}
     _check_local_actions(plan, undo=True)
     runner = _Runner(plan, clients, journal, on_event, clock, sleep, kept=kept)
-    return runner.undo(statuses)
+    # A step that failed without an answer is undone as an interrupted one:
+    # tried, and a failure of its undo is not a failed rollback.
+    return runner.undo(
+        {
+            step_id: "running" if status == "failed" and step_id in uncertain else status
+            for step_id, status in statuses.items()
+        }
+    )
 
 
 # --------------------------------------------------------------------------- the runner
@@ -578,10 +589,15 @@ class _StepFailed(Exception):
     `retried`: AWS answered after botocore had sent the request more than once,
     so an earlier attempt may have taken effect unseen."""
 
-    def __init__(self, message: str, *, retried: bool = False, code: str = "") -> None:
+    def __init__(
+        self, message: str, *, retried: bool = False, code: str = "", uncertain: bool = False
+    ) -> None:
         super().__init__(message)
         self.retried = retried
         self.code = code  # AWS's error code, when AWS answered
+        # No answer came (a timeout, a connection lost after sending): the
+        # request may have taken effect.
+        self.uncertain = uncertain
 
 
 # An undo that removes something (delete_group, detach_group_policy,
@@ -698,9 +714,11 @@ class _Runner:
             seconds = self.clock() - started
             message = _scrub(str(failure), self.ctx.results)
             if self.journal is not None:
-                self.journal.step_finished(step.id, "failed", seconds=seconds, message=message)
+                self.journal.step_finished(
+                    step.id, "failed", seconds=seconds, message=message, uncertain=failure.uncertain
+                )
             self._emit("step_failed", step, index, seconds, message)
-            return StepResult(step.id, "failed", seconds, message)
+            return StepResult(step.id, "failed", seconds, message, uncertain=failure.uncertain)
         seconds = self.clock() - started
         self.kept[step.id] = _kept_values(self.ctx.results[step.id], step.keep)
         if self.journal is not None:
@@ -826,7 +844,9 @@ class _Runner:
                 f"Invalid parameters for {call.label} while {doing} (a bug in the plan)."
             ) from None
         except BotoCoreError as exc:
-            raise _StepFailed(f"Could not complete {call.label} while {doing}: {exc}") from None
+            raise _StepFailed(
+                f"Could not complete {call.label} while {doing}: {exc}", uncertain=True
+            ) from None
         except OSError as exc:
             raise _StepFailed(f"A file operation failed while {doing}: {exc}") from None
         except KeyHygieneError as exc:

@@ -171,6 +171,10 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
     outcome = execute_rotation(plan, clients, on_event=lambda event: print_event(event, out))
     print("", file=out)
     print(outcome.render_text(details=not outcome.ok), file=out)
+    if not outcome.ok:
+        # One `keyhygiene: …` line on stderr, as every other failure gets.
+        headline = " ".join(outcome.headline.split())
+        print(f"keyhygiene: {headline}", file=sys.stderr)
     if outcome.ok:
         print(
             f"{len(plan.steps)} steps, {clients.api_calls} API calls in all "
