@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.worker import Worker, WorkerState
 
 from screens.plan_screen import PlanScreen
@@ -103,6 +103,17 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
                 )
                 yield Label("Profile name in ~/.aws/credentials (empty: the user name)")
                 yield Input(id="enroll-profile")
+                yield Label("MFA: without a code, this computer's key can make no lasting change")
+                yield Select[str](
+                    (
+                        ("Automatic: on when a chosen group may allow IAM writes", "auto"),
+                        ("On: a virtual MFA device of its own (QR code shown once)", "on"),
+                        ("Off", "off"),
+                    ),
+                    value="auto",
+                    allow_blank=False,
+                    id="enroll-mfa",
+                )
                 yield Static("", id="enroll-preview", markup=False)
             # Messages quote names and brackets: never read them as markup.
             yield Static("", id="enroll-message", markup=False)
@@ -163,6 +174,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
             region=self.profile_region,
             hostname=self.hostname,
             endpoint_url=self.endpoint_url,
+            mfa=str(self.query_one("#enroll-mfa", Select).value),
         )
 
     # ---- actions

@@ -22,6 +22,7 @@ from tui.options import ConnectionOptions
 
 if TYPE_CHECKING:
     from tui.connection import Connection
+    from tui.mfa_enrollment import NewMfaDevice
 
 Progress = Callable[[str], None]
 
@@ -80,6 +81,26 @@ class KeyHygieneApp(App[int]):
         except RuntimeError:  # called on the app's own thread
             self.notify(text, severity="warning")
 
+    def ask_mfa_device_codes(self, device: NewMfaDevice) -> tuple[str, str]:
+        """Show a new MFA device and get its two codes; called by a plan's worker thread."""
+        from screens.mfa_device_screen import MfaDeviceScreen
+
+        answered = threading.Event()
+        answer: list[tuple[str, str] | None] = [None]
+
+        def done(codes: tuple[str, str] | None) -> None:
+            answer[0] = codes
+            answered.set()
+
+        try:
+            self.call_from_thread(self.push_screen, MfaDeviceScreen(device, demo=self.demo), done)
+        except RuntimeError:
+            return "", ""  # the step then fails and the device is deleted
+        while not answered.wait(0.5):
+            if not self.is_running:
+                break
+        return answer[0] or ("", "")
+
     def ask_mfa_code(self, profile: str, serial: str) -> str:
         """The MFA code, asked in a dialog; called by a Connection from a worker thread."""
         from screens.mfa_screen import MfaScreen
@@ -129,8 +150,10 @@ class KeyHygieneApp(App[int]):
         # which the first frame does not wait for.
         from tui.connection import set_mfa_code_provider
         from tui.inventory import load_account
+        from tui.mfa_enrollment import set_mfa_device_prompt
 
         set_mfa_code_provider(self.ask_mfa_code)
+        set_mfa_device_prompt(self.ask_mfa_device_codes)
         return load_account(self.options, on_progress=on_progress)
 
     def audit(self, snapshot: Snapshot) -> list[Finding]:
@@ -229,6 +252,9 @@ class KeyHygieneApp(App[int]):
         connection = sys.modules.get("tui.connection")
         if connection is not None:
             connection.set_mfa_code_provider(None)
+        enrolling = sys.modules.get("tui.mfa_enrollment")
+        if enrolling is not None:
+            enrolling.set_mfa_device_prompt(None)
         if self._demo_process is not None:
             self._demo_process.stop()
 

@@ -183,3 +183,50 @@ async def test_a_computer_already_registered_is_warned_about(conn: Connection) -
         assert "already works as alice-laptop" in warning
         # The only person in the account is proposed.
         assert app.screen.query_one("#enroll-person", Input).value == "alice"
+
+
+async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Connection) -> None:
+    from textual.widgets import Select
+
+    from screens.mfa_device_screen import MfaDeviceScreen
+    from tui.app import KeyHygieneApp
+    from tui.mfa_devices import MFA_GROUP, totp
+    from tui.mfa_enrollment import set_mfa_device_prompt
+
+    app = Host(conn)
+    app.demo = False  # type: ignore[attr-defined]
+    set_mfa_device_prompt(lambda device: KeyHygieneApp.ask_mfa_device_codes(app, device))  # type: ignore[arg-type]
+    try:
+        async with app.run_test(size=(120, 45)) as pilot:
+            screen = await fill(pilot, "alice", "laptop")
+            screen.query_one("#enroll-mfa", Select).value = "on"
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            plan_screen = app.screen
+            assert isinstance(plan_screen, PlanScreen)
+            assert "mfa-device" in [step.id for step in plan_screen.plan.steps]
+            await pilot.press("a")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if isinstance(app.screen, MfaDeviceScreen):
+                    break
+            dialog = app.screen
+            assert isinstance(dialog, MfaDeviceScreen)
+            shown = "\n".join(str(w.render()) for w in dialog.query(Static))
+            seed = dialog.device.seed.reveal()
+            assert seed not in shown  # grouped by four, never in one piece
+            assert seed[:4] in shown and "▀" in shown  # the secret and the QR code
+            now = time.time()
+            dialog.query_one("#mfa-1", Input).value = totp(seed, now)
+            dialog.query_one("#mfa-2", Input).value = totp(seed, now + 30)
+            await pilot.click("#ok")
+            await settle(pilot)
+            assert plan_screen.report is not None and plan_screen.report.ok
+    finally:
+        set_mfa_device_prompt(None)
+    iam = boto3.client("iam", region_name=REGION)
+    assert iam.list_mfa_devices(UserName="alice-laptop")["MFADevices"]
+    groups_of = {
+        g["GroupName"] for g in iam.list_groups_for_user(UserName="alice-laptop")["Groups"]
+    }
+    assert MFA_GROUP in groups_of
