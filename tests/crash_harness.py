@@ -1081,7 +1081,7 @@ _CAUSE_WORDS = {
     "denied": ("denied", "lacks", "not authorized", "permission"),
     "reset-before": ("connection", "closed", "could not reach", "unreachable", "network"),
     "reset-after": ("connection", "closed", "could not reach", "unreachable", "network"),
-    "timeout": ("timeout", "timed out", "time out"),
+    "timeout": ("timeout", "timed out", "time out", "did not answer in time"),
 }
 
 

@@ -181,10 +181,11 @@ def preflight_application(
     """
     name = validate_application_name(name)
     wanted = list(dict.fromkeys(buckets))
-    if any(p.what == "S3 bucket list" for p in snapshot.problems):
+    unlisted = next((p for p in snapshot.problems if p.what == "S3 bucket list"), None)
+    if unlisted is not None:
         raise BadInput(
-            "keyhygiene could not list this account's buckets, so it cannot tell a new "
-            "bucket name from one of yours.",
+            f"keyhygiene could not list this account's buckets ({unlisted.message}), so it "
+            "cannot tell a new bucket name from one of yours. Nothing was changed.",
             hint="Reload the account with an identity allowed s3:ListAllMyBuckets.",
         )
     for bucket in wanted:

@@ -79,7 +79,12 @@ from tui.model import (
     Snapshot,
 )
 from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Step, local_action
-from tui.whitelist_plans import members_after_change, user_arn, whitelist_steps
+from tui.whitelist_plans import (
+    check_whole_account,
+    members_after_change,
+    user_arn,
+    whitelist_steps,
+)
 
 PLAN_KIND = "enroll"
 ROTATE_OWN_KEY_POLICY = "keyhygiene-rotate-own-key"
@@ -235,11 +240,12 @@ def _check_account_readable(snapshot: Snapshot, groups: Collection[str]) -> None
     the bucket or key list, resources tagged for a group would be silently left
     out of the whitelist updates. The problem's message names the permission.
     """
-    needed = {"IAM users, groups and roles"}
     if any(name.strip() for name in groups):
-        needed |= {"S3 bucket list", "KMS key list"}
+        # Every bucket and key list, and their tags: one unread could be a
+        # whitelist the new computer must join.
+        check_whole_account(snapshot)
     for problem in snapshot.problems:
-        if problem.what in needed:
+        if problem.what == "IAM users, groups and roles":
             raise BadInput(
                 f"Could not read the {problem.what}: {problem.message}",
                 hint="Enrollment needs to see the whole account; fix that and retry.",
@@ -364,12 +370,6 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
             new_principals={enrollment.user_arn},
         ),
     ]
-    warnings.extend(
-        f"Could not read the tags of {problem.what.removesuffix(': tags')}; if it is tagged "
-        "for one of the groups, its policy is not updated by this plan."
-        for problem in snapshot.problems
-        if problem.what.endswith(": tags") and enrollment.groups
-    )
     if enrollment.mfa_because:
         warnings.append(
             f"MFA-gated because {', '.join(enrollment.mfa_because)} may allow IAM writes: "

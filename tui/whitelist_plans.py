@@ -770,9 +770,11 @@ WHOLE_ACCOUNT_READS = ("IAM users, groups and roles", "S3 bucket list", "KMS key
 
 
 def check_whole_account(snapshot: Snapshot) -> None:
-    """Refuse to plan from a snapshot that missed an account-wide list."""
+    """Refuse to plan from a snapshot that missed an account-wide list, or the
+    tags of a bucket or key (which say whose whitelist it is: unread, it could
+    be one the plan must change)."""
     for problem in snapshot.problems:
-        if problem.what in WHOLE_ACCOUNT_READS:
+        if problem.what in WHOLE_ACCOUNT_READS or problem.what.endswith(": tags"):
             raise AccountNotRead(
                 f"Could not read the {problem.what}: {problem.message}",
                 hint="Nothing was changed: the plan would miss what it could not see. Fix "

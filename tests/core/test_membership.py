@@ -1029,3 +1029,25 @@ def test_candidates_say_why_there_is_nothing_to_offer(seeded: Snapshot) -> None:
     assert "no IAM group 'nope'" in candidates(seeded, "add", group="nope").why_none
     with pytest.raises(ValueError):
         candidates(seeded, "borrow", user=PHONE)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "unread", ["KMS key list", "S3 bucket list", "S3 bucket photos-data: tags", "KMS key k: tags"]
+)
+def test_a_plan_from_a_snapshot_that_missed_a_whitelist_is_refused(
+    aws: ClientCache, unread: str
+) -> None:
+    """Without the key list (or a bucket's tags) the plan would leave that
+    whitelist out and report done: it is refused, nothing changed, exit 3."""
+    from tui.model import LoadProblem
+    from tui.whitelist_plans import AccountNotRead
+
+    partial = replace(snap(), problems=(LoadProblem(unread, "AccessDenied: no"),))
+    for build in (
+        lambda s: plan_add_member(s, PHONE, "photos"),
+        lambda s: plan_grant(s, PHONE, "photos", "2h", now=NOW),
+        lambda s: plan_sweep(s, now=NOW),
+    ):
+        with pytest.raises(AccountNotRead, match=f"Could not read the {unread}") as refused:
+            build(partial)
+        assert refused.value.exit_code == 3
