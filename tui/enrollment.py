@@ -76,6 +76,7 @@ from tui.model import (
     TAG_ENROLLED,
     TAG_HOSTNAME,
     TAG_PERSON,
+    TAG_ROTATE_EVERY,
     Snapshot,
 )
 from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Step, local_action
@@ -133,6 +134,9 @@ class EnrollmentRequest:
     default_session_keys: tuple[str, ...] = ()
     # "on", "off", or "auto": on when a chosen group's policies allow IAM writes.
     mfa: str = "auto"
+    # The rotation schedule in days, kept in the user's keyhygiene:rotate-every
+    # tag: the audit and the tree hold the computer to it (None: the default).
+    rotate_every_days: int | None = None
 
 
 MFA_CHOICES = ("auto", "on", "off")
@@ -158,15 +162,19 @@ class Enrollment:
     mfa: bool = False
     # Why MFA is on when it was not asked for: the groups that allow IAM writes.
     mfa_because: tuple[str, ...] = ()
+    rotate_every_days: int | None = None
 
     @property
     def tags(self) -> dict[str, str]:
-        return {
+        tags = {
             TAG_PERSON: self.person,
             TAG_DEVICE: self.device,
             TAG_HOSTNAME: self.hostname,
             TAG_ENROLLED: self.enrolled_on,
         }
+        if self.rotate_every_days:
+            tags[TAG_ROTATE_EVERY] = f"{self.rotate_every_days}d"
+        return tags
 
 
 def device_slug(hostname: str, *, max_length: int = MAX_USER_NAME) -> str:
@@ -230,6 +238,7 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
         default_session_keys=request.default_session_keys,
         mfa=mfa,
         mfa_because=wanting if request.mfa == "auto" else (),
+        rotate_every_days=request.rotate_every_days,
     )
 
 

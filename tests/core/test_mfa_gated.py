@@ -330,3 +330,32 @@ def test_a_second_code_waits_for_the_next_window(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(connection.ConnectionProblem, match="second MFA code"):
         fixed()
     connection.forget_mfa_sessions()
+
+
+def test_the_rotation_schedule_is_tagged_and_holds_the_audit(account: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tui.audit import AuditSettings, run_audit, should_fail
+
+    conn = Connection(ConnectionOptions(region=REGION))
+    request = with_local_files(
+        EnrollmentRequest(
+            person="alice", device="laptop", region=REGION, mfa="off", rotate_every_days=30
+        )
+    )
+    report = apply_plan(plan_enrollment(load_snapshot(conn), request), conn, sleep=no_sleep)
+    assert report.ok, report.render_text()
+    tags = {t["Key"]: t["Value"] for t in account.get_user(UserName="alice-laptop")["User"]["Tags"]}
+    assert tags["keyhygiene:rotate-every"] == "30d"
+    snapshot = load_snapshot(conn)
+    user = snapshot.user("alice-laptop")
+    assert user is not None and user.rotate_every_days == 30
+    later = datetime.now(timezone.utc) + timedelta(days=40)
+    age = user.key_age(later, 90)
+    assert age is not None and age.is_overdue and age.overdue in (9, 10)
+    findings = run_audit(snapshot, settings=AuditSettings(), now=later)
+    overdue = [f for f in findings if f.id == "user.key-too-old"]
+    assert [f.resource for f in overdue] == ["alice-laptop"]
+    assert "its schedule is every 30 days" in overdue[0].detail
+    assert should_fail(findings, "overdue")
+    assert not should_fail(run_audit(snapshot, settings=AuditSettings()), "overdue")

@@ -75,6 +75,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         const="off",
         help="do not MFA-gate this computer, even in a group that allows IAM writes",
     )
+    parser.add_argument(
+        "--rotate-every",
+        metavar="DAYS",
+        help="this computer's rotation schedule, like 30d: kept in its keyhygiene:rotate-every "
+        "tag, which the audit and the tree hold its key age to (default: the audit's 90 days); "
+        "`keyhygiene schedule rotate` then keeps it",
+    )
     finish = parser.add_mutually_exclusive_group()
     finish.add_argument(
         "--resume", action="store_true", help="finish an enrollment that was interrupted"
@@ -118,9 +125,12 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
     from tui.errors import BadInput
     from tui.inventory import load_snapshot
     from tui.plan_cli import run_plan
+    from tui.schedule import parse_every
 
     if not (args.person or "").strip():
         raise BadInput("Say whose computer this is: --person NAME (for example alice).")
+    # Checked before AWS is touched, as every other bad input.
+    every = parse_every(args.rotate_every) if args.rotate_every else None
     # Both files are checked before AWS is touched: a file botocore cannot
     # read would otherwise fail the plan after the user was created.
     files_checked = with_local_files(EnrollmentRequest(person=args.person))
@@ -136,6 +146,7 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         profiles_in_use=files_checked.profiles_in_use,
         default_session_keys=files_checked.default_session_keys,
         mfa=args.mfa,
+        rotate_every_days=every,
     )
     plan = plan_enrollment(snapshot, request)
     if _needs_mfa_prompt(plan) and not args.dry_run:
