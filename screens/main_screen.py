@@ -39,6 +39,13 @@ class MainScreen(Screen[None]):
         Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
         Binding("k", "rotate_key", "Rotate key", tooltip="Rotate this computer's access key"),
         Binding("e", "enroll", "Enroll", tooltip="Register this computer (one-time)"),
+        Binding(
+            "S",
+            "schedule",
+            "Schedule",
+            show=False,
+            tooltip="Rotate this computer's key on a schedule (a daily per-user timer)",
+        ),
         Binding("plus", "membership('add')", "Add to group", show=False),
         Binding("minus", "membership('remove')", "Remove from group", show=False),
         Binding(
@@ -138,9 +145,19 @@ class MainScreen(Screen[None]):
     @work(thread=True, group="startup", exit_on_error=False)
     def startup_checks(self) -> None:
         """Interrupted runs first (finish or roll back), then an old key of this computer."""
+        from tui import notices
         from tui.recovery import interrupted_runs
         from tui.rotation import pending_rotations
 
+        for notice in notices.pending():
+            # A scheduled rotation that could not run must not fail silently.
+            self.app.call_from_thread(
+                self.notify,
+                notice.line(),
+                title="Scheduled rotation",
+                severity="warning",
+                timeout=30,
+            )
         try:
             rotations = pending_rotations()
             runs = interrupted_runs(now=self.app.now())  # type: ignore[attr-defined]
@@ -169,8 +186,8 @@ class MainScreen(Screen[None]):
 
         user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
         now = self.app.now()  # type: ignore[attr-defined]
-        ages = [(now - k.created).days for k in (user.active_keys if user else ()) if k.created]
-        if not ages or max(ages) < DEFAULT_ROTATION_AGE_DAYS:
+        age = user.key_age(now, DEFAULT_ROTATION_AGE_DAYS) if user else None
+        if age is None or age.days < age.every:
             return
 
         def answered(yes: bool | None) -> None:
@@ -179,8 +196,8 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"This computer's access key is {max(ages)} days old (the practice: rotate every "
-                f"{DEFAULT_ROTATION_AGE_DAYS} days). Rotate it now? The new key goes straight into "
+                f"This computer's access key is {age.days} days old (its schedule: rotate every "
+                f"{age.every} days). Rotate it now? The new key goes straight into "
                 "the credentials file and is verified before the old one is removed.",
                 yes="Rotate now",
             ),
@@ -309,6 +326,15 @@ class MainScreen(Screen[None]):
         from screens.rotate_screen import RotateScreen
 
         self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+
+    def action_schedule(self) -> None:
+        from screens.schedule_screen import ScheduleScreen
+        from tui.audit import DEFAULT_ROTATION_AGE_DAYS
+
+        user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
+        every = (user.rotate_every_days if user else None) or DEFAULT_ROTATION_AGE_DAYS
+        profile = self.app.options.profile_name  # type: ignore[attr-defined]
+        self.app.push_screen(ScheduleScreen(profile, every))
 
     def action_enroll(self) -> None:
         if not self._ready():

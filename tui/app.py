@@ -205,6 +205,12 @@ class KeyHygieneApp(App[int]):
                 "New key straight into ~/.aws/credentials, verified, old key removed",
                 screen.action_rotate_key,
             )
+        if hasattr(screen, "action_schedule"):
+            yield SystemCommand(
+                "Schedule this computer's key rotation",
+                "A daily per-user timer (systemd, launchd, Task Scheduler, cron) rotates it when due",
+                screen.action_schedule,
+            )
         if hasattr(screen, "action_enroll"):
             yield SystemCommand(
                 "Register this computer",
