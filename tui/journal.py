@@ -207,6 +207,13 @@ class Journal:
             record.pop("uncertain", None)
         self.save()
 
+    def mark_interrupted(self, step_id: str) -> None:
+        """Record a failed step as interrupted (running, its start time kept):
+        it may have taken effect, and the next run treats it as after a crash."""
+        record = self._step(step_id)
+        record.update(status="running", finished_at=None)
+        self.set_state("stopped")
+
     def uncertain(self, step_id: str) -> bool:
         return bool(self._step(step_id).get("uncertain"))
 

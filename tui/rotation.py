@@ -1023,8 +1023,11 @@ def _clean_up_after_create(
     try:
         deleted, left = delete_unused_keys(ctx, user, known=known, since=started)
     except KeyHygieneError as exc:
-        return f"It may have made a key all the same; could not check: {exc.message}"
+        return f"{UNCHECKED_CREATE}; could not check: {exc.message}"
     return _orphan_sentence(deleted, left) or when_none
+
+
+UNCHECKED_CREATE = "It may have made a key all the same"
 
 
 def _orphan_sentence(deleted: list[str], left: list[str]) -> str:
@@ -1621,6 +1624,18 @@ def _execute(
             f"{old_id} is deactivated, but deleting it failed: "
             f"{report.result(STEP_DELETE_OLD).message or 'the run was stopped'}. "
             "Run `keyhygiene rotate` again to finish this run.",
+        )
+    if stopped_at == STEP_CREATE and UNCHECKED_CREATE in report.result(STEP_CREATE).message:
+        # CreateAccessKey may have made a key that nobody could look for (AWS
+        # stopped answering). The journal stays open with that step marked
+        # interrupted, as after a crash: the next run looks for the key
+        # (made after the step started, never used), deletes it, rolls back.
+        journal.mark_interrupted(STEP_CREATE)
+        _drop_backup(new_id)
+        return outcome(
+            EXIT_AWS,
+            f"Not finished: {_failure_message(report)} Run `keyhygiene rotate` again: it "
+            "looks for that key first, deletes it if it was never used, and rotates afresh.",
         )
     undo = rollback(report, clients, on_event=relay, clock=clock, sleep=sleep)
     undo = _reworded_report(undo, user)

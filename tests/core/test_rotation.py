@@ -1098,3 +1098,32 @@ def test_access_denied_hints_name_the_own_key_policy_not_admin_profile(
     assert "--admin-profile plays no part" in text and "keyhygiene-rotate-own-key" in text
     assert "use --admin-profile" not in text
     assert f"{USER} itself needs iam:ListAccessKeys" in text
+
+
+def test_a_create_whose_key_no_one_could_look_for_is_found_by_the_next_run(
+    account: Account, fake: FakeClock
+) -> None:
+    """CreateAccessKey made a key but its answer was lost, and AWS stopped
+    answering before the key could be looked for: the journal stays open, and
+    the next run deletes that key (never used) and rotates afresh."""
+    from botocore.exceptions import ConnectionClosedError
+
+    clients = clients_for(account)
+    plan = plan_rotation(inspect_rotation(clients), request())
+    down = {"on": True}
+
+    def lost_answer(**_: Any) -> None:
+        if down["on"]:
+            raise ConnectionClosedError(endpoint_url="https://iam.amazonaws.com/")
+
+    iam = clients.client("iam")
+    iam.meta.events.register("after-call.iam.CreateAccessKey", lost_answer)
+    iam.meta.events.register("before-call.iam.ListAccessKeys", lost_answer)
+    outcome = execute_rotation(plan, clients, clock=fake.clock, sleep=fake.sleep)
+    assert outcome.exit_code == EXIT_AWS
+    assert "Run `keyhygiene rotate` again: it looks for that key first" in outcome.headline
+    assert len(account.statuses()) == 2  # the lost key exists
+    down["on"] = False
+    normal_run(account, fake)
+    assert_one_working_key(account)
+    assert account.old_key_id not in account.statuses()
