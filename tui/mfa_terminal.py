@@ -26,11 +26,13 @@ class TerminalMfaDevicePrompt:
             if sys.stdin.isatty() and sys.stderr.isatty():
                 return cls(sys.stdin, sys.stderr)
             return None
+        # Two handles: "r+" would ask for a seekable file, which a terminal is not.
         try:
-            tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+            reader = open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115
+            writer = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115
         except OSError:
             return None
-        return cls(tty, tty)
+        return cls(reader, writer)
 
     def __call__(self, device: NewMfaDevice) -> tuple[str, str]:
         out = self._writer
