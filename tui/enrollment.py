@@ -29,7 +29,6 @@ steps delete whatever they find rather than only what was journaled.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 from collections.abc import Callable, Collection, Mapping
@@ -43,7 +42,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tui import arns, credentials_file
+from tui import credentials_file
 from tui.aws_limits import (
     IAM_NAME,
     MAX_GROUPS_PER_USER,
@@ -62,6 +61,7 @@ from tui.connection import (
 )
 from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import key_tail, shown_path
+from tui.group_policy_steps import GroupWithPolicy, group_with_policy_steps
 from tui.journal import Journal, open_journals
 from tui.mfa_devices import MFA_GROUP, groups_wanting_mfa
 from tui.mfa_enrollment import (
@@ -403,64 +403,21 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
     )
 
 
-def _policy_arn(snapshot: Snapshot) -> str:
-    return arns.policy_arn(snapshot.account_id, ROTATE_OWN_KEY_POLICY, snapshot.partition)
-
-
 def _devices_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
-    steps = []
-    group = snapshot.group(DEVICES_GROUP)
-    policy_arn = _policy_arn(snapshot)
-    if group is None:
-        steps.append(
-            Step(
-                id="create-devices-group",
-                description=f"Create the group {DEVICES_GROUP} (every enrolled computer is in it)",
-                call=Call("iam", "create_group", {"GroupName": DEVICES_GROUP}),
-                undo=Call("iam", "delete_group", {"GroupName": DEVICES_GROUP}),
-                settle=Call(LOCAL, "enroll.find_group", {"GroupName": DEVICES_GROUP}),
-            )
-        )
-    existing = snapshot.managed_policies.get(policy_arn)
-    document = rotate_own_key_document(snapshot.partition)
-    if existing is None:
-        steps.append(
-            Step(
-                id="create-rotate-policy",
-                description=f"Create the policy {ROTATE_OWN_KEY_POLICY}: a computer may "
-                "manage its own access keys, nothing else",
-                call=Call(
-                    "iam",
-                    "create_policy",
-                    {
-                        "PolicyName": ROTATE_OWN_KEY_POLICY,
-                        "PolicyDocument": json.dumps(document),
-                        "Description": "keyhygiene: each computer rotates its own key",
-                    },
-                ),
-                undo=Call("iam", "delete_policy", {"PolicyArn": policy_arn}),
-                settle=Call(LOCAL, "enroll.find_policy", {"PolicyArn": policy_arn}),
-                after=document,
-                keep=("Policy.Arn",),
-            )
-        )
-    elif _allowed_actions(existing) != set(ROTATE_OWN_KEY_ACTIONS):
-        warnings.append(
-            f"The policy {ROTATE_OWN_KEY_POLICY} exists with other rights than keyhygiene's; "
-            "it is left as it is."
-        )
-    attached = group is not None and any(p.arn == policy_arn for p in group.attached_policies)
-    if not attached:
-        params = {"GroupName": DEVICES_GROUP, "PolicyArn": policy_arn}
-        steps.append(
-            Step(
-                id="attach-rotate-policy",
-                description=f"Attach {ROTATE_OWN_KEY_POLICY} to the group {DEVICES_GROUP}",
-                call=Call("iam", "attach_group_policy", params),
-                undo=Call("iam", "detach_group_policy", params),
-            )
-        )
-    return steps
+    spec = GroupWithPolicy(
+        group=DEVICES_GROUP,
+        policy=ROTATE_OWN_KEY_POLICY,
+        document=rotate_own_key_document(snapshot.partition),
+        step_prefix="devices",
+        policy_prefix="rotate",
+        group_why="(every enrolled computer is in it)",
+        policy_why=": a computer may manage its own access keys, nothing else",
+        policy_description="keyhygiene: each computer rotates its own key",
+        same=lambda existing: _allowed_actions(existing) == set(ROTATE_OWN_KEY_ACTIONS),
+        differs=f"The policy {ROTATE_OWN_KEY_POLICY} exists with other rights than "
+        "keyhygiene's; it is left as it is.",
+    )
+    return group_with_policy_steps(snapshot, spec, warnings)
 
 
 def _allowed_actions(document: Mapping[str, Any]) -> set[str]:

@@ -14,7 +14,6 @@ journal keeps the device's serial number only.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tui import arns, credentials_file
+from tui import credentials_file
 from tui.connection import all_items, call_unless_missing, error_code
 from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import shown_path
+from tui.group_policy_steps import GroupWithPolicy, group_with_policy_steps
 from tui.mfa_devices import MFA_GROUP, REQUIRE_MFA_POLICY, require_mfa_document
 from tui.model import Snapshot
 from tui.plans import LOCAL, ApplyContext, Call, Ref, Step, local_action
@@ -65,66 +65,24 @@ class MfaSetupFailed(KeyHygieneError):
     """The new device was not confirmed (no codes, or AWS refused them)."""
 
 
-def policy_arn(snapshot: Snapshot) -> str:
-    return arns.policy_arn(snapshot.account_id, REQUIRE_MFA_POLICY, snapshot.partition)
-
-
 def mfa_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
     """The group `keyhygiene-mfa-devices` with `keyhygiene-require-mfa`, made when missing."""
-    steps: list[Step] = []
-    group = snapshot.group(MFA_GROUP)
-    arn = policy_arn(snapshot)
-    if group is None:
-        steps.append(
-            Step(
-                id="create-mfa-group",
-                description=f"Create the group {MFA_GROUP} (computers whose key is useless "
-                "for lasting changes without MFA)",
-                call=Call("iam", "create_group", {"GroupName": MFA_GROUP}),
-                undo=Call("iam", "delete_group", {"GroupName": MFA_GROUP}),
-                settle=Call(LOCAL, "enroll.find_group", {"GroupName": MFA_GROUP}),
-            )
-        )
     document = require_mfa_document()
-    existing = snapshot.managed_policies.get(arn)
-    if existing is None:
-        steps.append(
-            Step(
-                id="create-mfa-policy",
-                description=f"Create the policy {REQUIRE_MFA_POLICY}: without an MFA session, "
-                "deny new keys, passwords, MFA devices, rights, roles and resource policies",
-                call=Call(
-                    "iam",
-                    "create_policy",
-                    {
-                        "PolicyName": REQUIRE_MFA_POLICY,
-                        "PolicyDocument": json.dumps(document),
-                        "Description": "keyhygiene: a copied key cannot make lasting changes",
-                    },
-                ),
-                undo=Call("iam", "delete_policy", {"PolicyArn": arn}),
-                settle=Call(LOCAL, "enroll.find_policy", {"PolicyArn": arn}),
-                after=document,
-                keep=("Policy.Arn",),
-            )
-        )
-    elif existing != document:
-        warnings.append(
-            f"The policy {REQUIRE_MFA_POLICY} differs from keyhygiene's; it is left as it is "
-            "(`keyhygiene audit` says what it lets through without MFA)."
-        )
-    attached = group is not None and any(p.arn == arn for p in group.attached_policies)
-    if not attached:
-        params = {"GroupName": MFA_GROUP, "PolicyArn": arn}
-        steps.append(
-            Step(
-                id="attach-mfa-policy",
-                description=f"Attach {REQUIRE_MFA_POLICY} to the group {MFA_GROUP}",
-                call=Call("iam", "attach_group_policy", params),
-                undo=Call("iam", "detach_group_policy", params),
-            )
-        )
-    return steps
+    spec = GroupWithPolicy(
+        group=MFA_GROUP,
+        policy=REQUIRE_MFA_POLICY,
+        document=document,
+        step_prefix="mfa",
+        policy_prefix="mfa",
+        group_why="(computers whose key is useless for lasting changes without MFA)",
+        policy_why=": without an MFA session, deny new keys, passwords, MFA devices, rights, "
+        "roles and resource policies",
+        policy_description="keyhygiene: a copied key cannot make lasting changes",
+        same=lambda existing: existing == document,
+        differs=f"The policy {REQUIRE_MFA_POLICY} differs from keyhygiene's; it is left as it "
+        "is (`keyhygiene audit` says what it lets through without MFA).",
+    )
+    return group_with_policy_steps(snapshot, spec, warnings)
 
 
 def mfa_device_step(user_name: str, account_id: str) -> Step:
