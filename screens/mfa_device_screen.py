@@ -33,6 +33,7 @@ class MfaDeviceScreen(ModalScreen[tuple[str, str] | None]):
     MfaDeviceScreen Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#mfa-1"
 
     def __init__(self, device: NewMfaDevice, *, demo: bool = False) -> None:
         super().__init__()
@@ -74,9 +75,6 @@ class MfaDeviceScreen(ModalScreen[tuple[str, str] | None]):
             with Horizontal(id="mfa-buttons"):
                 yield Button("Confirm", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#mfa-1", Input).focus()
 
     @on(Input.Submitted, "#mfa-1")
     def _next(self) -> None:

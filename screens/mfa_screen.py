@@ -28,6 +28,7 @@ class MfaScreen(ModalScreen[str | None]):
     MfaScreen Button { margin-left: 2; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#mfa-code"
 
     def __init__(self, profile: str, serial: str) -> None:
         super().__init__()
@@ -52,9 +53,6 @@ class MfaScreen(ModalScreen[str | None]):
             with Horizontal(id="mfa-buttons"):
                 yield Button("OK", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#mfa-code", Input).focus()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#ok")

@@ -210,6 +210,7 @@ async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Conne
                 await pilot.pause(0.05)
                 if isinstance(app.screen, MfaDeviceScreen):
                     break
+            await pilot.pause()  # the dialog's widgets mount after it is pushed
             dialog = app.screen
             assert isinstance(dialog, MfaDeviceScreen)
             shown = "\n".join(str(w.render()) for w in dialog.query(Static))

@@ -211,3 +211,44 @@ async def test_an_interrupted_rotation_is_offered_first(
             assert isinstance(app.result, RotationOutcome) and app.result.ok
     assert keys(iam) == {held()[0]: "Active"}
     assert rotation.pending_rotations() == []
+
+
+async def test_an_mfa_gated_computer_rotates_with_one_code_asked_in_a_dialog(iam: Any) -> None:
+    from textual.widgets import Input
+
+    from screens.mfa_screen import MfaScreen
+    from tui import connection
+    from tui.app import KeyHygieneApp
+
+    serial = f"arn:aws:iam::123456789012:mfa/{USER}"
+    credentials_file.set_config_values(
+        credentials_file.config_path(), PROFILE, {"region": "us-east-1", "mfa_serial": serial}
+    )
+    connection.forget_mfa_sessions()
+    app = Host()
+    asked: list[str] = []
+
+    def provider(profile: str, wanted: str) -> str:
+        asked.append(wanted)
+        return KeyHygieneApp.ask_mfa_code(app, profile, wanted)  # type: ignore[arg-type]
+
+    connection.set_mfa_code_provider(provider)
+    try:
+        async with app.run_test(size=(140, 50)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if isinstance(app.screen, MfaScreen):
+                    break
+            await pilot.pause()  # the dialog's widgets mount after it is pushed
+            dialog = app.screen
+            assert isinstance(dialog, MfaScreen) and dialog.serial == serial
+            dialog.query_one("#mfa-code", Input).value = "123456"
+            await pilot.press("enter")
+            await settle(pilot)
+            await rotate_and_close(pilot, app)
+    finally:
+        connection.set_mfa_code_provider(None)
+        connection.forget_mfa_sessions()
+    assert asked == [serial]  # one code for the whole rotation
+    key_id, _ = held()
+    assert keys(iam) == {key_id: "Active"}
