@@ -107,6 +107,7 @@ _STANDIN_KEY_ID = "00000000-0000-0000-0000-000000000000"
 
 FIND_UNNAMED_KEY = "application.find_unnamed_key"
 CREATE_KEY = "application.create_key"
+FIND_ALIAS = "application.find_alias"
 
 
 def new_key_marker(name: str) -> str:
@@ -181,6 +182,9 @@ def preflight_application(
     """
     name = validate_application_name(name)
     wanted = list(dict.fromkeys(buckets))
+    # What could not be read is said first: a 403 from HeadBucket would
+    # otherwise read as "another account's bucket" when nothing may be read.
+    check_whole_account(snapshot)
     unlisted = next((p for p in snapshot.problems if p.what == "S3 bucket list"), None)
     if unlisted is not None:
         raise BadInput(
@@ -732,6 +736,12 @@ def _new_key_steps(ctx: _Context, warnings: list[str]) -> tuple[list[Step], Ref]
                 {"AliasName": f"alias/{name}", "TargetKeyId": Ref("key", "KeyMetadata.KeyId")},
             ),
             undo=Call("kms", "delete_alias", {"AliasName": f"alias/{name}"}),
+            # A CreateAlias whose answer was lost: the alias on this key is done.
+            settle=Call(
+                LOCAL,
+                FIND_ALIAS,
+                {"AliasName": f"alias/{name}", "TargetKeyId": Ref("key", "KeyMetadata.KeyId")},
+            ),
         ),
     ]
     return steps, Ref("key", "KeyMetadata.Arn")
@@ -1122,6 +1132,16 @@ def _is_unnamed_key_of(kms: Any, key_id: str, description: str, group: str) -> b
     return {t["TagKey"]: t["TagValue"] for t in tags}.get(TAG_GROUPS) == group
 
 
+@local_action(FIND_ALIAS)
+def _find_alias(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Settle of the alias step: the alias, if it already names this plan's key."""
+    kms = ctx.client("kms")
+    for alias in kms.list_aliases(KeyId=params["TargetKeyId"]).get("Aliases", []):
+        if alias.get("AliasName") == params["AliasName"]:
+            return {"AliasName": alias["AliasName"]}
+    return {}
+
+
 @local_action(FIND_UNNAMED_KEY)
 def _find_unnamed_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
     """Settle of the key step: the enabled, unnamed key an interrupted run made.
@@ -1131,11 +1151,19 @@ def _find_unnamed_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[s
     application is someone's own and is left alone.
     """
     kms = ctx.client("kms")
-    for key_id in params["Candidates"]:
-        if _is_unnamed_key_of(kms, key_id, params["Description"], params["Group"]):
-            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-            return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
-    return {}
+    found = [
+        key_id
+        for key_id in params["Candidates"]
+        if _is_unnamed_key_of(kms, key_id, params["Description"], params["Group"])
+    ]
+    if not found:
+        return {}
+    # An outage can leave several (each retry of CreateKey made one): the
+    # first is named, the others are deleted (nothing can name them yet).
+    for extra in found[1:]:
+        kms.schedule_key_deletion(KeyId=extra, PendingWindowInDays=KEY_DELETION_DAYS)
+    meta = kms.describe_key(KeyId=found[0])["KeyMetadata"]
+    return {"KeyMetadata": {"KeyId": meta["KeyId"], "Arn": meta["Arn"]}}
 
 
 # --------------------------------------------------------------------------- sync

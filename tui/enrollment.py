@@ -79,7 +79,7 @@ from tui.model import (
     TAG_ROTATE_EVERY,
     Snapshot,
 )
-from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Step, local_action
+from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
 from tui.whitelist_plans import (
     check_whole_account,
     members_after_change,
@@ -469,7 +469,9 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
             id="create-key",
             description=f"Create the access key of {user} (its secret stays in memory "
             "until the next step writes it)",
-            call=Call("iam", "create_access_key", {"UserName": user}),
+            # A local action around iam:CreateAccessKey: when botocore had to
+            # send it twice, the first attempt's key (its secret never seen) goes.
+            call=Call(LOCAL, "enroll.create_key", {"UserName": user}),
             # Every key of the new user, not the journaled id: a run that died
             # inside CreateAccessKey may have made a key it never recorded.
             undo=Call(LOCAL, "enroll.delete_new_keys", {"UserName": user}),
@@ -712,6 +714,25 @@ def _find_new_user(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str,
     if tags.get(TAG_ENROLLED) != params["Enrolled"]:
         return {}
     return {"User": {"UserName": user["UserName"], "Arn": user["Arn"], "UserId": user["UserId"]}}
+
+
+@local_action("enroll.create_key")
+def _create_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """iam:CreateAccessKey for the new user. The user is this plan's, so after
+    an answer that came only on a retry every other key of it is a lost
+    attempt's, and is deleted: the computer keeps one key."""
+    iam = ctx.client("iam")
+    user = params["UserName"]
+    # Sealed at once: the answer holds the secret, no plain local may show it.
+    answer = Sealed(iam.create_access_key(UserName=user))
+    made = answer["AccessKey"]["AccessKeyId"]
+    if (answer.get("ResponseMetadata") or {}).get("RetryAttempts"):
+        for key in all_items(iam, "list_access_keys", "AccessKeyMetadata", UserName=user):
+            if key["AccessKeyId"] != made:
+                call_unless_missing(
+                    iam.delete_access_key, UserName=user, AccessKeyId=key["AccessKeyId"]
+                )
+    return Sealed({"AccessKey": answer["AccessKey"]})
 
 
 @local_action("enroll.drop_lost_keys")

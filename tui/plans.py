@@ -837,6 +837,8 @@ class _Runner:
                 str(from_client_error(exc, service=service, doing=doing)),
                 retried=retried,
                 code=str(exc.response.get("Error", {}).get("Code", "")),
+                # An answer after retries: an earlier attempt may have taken effect.
+                uncertain=retried,
             ) from None
         except ParamValidationError:
             # Its text quotes the parameter values; say which call instead.
