@@ -207,7 +207,8 @@ def _check_bucket_free(clients: ClientProvider, bucket: str) -> None:
         return
     if status == 403:
         raise BadInput(
-            f"The bucket name {bucket!r} is taken by another AWS account.",
+            f"The bucket name {bucket!r} is taken by another AWS account (S3 answered "
+            "HeadBucket with 403 Access Denied, and the bucket is not among this account's).",
             hint="Bucket names are global to all of S3: choose another name.",
         )
     if status == 301:
