@@ -82,3 +82,19 @@ def seed_photos_account(admin_arn: str, *, groups: tuple[str, ...] = ("photos",)
     s3.put_bucket_policy(Bucket="photos-data", Policy=json.dumps(document))
     # moto answers STARTED to the first report request; the inventory then need not wait.
     iam.generate_credential_report()
+
+
+def moto_client(
+    endpoint: str, service: str, key_id: str = "testing", secret: str = "testing"
+) -> Any:
+    """A boto3 client on a moto server (moto's default key unless given): the
+    tests' way to set up and read an account behind the command's back."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )

@@ -390,8 +390,11 @@ class HeldKeyClients:
             kwargs["endpoint_url"] = self.options.endpoint_url
         region = self.options.region or session.get_config_variable("region") or DEFAULT_REGION
         with translate_errors(f"getting an MFA session for profile {profile}", service="sts"):
-            answer = session.create_client("sts", region_name=region, **kwargs).get_session_token(
-                SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
+            # Sealed at once: the session's secret must not show in a traceback.
+            answer = Sealed(
+                session.create_client("sts", region_name=region, **kwargs).get_session_token(
+                    SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
+                )
             )
         mfa = new_botocore_session()
         mfa.set_config_variable("profile", profile)

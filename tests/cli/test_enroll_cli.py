@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from helpers import run_cli
+from helpers import moto_client, run_cli
 
 from tui import credentials_file
 from tui.enrollment import open_enrollments
@@ -44,9 +43,9 @@ class Account:
     def __init__(self, endpoint: str, key_id: str) -> None:
         self.endpoint = endpoint
         self.key_id = key_id
-        self.iam = _client("iam", endpoint)
-        self.s3 = _client("s3", endpoint)
-        self.kms = _client("kms", endpoint)
+        self.iam = moto_client(endpoint, "iam")
+        self.s3 = moto_client(endpoint, "s3")
+        self.kms = moto_client(endpoint, "kms")
 
     def args(self, *extra: str) -> tuple[str, ...]:
         return (*extra, "--admin-profile", "admin", "--endpoint-url", self.endpoint)
@@ -77,21 +76,11 @@ class Account:
         )
 
 
-def _client(service: str, endpoint: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture
 def account(moto_endpoint: str) -> Account:
     """An admin user whose key is the `admin` profile, a group photos, and a bucket and
     a KMS key tagged for photos, each with a statement keyhygiene does not own."""
-    iam = _client("iam", moto_endpoint)
+    iam = moto_client(moto_endpoint, "iam")
     iam.create_user(UserName="admin")
     key = iam.create_access_key(UserName="admin")["AccessKey"]
     credentials_file.set_access_key(
@@ -99,7 +88,7 @@ def account(moto_endpoint: str) -> Account:
     )
     credentials_file.set_config_values(credentials_file.config_path(), "admin", {"region": REGION})
     iam.create_group(GroupName="photos")
-    s3 = _client("s3", moto_endpoint)
+    s3 = moto_client(moto_endpoint, "s3")
     s3.create_bucket(Bucket="photos-data")
     s3.put_bucket_tagging(
         Bucket="photos-data", Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": "photos"}]}
@@ -108,7 +97,7 @@ def account(moto_endpoint: str) -> Account:
         Bucket="photos-data",
         Policy=json.dumps({"Version": "2012-10-17", "Statement": [FOREIGN_BUCKET]}),
     )
-    kms = _client("kms", moto_endpoint)
+    kms = moto_client(moto_endpoint, "kms")
     key_id = kms.create_key(Tags=[{"TagKey": TAG_GROUPS, "TagValue": "photos"}])["KeyMetadata"][
         "KeyId"
     ]

@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
-import boto3
 import pytest
 from helpers import ROOT
+from helpers import moto_client as admin_client
 
 from tui import credentials_file
 from tui.mfa_devices import MFA_GROUP, totp
@@ -23,16 +23,6 @@ from tui.mfa_devices import MFA_GROUP, totp
 REGION = "us-east-1"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice-laptop"
 ENROLL = ("enroll", "--person", "alice", "--device", "laptop", "--group", "admins", "--yes")
-
-
-def admin_client(endpoint: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture
