@@ -185,6 +185,9 @@ class _MfaSession:
 # A code is accepted once (and AWS refuses a second session in the same
 # 30-second window with the same code): the window each serial last used.
 _last_code_window: dict[str, int] = {}
+# The code each serial was last given: a provider that can only repeat one
+# (`--mfa-code`) is told apart from a person typing the next one.
+_given_codes: dict[str, str] = {}
 # Called with the seconds left while waiting for the next code (a countdown).
 mfa_wait_notice: Callable[[str], None] | None = None
 _TOTP_STEP = 30
@@ -234,9 +237,6 @@ def ask_mfa_code(
     _last_code_window[serial] = int(clock() // _TOTP_STEP)
     _given_codes[serial] = code
     return code
-
-
-_given_codes: dict[str, str] = {}
 
 
 def _mfa_serial_to_answer(core: botocore.session.Session) -> str | None:

@@ -1216,15 +1216,15 @@ def plan_end_grant(
                 f"{user.name} is a permanent member of {group.name}, not on loan.",
                 hint=f"Use `keyhygiene group remove {user.name} {group.name}` to take it out.",
             )
-        if finishing:
-            return _rest_of_an_ended_loan(snapshot, user, group)
-        raise BadInput(f"{user.name} has no loan of {group.name}. Nothing was changed.")
+        if not finishing:
+            raise BadInput(f"{user.name} has no loan of {group.name}. Nothing was changed.")
     steps: list[Step] = []
     if _in_group(user, group):
         steps.append(_remove_from_group_step(user, group))
     steps.extend(_whitelist_steps(snapshot, {group.name: _members(group) - {user.name}}))
-    tag_key = TAG_GRANT_PREFIX + _tag_group(user, group)
-    steps.append(_untag_step("grant-untag", user, {tag_key: current}, why="the loan is over"))
+    if current is not None:
+        tag_key = TAG_GRANT_PREFIX + _tag_group(user, group)
+        steps.append(_untag_step("grant-untag", user, {tag_key: current}, why="the loan is over"))
     policy = expiry_policy(
         snapshot,
         user,
@@ -1232,22 +1232,10 @@ def plan_end_grant(
         groups_after=[g for g in user.groups if g.lower() != group.name.lower()],
     )
     steps.extend(_expiry_policy_steps(user, policy))
+    verb = "End" if current is not None else "Finish ending"
     return Plan(
         "grant-end",
-        f"End {user.name}'s loan of {group.name} now",
-        tuple(steps),
-        tuple(policy.warnings),
-        subject=_subject("remove", user, group),
-    )
-
-
-def _rest_of_an_ended_loan(snapshot: Snapshot, user: User, group: Group) -> Plan:
-    steps = _whitelist_steps(snapshot, {group.name: _members(group) - {user.name}})
-    policy = expiry_policy(snapshot, user, _readable_grants(user), groups_after=list(user.groups))
-    steps.extend(_expiry_policy_steps(user, policy))
-    return Plan(
-        "grant-end",
-        f"Finish ending {user.name}'s loan of {group.name}",
+        f"{verb} {user.name}'s loan of {group.name}" + (" now" if current is not None else ""),
         tuple(steps),
         tuple(policy.warnings),
         subject=_subject("remove", user, group),

@@ -45,7 +45,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from tui.access import group_policies
 from tui.model import Snapshot
+from tui.policy_eval import may_cover_action
 
 MFA_GROUP = "keyhygiene-mfa-devices"
 REQUIRE_MFA_POLICY = "keyhygiene-require-mfa"
@@ -139,28 +141,24 @@ def is_require_mfa_document(document: Mapping[str, Any] | None) -> bool:
 def groups_wanting_mfa(snapshot: Snapshot, groups: Iterable[str]) -> list[str]:
     """The groups among `groups` whose policies may allow an IAM write (or
     `*:*`): a computer in one of them is MFA-gated unless told otherwise."""
-    from tui.access import group_policies
-    from tui.policy_eval import may_cover_action
-
     found = []
     for name in groups:
         group = snapshot.group(name)
         if group is None:
             continue
         for source in group_policies(snapshot, group):
-            if source.document is None or _allows_any(
-                source.document, _ADMIN_LIKE, may_cover_action
-            ):
+            # A policy keyhygiene could not read may allow anything.
+            if source.document is None or _allows_any(source.document, _ADMIN_LIKE):
                 found.append(group.name)
                 break
     return found
 
 
-def _allows_any(document: Mapping[str, Any], actions: Iterable[str], covers: Any) -> bool:
+def _allows_any(document: Mapping[str, Any], actions: Iterable[str]) -> bool:
     raw = document.get("Statement", [])
     items = raw if isinstance(raw, list) else [raw]
     allows = [i for i in items if isinstance(i, Mapping) and i.get("Effect") == "Allow"]
-    return any(covers(item, action) for item in allows for action in actions)
+    return any(may_cover_action(item, action) for item in allows for action in actions)
 
 
 def is_gated(group_names: Sequence[str]) -> bool:

@@ -29,8 +29,12 @@ class TerminalMfaDevicePrompt:
         # Two handles: "r+" would ask for a seekable file, which a terminal is not.
         try:
             reader = open("/dev/tty", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError:
+            return None
+        try:
             writer = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115
         except OSError:
+            reader.close()
             return None
         return cls(reader, writer)
 
