@@ -334,7 +334,8 @@ class MainScreen(Screen[None]):
         user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
         every = (user.rotate_every_days if user else None) or DEFAULT_ROTATION_AGE_DAYS
         profile = self.app.options.profile_name  # type: ignore[attr-defined]
-        self.app.push_screen(ScheduleScreen(profile, every))
+        demo = bool(getattr(self.app, "demo", False))
+        self.app.push_screen(ScheduleScreen(profile, every, demo=demo))
 
     def action_enroll(self) -> None:
         if not self._ready():

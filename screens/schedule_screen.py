@@ -21,6 +21,7 @@ from tui.schedule import (
     remove,
     rotate_argv,
     run_tool,
+    systemd_units,
 )
 
 
@@ -42,11 +43,16 @@ class ScheduleScreen(ModalScreen[bool | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Close")]
 
-    def __init__(self, profile: str, every_days: int, *, runner: Runner = run_tool) -> None:
+    def __init__(
+        self, profile: str, every_days: int, *, runner: Runner = run_tool, demo: bool = False
+    ) -> None:
         super().__init__()
         self.profile = profile
         self.every_days = every_days
         self.runner = runner  # the platform's tools (systemctl, launchctl, ...)
+        # The demo's profile lives in a sandbox that ends with the demo: a real
+        # timer for it would fail every day. The demo shows what it would write.
+        self.demo = demo
         self.changed = False
 
     def compose(self) -> ComposeResult:
@@ -85,7 +91,21 @@ class ScheduleScreen(ModalScreen[bool | None]):
         except KeyHygieneError as exc:
             self._say(str(exc), error=True)
             return
+        if self.demo:
+            self._preview(days)
+            return
         self._run(days, removing=False)
+
+    def _preview(self, days: int) -> None:
+        unit = systemd_units(
+            Schedule(self.profile, days, rotate_argv(self.profile, days), "systemd")
+        )
+        service = next(text for name, text in unit.items() if name.endswith(".service"))
+        command = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+        self._say(
+            "The demo installs no timer (its profile ends with the demo). On your computer "
+            f"this installs a daily check that runs:\n{command.removeprefix('ExecStart=')}"
+        )
 
     @on(Button.Pressed, "#remove")
     def _remove(self) -> None:

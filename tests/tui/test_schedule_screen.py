@@ -54,3 +54,18 @@ async def test_the_dialog_installs_and_removes_a_schedule(
         await pilot.pause()
         assert recorded() == []
     assert ["systemctl", "--user", "enable", "--now", "keyhygiene-rotate-work.timer"] in calls
+
+
+async def test_the_demo_shows_what_it_would_install_and_writes_nothing(isolated_aws: Path) -> None:
+    class Demo(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ScheduleScreen("christopher-laptop", 90, demo=True))
+
+    app = Demo()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.click("#install")
+        await pilot.pause()
+        text = str(app.screen.query_one("#schedule-message", Static).render())
+        assert "The demo installs no timer" in text and "--if-older-than 90d" in text
+    assert recorded() == []
+    assert not (isolated_aws / ".config" / "systemd").exists()
