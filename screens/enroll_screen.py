@@ -25,11 +25,11 @@ from tui.enrollment import (
     EnrollmentRequest,
     device_slug,
     plan_enrollment,
+    registered_sentence,
     user_name_for,
     with_local_files,
 )
 from tui.errors import KeyHygieneError
-from tui.formatting import shown_path
 from tui.model import DEVICES_GROUP, Snapshot
 from tui.plans import ApplyReport, ClientProvider, Plan
 
@@ -108,6 +108,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
                     (
                         ("Automatic: on when a chosen group may allow IAM writes", "auto"),
                         ("On: a virtual MFA device of its own (QR code shown once)", "on"),
+                        ("Strict: nothing at all without an MFA session (key in keyring)", "strict"),
                         ("Off", "off"),
                     ),
                     value="auto",
@@ -221,13 +222,7 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
         self.query_one("#cancel", Button).focus()
         message = self.query_one("#enroll-message", Static)
         if report.ok:
-            profile = plan.step("write-credentials").call.params["profile"]
-            path = shown_path(plan.step("write-credentials").call.params["path"])
-            message.update(
-                f"This computer is registered. Its key is in the profile {profile} of {path} "
-                f"(the secret was never shown). Try: aws sts get-caller-identity --profile "
-                f"{profile}"
-            )
+            message.update(registered_sentence(plan) or "This computer is registered.")
             message.set_class(True, "done")
             message.set_class(False, "error")
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from moto_server import reset_moto_server, start_moto_server, stop_moto_server
 
+from tui import vault
 from tui.demo import DemoInfo, DemoProcess
 
 
@@ -33,6 +34,8 @@ def isolated_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("KEYHYGIENE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("KEYHYGIENE_KEYRING", "memory")
+    # The memory keyring lives as long as the process: empty it for each test.
+    vault.reset_memory_backend()
     return home
 
 

@@ -181,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_tui(args: argparse.Namespace) -> int:
     from tui.app import make_app
 
+    # Textual owns the terminal: a credential-process botocore starts for a
+    # strict computer's profile must not ask for a code over the screen.
+    os.environ["KEYHYGIENE_CREDENTIAL_PROCESS_NO_PROMPT"] = "1"
     app = make_app(connection_options(args), demo=bool(args.demo))
     app.run()
     return int(app.return_code or 0)

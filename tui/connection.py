@@ -269,6 +269,44 @@ def _session_credentials(answer: Mapping[str, Any]) -> _MfaSession:
     )
 
 
+def session_for_key(
+    access_key_id: str,
+    secret: Any,
+    *,
+    serial: str,
+    code: str,
+    duration_seconds: int,
+    region: str | None,
+    endpoint_url: str | None,
+) -> Mapping[str, Any]:
+    """GetSessionToken with a long-term key given outright (`secret` is a
+    `vault.Secret`) and an MFA code: the answer's `Credentials`, sealed from
+    `repr`. For keyhygiene's credential-process, which holds the key from the
+    keyring and no profile that botocore could read it from."""
+    core = new_botocore_session()
+    # Built inline: no local of this frame holds the secret.
+    core.set_credentials(access_key_id, secret.reveal())
+    with translate_errors("getting an MFA session", service="sts"):
+        sts = core.create_client(
+            "sts",
+            region_name=region or DEFAULT_REGION,
+            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
+            config=client_config(max_attempts=2),
+        )
+        return _SealedAnswer(
+            sts.get_session_token(
+                SerialNumber=serial, TokenCode=code, DurationSeconds=duration_seconds
+            )["Credentials"]
+        )
+
+
+class _SealedAnswer(dict):  # type: ignore[type-arg]
+    """A dict whose repr hides its values (temporary credentials)."""
+
+    def __repr__(self) -> str:
+        return f"<sealed {sorted(self)}>"
+
+
 class Connection:
     """A boto3 session for one profile, with cached thread-safe clients.
 

@@ -42,7 +42,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tui import credentials_file
+from tui import credentials_file, vault
 from tui.aws_limits import (
     IAM_NAME,
     MAX_GROUPS_PER_USER,
@@ -63,12 +63,13 @@ from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import key_tail, shown_path
 from tui.group_policy_steps import GroupWithPolicy, group_with_policy_steps
 from tui.journal import Journal, open_journals
-from tui.mfa_devices import MFA_GROUP, groups_wanting_mfa
+from tui.mfa_devices import MFA_GROUP, STRICT_GROUP, groups_wanting_mfa
 from tui.mfa_enrollment import (
     mfa_device_step,
     mfa_group_steps,
     mfa_serial_step,
     remove_mfa_devices,
+    strict_group_steps,
 )
 from tui.model import (
     DEVICES_GROUP,
@@ -80,6 +81,7 @@ from tui.model import (
     Snapshot,
 )
 from tui.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
+from tui.vault import credential_process_command
 from tui.whitelist_plans import (
     check_whole_account,
     members_after_change,
@@ -132,14 +134,20 @@ class EnrollmentRequest:
     # Session-token keys of the file's [DEFAULT], which the new profile would
     # inherit: the write overrides them there, and the plan says so.
     default_session_keys: tuple[str, ...] = ()
-    # "on", "off", or "auto": on when a chosen group's policies allow IAM writes.
+    # "on", "strict", "off", or "auto": on when a chosen group's policies allow
+    # IAM writes. Strict: the key does nothing at all without an MFA session.
     mfa: str = "auto"
+    # Where the key goes: "file" (the credentials file) or "keyring" (the OS
+    # keyring, served by keyhygiene's credential_process). None: the file, or
+    # the keyring for a strict computer (whose AWS CLI needs MFA sessions).
+    store: str | None = None
     # The rotation schedule in days, kept in the user's keyhygiene:rotate-every
     # tag: the audit and the tree hold the computer to it (None: the default).
     rotate_every_days: int | None = None
 
 
-MFA_CHOICES = ("auto", "on", "off")
+MFA_CHOICES = ("auto", "on", "strict", "off")
+STORES = ("file", "keyring")
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,8 @@ class Enrollment:
     # Why MFA is on when it was not asked for: the groups that allow IAM writes.
     mfa_because: tuple[str, ...] = ()
     rotate_every_days: int | None = None
+    strict: bool = False  # nothing at all without an MFA session
+    store: str = "file"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -221,7 +231,9 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
     if request.mfa not in MFA_CHOICES:
         raise BadInput(f"MFA is one of {', '.join(MFA_CHOICES)}, not {request.mfa!r}.")
     wanting = tuple(groups_wanting_mfa(snapshot, groups))
-    mfa = request.mfa == "on" or (request.mfa == "auto" and bool(wanting))
+    strict = request.mfa == "strict"
+    mfa = strict or request.mfa == "on" or (request.mfa == "auto" and bool(wanting))
+    store = _checked_store(request.store, strict=strict)
     return Enrollment(
         person=person,
         device=device,
@@ -239,7 +251,24 @@ def resolve(snapshot: Snapshot, request: EnrollmentRequest) -> Enrollment:
         mfa=mfa,
         mfa_because=wanting if request.mfa == "auto" else (),
         rotate_every_days=request.rotate_every_days,
+        strict=strict,
+        store=store,
     )
+
+
+def _checked_store(store: str | None, *, strict: bool) -> str:
+    if store is None:
+        return "keyring" if strict else "file"
+    if store not in STORES:
+        raise BadInput(f"--store is one of {', '.join(STORES)}, not {store!r}.")
+    if strict and store == "file":
+        raise BadInput(
+            "A strict computer's key does nothing without an MFA session, and the AWS CLI "
+            "cannot make one from a key in the credentials file.",
+            hint="Keep the key in the keyring (--store keyring, the default for --mfa-strict), "
+            "whose credential_process serves MFA sessions; or use --mfa.",
+        )
+    return store
 
 
 def _check_account_readable(snapshot: Snapshot, groups: Collection[str]) -> None:
@@ -359,9 +388,12 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
     # The MFA group comes before the groups that give rights: the new user
     # never holds an admin's rights without the gate.
     gate = (MFA_GROUP,) if enrollment.mfa else ()
+    if enrollment.strict:
+        gate = (*gate, STRICT_GROUP)
     steps = [
         *_devices_group_steps(snapshot, warnings),
         *(mfa_group_steps(snapshot, warnings) if enrollment.mfa else ()),
+        *(strict_group_steps(snapshot, warnings) if enrollment.strict else ()),
         _create_user_step(enrollment),
         *((mfa_device_step(enrollment.user_name, snapshot.account_id),) if enrollment.mfa else ()),
         *(_join_step(enrollment, group) for group in (DEVICES_GROUP, *gate, *enrollment.groups)),
@@ -379,7 +411,13 @@ def plan_enrollment(snapshot: Snapshot, request: EnrollmentRequest) -> Plan:
             new_principals={enrollment.user_arn},
         ),
     ]
-    if enrollment.mfa_because:
+    if enrollment.strict:
+        warnings.append(
+            "Strict: without an MFA session this computer's key can do nothing at all. The "
+            "AWS CLI gets sessions from keyhygiene's credential_process, which asks for a "
+            "code on the terminal when the last session has ended (every 12 hours)."
+        )
+    elif enrollment.mfa_because:
         warnings.append(
             f"MFA-gated because {', '.join(enrollment.mfa_because)} may allow IAM writes: "
             "without a code, this computer's key cannot make keys, rights or policies "
@@ -480,27 +518,7 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
             settle=Call(LOCAL, "enroll.drop_lost_keys", {"UserName": user}),
             keep=("AccessKey.AccessKeyId",),
         ),
-        Step(
-            id="write-credentials",
-            description=f"Write the key into the profile {profile} of "
-            f"{shown_path(enrollment.credentials_file)}"
-            + credentials_file.overrides_sentence(profile, enrollment.default_session_keys),
-            call=Call(
-                LOCAL,
-                "enroll.write_credentials",
-                {
-                    "path": enrollment.credentials_file,
-                    "profile": profile,
-                    "access_key_id": key_id,
-                    "secret_access_key": Ref("create-key", "AccessKey.SecretAccessKey"),
-                },
-            ),
-            undo=Call(
-                LOCAL,
-                "enroll.remove_credentials",
-                {"path": enrollment.credentials_file, "profile": profile, "access_key_id": key_id},
-            ),
-        ),
+        _write_key_step(enrollment, key_id),
         Step(
             id="set-region",
             description=f"Set region {enrollment.region} for the profile {profile} in "
@@ -530,6 +548,7 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
                 {
                     "profile": profile,
                     "user_name": user,
+                    "store": enrollment.store,
                     "credentials_file": enrollment.credentials_file,
                     "config_file": enrollment.config_file,
                     "region": enrollment.region,
@@ -544,6 +563,79 @@ def _key_steps(enrollment: Enrollment) -> list[Step]:
             keep=("Arn",),
         ),
     ]
+
+
+def registered_sentence(plan: Plan) -> str | None:
+    """What a person reads when the enrollment `plan` is done: where the key
+    went and how to try it; None for a plan that writes no key."""
+    ids = {step.id for step in plan.steps}
+    if "store-key" in ids:
+        params = plan.step("store-key").call.params
+        profile = params["profile"]
+        sessions = vault.serves_mfa_sessions(str(params["credential_process"]))
+        where = (
+            f"in the OS keyring; the AWS CLI gets MFA sessions of it through the profile "
+            f"{profile} of {shown_path(params['config_file'])} (it asks for a code when one ends)"
+            if sessions
+            else f"in the OS keyring, handed to the AWS CLI by the profile {profile} of "
+            f"{shown_path(params['config_file'])}"
+        )
+    elif "write-credentials" in ids:
+        params = plan.step("write-credentials").call.params
+        profile = params["profile"]
+        where = f"in the profile {profile} of {shown_path(params['path'])}"
+    else:
+        return None
+    return (
+        f"This computer is registered. Its key is {where} (the secret was never shown). "
+        f"Try it: aws sts get-caller-identity --profile {profile}"
+    )
+
+
+def _write_key_step(enrollment: Enrollment, key_id: Ref) -> Step:
+    profile = enrollment.profile_name
+    if enrollment.store == "keyring":
+        command = credential_process_command(profile, mfa_session=enrollment.strict)
+        serves = " (an MFA session of it, for a strict computer)" if enrollment.strict else ""
+        target = {"profile": profile, "config_file": enrollment.config_file}
+        return Step(
+            id="store-key",
+            description=f"Keep the key in the OS keyring, and set the profile {profile} of "
+            f"{shown_path(enrollment.config_file)} to `credential_process = {command}`, "
+            f"which hands it{serves} to the AWS CLI",
+            call=Call(
+                LOCAL,
+                "enroll.store_key",
+                {
+                    **target,
+                    "credential_process": command,
+                    "access_key_id": key_id,
+                    "secret_access_key": Ref("create-key", "AccessKey.SecretAccessKey"),
+                },
+            ),
+            undo=Call(LOCAL, "enroll.unstore_key", {**target, "access_key_id": key_id}),
+        )
+    return Step(
+        id="write-credentials",
+        description=f"Write the key into the profile {profile} of "
+        f"{shown_path(enrollment.credentials_file)}"
+        + credentials_file.overrides_sentence(profile, enrollment.default_session_keys),
+        call=Call(
+            LOCAL,
+            "enroll.write_credentials",
+            {
+                "path": enrollment.credentials_file,
+                "profile": profile,
+                "access_key_id": key_id,
+                "secret_access_key": Ref("create-key", "AccessKey.SecretAccessKey"),
+            },
+        ),
+        undo=Call(
+            LOCAL,
+            "enroll.remove_credentials",
+            {"path": enrollment.credentials_file, "profile": profile, "access_key_id": key_id},
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- local actions
@@ -581,6 +673,40 @@ def _remove_credentials(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping
         {},
         remove=("aws_access_key_id", "aws_secret_access_key", *credentials_file.SESSION_TOKEN_KEYS),
     )
+    return {"removed": True}
+
+
+@local_action("enroll.store_key")
+def _store_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    profile = params["profile"]
+    present = vault.load_key(profile)
+    if present is not None and present.access_key_id != params["access_key_id"]:
+        raise BadInput(
+            f"The keyring holds another key for profile {profile!r} "
+            f"({key_tail(present.access_key_id)}); keyhygiene will not overwrite it.",
+            hint="Roll this enrollment back and choose another profile name.",
+        )
+    # The secret goes straight from the sealed parameters into the keyring.
+    vault.store_key(profile, params["access_key_id"], vault.Secret(params["secret_access_key"]))
+    credentials_file.set_config_values(
+        params["config_file"], profile, {"credential_process": params["credential_process"]}
+    )
+    return {"profile": profile, "access_key_id": params["access_key_id"]}
+
+
+@local_action("enroll.unstore_key")
+def _unstore_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    profile = params["profile"]
+    present = vault.load_key(profile)
+    if present is None or present.access_key_id != params["access_key_id"]:
+        return {"removed": False}  # not ours (any more): leave it
+    config = credentials_file.read_profile(params["config_file"], profile, config_style=True)
+    if vault.is_keyhygiene_process(config.get("credential_process", "")):
+        credentials_file.set_config_values(
+            params["config_file"], profile, {}, remove=("credential_process",)
+        )
+    vault.delete_key(profile)
+    vault.delete_session(profile)
     return {"removed": True}
 
 
@@ -804,6 +930,14 @@ def _profile_session(params: Mapping[str, Any]) -> boto3.Session:
     core = botocore.session.Session(profile=params["profile"])
     core.set_config_variable("credentials_file", params["credentials_file"])
     core.set_config_variable("config_file", params["config_file"])
+    if params.get("store") == "keyring":
+        # The key itself, from the keyring: the profile's credential_process
+        # would ask a strict computer for a third code (GetCallerIdentity
+        # needs no permission, so the strict policy does not stand in the way).
+        stored = vault.load_key(params["profile"])
+        if stored is None:
+            raise KeyHygieneError(f"The keyring lost the key of profile {params['profile']}.")
+        core.set_credentials(stored.access_key_id, stored.secret.reveal())
     return boto3.Session(botocore_session=core)
 
 
@@ -837,6 +971,8 @@ def with_local_files(request: EnrollmentRequest) -> EnrollmentRequest:
     check_config_file(request.config_file)
     path = request.credentials_file or str(credentials_file.credentials_path())
     credentials_file.check_writable(path)
+    if request.store == "keyring" or (request.store is None and request.mfa == "strict"):
+        vault.keyring_backend()  # KeyringUnavailable says why, nothing created
     return replace(
         request,
         profiles_in_use=profiles_in_use(path),

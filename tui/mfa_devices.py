@@ -52,6 +52,11 @@ from tui.policy_eval import may_cover_action
 MFA_GROUP = "keyhygiene-mfa-devices"
 REQUIRE_MFA_POLICY = "keyhygiene-require-mfa"
 SID_DENY_WITHOUT_MFA = "KeyHygieneDenyLastingChangesWithoutMfa"
+# Strict computers (a second group, on top of MFA_GROUP): without an MFA
+# session their key can do nothing at all but get one.
+STRICT_GROUP = "keyhygiene-mfa-strict"
+STRICT_POLICY = "keyhygiene-require-mfa-for-everything"
+SID_DENY_ALL_WITHOUT_MFA = "KeyHygieneDenyEverythingWithoutMfa"
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
 
@@ -106,6 +111,20 @@ GATED_ACTIONS: tuple[str, ...] = (
     "s3:DeleteBucketPublicAccessBlock",
 )
 
+# What a strict computer's key may still do without MFA: get the session, say
+# who it is, and look at its own MFA device (the AWS example "Allows
+# MFA-authenticated IAM users to manage their own credentials" lists the same
+# calls in its NotAction, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_examples_aws_my-sec-creds-self-manage.html).
+# GetSessionToken and GetCallerIdentity cannot be denied by any policy; they
+# are listed so that the document says what it leaves.
+STRICT_ALLOWED_WITHOUT_MFA: tuple[str, ...] = (
+    "sts:GetSessionToken",
+    "sts:GetCallerIdentity",
+    "iam:GetUser",
+    "iam:ListMFADevices",
+    "iam:ListVirtualMFADevices",
+)
+
 # Allowing one of these makes a computer's key worth MFA by default.
 _ADMIN_LIKE = frozenset(a for a in GATED_ACTIONS if a.startswith("iam:"))
 
@@ -127,15 +146,39 @@ def require_mfa_document() -> dict[str, Any]:
     }
 
 
+def require_mfa_strict_document() -> dict[str, Any]:
+    """The managed policy of `keyhygiene-mfa-strict`: a Deny of everything but
+    getting an MFA session, unless the request was made in one. A copied key
+    then reads no bucket, decrypts nothing and assumes no role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": SID_DENY_ALL_WITHOUT_MFA,
+                "Effect": "Deny",
+                "NotAction": list(STRICT_ALLOWED_WITHOUT_MFA),
+                "Resource": "*",
+                "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}},
+            }
+        ],
+    }
+
+
 def is_require_mfa_document(document: Mapping[str, Any] | None) -> bool:
     """Whether `document` is keyhygiene's policy (a newer list counts as ours)."""
+    return _has_sid(document, SID_DENY_WITHOUT_MFA)
+
+
+def is_require_mfa_strict_document(document: Mapping[str, Any] | None) -> bool:
+    return _has_sid(document, SID_DENY_ALL_WITHOUT_MFA)
+
+
+def _has_sid(document: Mapping[str, Any] | None, sid: str) -> bool:
     if not document:
         return False
     raw = document.get("Statement", [])
     items = raw if isinstance(raw, list) else [raw]
-    return any(
-        isinstance(item, Mapping) and item.get("Sid") == SID_DENY_WITHOUT_MFA for item in items
-    )
+    return any(isinstance(item, Mapping) and item.get("Sid") == sid for item in items)
 
 
 def groups_wanting_mfa(snapshot: Snapshot, groups: Iterable[str]) -> list[str]:
@@ -163,7 +206,12 @@ def _allows_any(document: Mapping[str, Any], actions: Iterable[str]) -> bool:
 
 def is_gated(group_names: Sequence[str]) -> bool:
     """Whether a computer in these groups is MFA-gated."""
-    return any(name.lower() == MFA_GROUP for name in group_names)
+    return any(name.lower() in (MFA_GROUP, STRICT_GROUP) for name in group_names)
+
+
+def is_strict(group_names: Sequence[str]) -> bool:
+    """Whether a computer in these groups can do nothing without an MFA session."""
+    return any(name.lower() == STRICT_GROUP for name in group_names)
 
 
 # ---- codes -----------------------------------------------------------------------

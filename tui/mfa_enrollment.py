@@ -26,7 +26,14 @@ from tui.connection import all_items, call_unless_missing, error_code
 from tui.errors import BadInput, KeyHygieneError
 from tui.formatting import shown_path
 from tui.group_policy_steps import GroupWithPolicy, group_with_policy_steps
-from tui.mfa_devices import MFA_GROUP, REQUIRE_MFA_POLICY, require_mfa_document
+from tui.mfa_devices import (
+    MFA_GROUP,
+    REQUIRE_MFA_POLICY,
+    STRICT_GROUP,
+    STRICT_POLICY,
+    require_mfa_document,
+    require_mfa_strict_document,
+)
 from tui.model import Snapshot
 from tui.plans import LOCAL, ApplyContext, Call, Ref, Step, local_action
 from tui.vault import Secret
@@ -80,6 +87,26 @@ def mfa_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
         policy_description="keyhygiene: a copied key cannot make lasting changes",
         same=lambda existing: existing == document,
         differs=f"The policy {REQUIRE_MFA_POLICY} differs from keyhygiene's; it is left as it "
+        "is (`keyhygiene audit` says what it lets through without MFA).",
+    )
+    return group_with_policy_steps(snapshot, spec, warnings)
+
+
+def strict_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
+    """The group `keyhygiene-mfa-strict`, whose policy denies everything but
+    getting an MFA session unless the request was made in one."""
+    document = require_mfa_strict_document()
+    spec = GroupWithPolicy(
+        group=STRICT_GROUP,
+        policy=STRICT_POLICY,
+        document=document,
+        step_prefix="strict",
+        policy_prefix="strict",
+        group_why="(computers whose key does nothing at all without MFA)",
+        policy_why=": without an MFA session, deny everything but getting one",
+        policy_description="keyhygiene: a copied key does nothing without MFA",
+        same=lambda existing: existing == document,
+        differs=f"The policy {STRICT_POLICY} differs from keyhygiene's; it is left as it "
         "is (`keyhygiene audit` says what it lets through without MFA).",
     )
     return group_with_policy_steps(snapshot, spec, warnings)

@@ -58,11 +58,8 @@ import hashlib
 import logging
 import os
 import re
-import shlex
-import shutil
 import signal
 import stat
-import sys
 import threading
 import time
 from collections import Counter
@@ -108,7 +105,7 @@ from tui.plans import (
     rollback,
 )
 from tui.state_dir import state_dir
-from tui.vault import Secret
+from tui.vault import Secret, credential_process_command, is_keyhygiene_process, serves_mfa_sessions
 
 log = logging.getLogger(__name__)
 
@@ -258,26 +255,13 @@ def held_key_id(location: KeyLocation) -> str | None:
     return key.access_key_id if key else None
 
 
-def is_keyhygiene_process(command: str) -> bool:
-    """True for a `credential_process` that is keyhygiene's own."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return False
-    return "credential-process" in words
-
-
-def credential_process_command(profile: str) -> str:
-    """`<absolute keyhygiene> credential-process --profile NAME`, quoted for botocore
-    (which splits it as a POSIX shell would)."""
-    beside = Path(sys.executable).parent / "keyhygiene"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        program = [str(beside.absolute())]
-    elif found := shutil.which("keyhygiene"):
-        program = [str(Path(found).absolute())]
-    else:
-        program = [str(Path(sys.executable).absolute()), "-m", "tui.cli"]
-    return shlex.join([*program, "credential-process", "--profile", profile])
+def _serves_mfa_sessions(location: KeyLocation) -> bool:
+    """Whether the profile's keyhygiene credential_process serves MFA sessions
+    (a strict computer's): a rotation keeps that."""
+    config = credentials_file.read_profile(
+        location.config_file, location.profile, config_style=True
+    )
+    return serves_mfa_sessions(config.get("credential_process", ""))
 
 
 def key_tail(key_id: str | None) -> str:
@@ -703,7 +687,9 @@ def plan_rotation(facts: RotationFacts, request: RotationRequest) -> Plan:
             warnings.append(
                 f"The other key {other.access_key_id} is active: whatever uses it stops working."
             )
-    command = request.credential_process or credential_process_command(location.profile)
+    command = request.credential_process or credential_process_command(
+        location.profile, mfa_session=_serves_mfa_sessions(location)
+    )
     steps.append(
         Step(
             STEP_CREATE,

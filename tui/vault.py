@@ -30,10 +30,14 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
+import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +91,19 @@ class StoredKey:
 
     access_key_id: str
     secret: Secret = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """An MFA session (GetSessionToken's answer) cached for credential-process."""
+
+    access_key_id: str
+    secret: Secret = field(repr=False)
+    token: Secret = field(repr=False)
+    expiration: datetime
+
+    def usable(self, *, margin: timedelta, now: datetime | None = None) -> bool:
+        return self.expiration - margin > (now or datetime.now(timezone.utc))
 
 
 class KeyringUnavailable(BadInput):
@@ -309,6 +326,42 @@ def keyring_status() -> tuple[bool, str]:
     return True, f"Keyring in use: {backend}."
 
 
+# --------------------------------------------------------------------------- the command in ~/.aws/config
+
+MFA_SESSION_FLAG = "--mfa-session"
+
+
+def is_keyhygiene_process(command: str) -> bool:
+    """True for a `credential_process` that is keyhygiene's own."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return "credential-process" in words
+
+
+def serves_mfa_sessions(command: str) -> bool:
+    """True for keyhygiene's `credential_process` serving MFA sessions."""
+    try:
+        return is_keyhygiene_process(command) and MFA_SESSION_FLAG in shlex.split(command)
+    except ValueError:
+        return False
+
+
+def credential_process_command(profile: str, *, mfa_session: bool = False) -> str:
+    """`<absolute keyhygiene> credential-process --profile NAME [--mfa-session]`,
+    quoted for botocore (which splits it as a POSIX shell would)."""
+    beside = Path(sys.executable).parent / "keyhygiene"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        program = [str(beside.absolute())]
+    elif found := shutil.which("keyhygiene"):
+        program = [str(Path(found).absolute())]
+    else:
+        program = [str(Path(sys.executable).absolute()), "-m", "tui.cli"]
+    flags = [MFA_SESSION_FLAG] if mfa_session else []
+    return shlex.join([*program, "credential-process", "--profile", profile, *flags])
+
+
 # --------------------------------------------------------------------------- entries
 
 
@@ -356,6 +409,68 @@ def delete_key(profile: str) -> bool:
         return False
     with _keyring_errors(backend, f"deleting the key of profile {profile!r}"):
         backend.delete_password(SERVICE_NAME, profile)
+    return True
+
+
+# --------------------------------------------------------------------------- MFA sessions
+
+# The session sits beside the key, in an entry of its own: the key's entry
+# stays exactly what rotation wrote.
+_SESSION_SUFFIX = "#mfa-session"
+
+
+def store_session(
+    profile: str, access_key_id: str, secret: Secret, token: Secret, expiration: datetime
+) -> None:
+    backend = keyring_backend()
+    with _keyring_errors(backend, f"storing the MFA session of profile {profile!r}"):
+        backend.set_password(
+            SERVICE_NAME,
+            profile + _SESSION_SUFFIX,
+            json.dumps(
+                {
+                    "AccessKeyId": access_key_id,
+                    "SecretAccessKey": secret.reveal(),
+                    "SessionToken": token.reveal(),
+                    "Expiration": expiration.astimezone(timezone.utc).isoformat(),
+                }
+            ),
+        )
+
+
+def load_session(profile: str) -> StoredSession | None:
+    """The profile's cached MFA session, or None (none, or not one keyhygiene wrote)."""
+    backend = keyring_backend()
+    with _keyring_errors(backend, f"reading the MFA session of profile {profile!r}"):
+        entry = _sealed(backend.get_password(SERVICE_NAME, profile + _SESSION_SUFFIX))
+    if entry is None:
+        return None
+    data: Any = None
+    try:
+        data = json.loads(entry.reveal())
+        expiration = datetime.fromisoformat(str(data["Expiration"]))
+        if expiration.tzinfo is None:
+            expiration = expiration.replace(tzinfo=timezone.utc)
+        return StoredSession(
+            str(data["AccessKeyId"]),
+            Secret(str(data["SecretAccessKey"])),
+            Secret(str(data["SessionToken"])),
+            expiration,
+        )
+    except (ValueError, KeyError, TypeError):
+        data = None  # a traceback's locals must not show the entry
+        return None  # a damaged cache is no cache: a new session replaces it
+
+
+def delete_session(profile: str) -> bool:
+    backend = keyring_backend()
+    from keyring.errors import PasswordDeleteError
+
+    with _keyring_errors(backend, f"deleting the MFA session of profile {profile!r}"):
+        try:
+            backend.delete_password(SERVICE_NAME, profile + _SESSION_SUFFIX)
+        except PasswordDeleteError:
+            return False
     return True
 
 

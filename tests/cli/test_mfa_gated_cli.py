@@ -175,3 +175,92 @@ def _read_until(fd: int, marker: str, timeout: float = 60) -> str:
     if marker not in text:
         raise AssertionError(f"no {marker!r} in:\n{text}")
     return text
+
+AWS_CLI = os.path.join(os.path.dirname(sys.executable), "aws")
+
+
+def _in_terminal(command: list[str], env: dict[str, str]) -> tuple[int, int]:
+    """(pid, fd) of `command` run with a pty as its controlling terminal."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(ROOT)
+        os.execve(command[0], command, env)
+    return pid, fd
+
+
+def _finish(pid: int, fd: int) -> tuple[int, str]:
+    rest = ""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        rest += chunk.decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), rest
+
+
+def test_a_strict_computer_serves_the_aws_cli_mfa_sessions(account: str, tmp_path: Any) -> None:
+    """`enroll --mfa-strict`: the key goes to the keyring only, and the real AWS
+    CLI gets an MFA session through credential-process: one code asked on the
+    terminal, then the cached session without asking."""
+    env = {
+        **os.environ,
+        "KEYHYGIENE_KEYRING": f"file:{tmp_path / 'keyring.json'}",
+        "AWS_ENDPOINT_URL": account,
+    }
+    pid, fd = _in_terminal(argv(account, *ENROLL, "--mfa-strict", "--admin-profile", "admin"), env)
+    seen = ""
+    try:
+        seen = _read_until(fd, "Code your app shows now: ")
+        match = re.search(r"Or type this secret into the app: ([A-Z2-7 ]+)", seen)
+        assert match, seen
+        seed = match.group(1).replace(" ", "")
+        now = time.time()
+        os.write(fd, (totp(seed, now) + "\n").encode())
+        seen += _read_until(fd, "Next code: ")
+        os.write(fd, (totp(seed, now + 30) + "\n").encode())
+        seen += _read_until(fd, "This computer is registered", timeout=90)
+    finally:
+        code, rest = _finish(pid, fd)
+    assert code == 0, seen + rest
+    assert "MFA sessions" in seen + rest
+    # No plaintext key: the credentials file has no profile for it.
+    assert credentials_file.read_profile(credentials_file.credentials_path(), "alice-laptop") == {}
+    iam = admin_client(account, "iam")
+    groups = {g["GroupName"] for g in iam.list_groups_for_user(UserName="alice-laptop")["Groups"]}
+    assert {MFA_GROUP, "keyhygiene-mfa-strict", "admins"} <= groups
+
+    # The AWS CLI, in a terminal: credential-process asks for one code there.
+    clean = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    whoami = [AWS_CLI, "sts", "get-caller-identity", "--profile", "alice-laptop", "--output", "json"]
+    time.sleep(max(0.0, 31 - (time.time() - now)))  # the enrolment's codes are spent
+    pid, fd = _in_terminal(whoami, clean)
+    try:
+        seen = _read_until(fd, "MFA code for profile alice-laptop")
+        os.write(fd, (totp(seed) + "\n").encode())
+    finally:
+        code, rest = _finish(pid, fd)
+    assert code == 0, seen + rest
+    assert '"Account": "123456789012"' in rest
+
+    # Again without any terminal (as from cron or an IDE): the cached session.
+    again = subprocess.run(
+        whoami,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=clean,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "MFA code" not in again.stderr
+    # The session's secrets never reached a file in the clear.
+    keyring = (tmp_path / "keyring.json").read_text()
+    assert "alice-laptop#mfa-session" in keyring
+    for path in (credentials_file.credentials_path(), credentials_file.config_path()):
+        assert "SessionToken" not in path.read_text() and seed not in path.read_text()

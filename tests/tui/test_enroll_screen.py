@@ -231,3 +231,22 @@ async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Conne
         g["GroupName"] for g in iam.list_groups_for_user(UserName="alice-laptop")["Groups"]
     }
     assert MFA_GROUP in groups_of
+
+
+async def test_a_strict_computer_plans_its_key_into_the_keyring(conn: Connection) -> None:
+    from textual.widgets import Select
+
+    from tui.mfa_devices import STRICT_GROUP
+
+    app = Host(conn)
+    async with app.run_test(size=(120, 45)) as pilot:
+        screen = await fill(pilot, "alice", "laptop")
+        screen.query_one("#enroll-mfa", Select).value = "strict"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        plan_screen = app.screen
+        assert isinstance(plan_screen, PlanScreen)
+        ids = [step.id for step in plan_screen.plan.steps]
+        assert f"join.{STRICT_GROUP}" in ids and "mfa-device" in ids
+        assert "store-key" in ids and "write-credentials" not in ids
+        assert any(w.startswith("Strict:") for w in plan_screen.plan.warnings)

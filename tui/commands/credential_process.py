@@ -5,6 +5,10 @@
 AWS CLI and SDKs expect, `{"Version": 1, "AccessKeyId": ..., "SecretAccessKey": ...}`,
 and nothing else on stdout; problems go to stderr with a non-zero exit.
 
+With `--mfa-session` (a strict computer's profile) it prints an MFA session
+instead of the key: cached in the keyring while it has time left, else made
+with one code asked on the terminal (see `tui.mfa_sessions`).
+
 It prints the secret only into a pipe or a socket, which is what the AWS CLI
 and the SDKs give it (botocore runs it with `stdout=PIPE`): never to a
 terminal, and never into a file (`... > creds.json` would copy the key into
@@ -34,6 +38,18 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         ),
         parents=parents,
     )
+    parser.add_argument(
+        "--mfa-session",
+        action="store_true",
+        help="print an MFA session made with the key (GetSessionToken with the profile's "
+        "mfa_serial and a code asked on the terminal), cached in the keyring until it ends",
+    )
+    parser.add_argument(
+        "--duration",
+        default="12h",
+        metavar="TIME",
+        help="how long a new MFA session lasts, 15m to 36h (default: 12h)",
+    )
     parser.set_defaults(handler=_credential_process)
 
 
@@ -48,6 +64,8 @@ def _credential_process(args: argparse.Namespace) -> int:
             "print it to a terminal or into a file. Nothing was printed.",
             hint=f"Use the profile instead: `aws sts get-caller-identity --profile {profile}`.",
         )
+    if args.mfa_session:
+        return _print_session(args, profile)
     key = vault.load_key(profile)
     if key is None:
         memory = " (KEYHYGIENE_KEYRING=memory keeps keys inside one process only)"
@@ -62,6 +80,39 @@ def _credential_process(args: argparse.Namespace) -> int:
         "SecretAccessKey": key.secret.reveal(),
     }
     sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _print_session(args: argparse.Namespace, profile: str) -> int:
+    from tui import credentials_file, mfa_sessions
+    from tui.cli import connection_options
+    from tui.connection import session_for_key
+
+    options = connection_options(args)
+    session = mfa_sessions.serve_session(
+        mfa_sessions.SessionRequest(
+            profile=profile,
+            config_file=str(credentials_file.config_path()),
+            region=options.region,
+            endpoint_url=options.endpoint_url,
+            duration_seconds=mfa_sessions.parse_duration(args.duration),
+        ),
+        ask_code=mfa_sessions.terminal_code_asker,
+        make_session=session_for_key,
+    )
+    sys.stdout.write(
+        json.dumps(
+            {
+                "Version": 1,
+                "AccessKeyId": session.access_key_id,
+                "SecretAccessKey": session.secret.reveal(),
+                "SessionToken": session.token.reveal(),
+                "Expiration": session.expiration.isoformat(),
+            }
+        )
+        + "\n"
+    )
     sys.stdout.flush()
     return 0
 

@@ -69,11 +69,27 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "policies). Default: on when a chosen group may allow IAM writes",
     )
     mfa.add_argument(
+        "--mfa-strict",
+        dest="mfa",
+        action="store_const",
+        const="strict",
+        help="MFA-gate this computer strictly: without an MFA session its key can do nothing "
+        "at all (no bucket, no key, no role). The key then lives in the OS keyring, and the "
+        "AWS CLI gets MFA sessions of it from keyhygiene's credential_process, one code per "
+        "12 hours",
+    )
+    mfa.add_argument(
         "--no-mfa",
         dest="mfa",
         action="store_const",
         const="off",
         help="do not MFA-gate this computer, even in a group that allows IAM writes",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("file", "keyring"),
+        help="where the key goes: the credentials file, or the OS keyring served to the AWS "
+        "CLI through credential_process (default: the file; the keyring with --mfa-strict)",
     )
     parser.add_argument(
         "--rotate-every",
@@ -133,7 +149,9 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
     every = parse_every(args.rotate_every) if args.rotate_every else None
     # Both files are checked before AWS is touched: a file botocore cannot
     # read would otherwise fail the plan after the user was created.
-    files_checked = with_local_files(EnrollmentRequest(person=args.person))
+    files_checked = with_local_files(
+        EnrollmentRequest(person=args.person, mfa=args.mfa, store=args.store)
+    )
     conn = _admin(args, options)
     snapshot = load_snapshot(conn)
     request = EnrollmentRequest(
@@ -146,6 +164,7 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         profiles_in_use=files_checked.profiles_in_use,
         default_session_keys=files_checked.default_session_keys,
         mfa=args.mfa,
+        store=args.store,
         rotate_every_days=every,
     )
     plan = plan_enrollment(snapshot, request)
@@ -153,7 +172,7 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
         _prompt_on_terminal()
     code, report = run_plan(plan, conn, args)
     if report is not None and report.ok:
-        _print_next_steps(plan.step("write-credentials").call.params["profile"])
+        _print_next_steps(plan)
     return code
 
 
@@ -200,8 +219,8 @@ def _finish_open(
         print(report.render_text())
         if not report.ok:
             worst = EXIT_FAILED
-        elif choice == "resume" and "write-credentials" in {s.id for s in journal.plan.steps}:
-            _print_next_steps(journal.plan.step("write-credentials").call.params["profile"])
+        elif choice == "resume":
+            _print_next_steps(journal.plan)
     return worst
 
 
@@ -251,7 +270,7 @@ def _converge(journal: Journal, args: argparse.Namespace, options: Any) -> int:
     print(report.render_text())
     if not report.ok:
         return EXIT_FAILED
-    _print_next_steps(journal.plan.step("write-credentials").call.params["profile"])
+    _print_next_steps(journal.plan)
     return EXIT_OK
 
 
@@ -281,12 +300,9 @@ def _admin(args: argparse.Namespace, options: Any) -> Connection:
     return admin_connection(options)
 
 
-def _print_next_steps(profile: str) -> None:
-    from tui.credentials_file import credentials_path
-    from tui.formatting import shown_path
+def _print_next_steps(plan: Any) -> None:
+    from tui.enrollment import registered_sentence
 
-    print(
-        f"\nThis computer is registered. Its key is in the profile {profile} of "
-        f"{shown_path(credentials_path())} (the secret was never shown).\n"
-        f"Try it: aws sts get-caller-identity --profile {profile}"
-    )
+    sentence = registered_sentence(plan)
+    if sentence:
+        print("\n" + sentence)
