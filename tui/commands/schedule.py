@@ -90,6 +90,12 @@ def _install(args: argparse.Namespace) -> int:
         f"key is {days} days old. Runs: {schedule.command_line}"
     )
     print(f"Its output: {done.log_hint}")
+    # The computer's key may not tag its own user (an MFA-gated one may not
+    # even without a code): the audit's schedule is an admin's to set.
+    print(
+        "The audit and the tree hold this computer to its keyhygiene:rotate-every tag, "
+        "which an admin sets (`keyhygiene enroll --rotate-every`), else to 90 days."
+    )
     if not done.active:
         print(done.message)
         return EXIT_NOT_ACTIVE
