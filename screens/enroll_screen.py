@@ -108,7 +108,10 @@ class EnrollScreen(ModalScreen[ApplyReport | None]):
                     (
                         ("Automatic: on when a chosen group may allow IAM writes", "auto"),
                         ("On: a virtual MFA device of its own (QR code shown once)", "on"),
-                        ("Strict: nothing at all without an MFA session (key in keyring)", "strict"),
+                        (
+                            "Strict: nothing at all without an MFA session (key in keyring)",
+                            "strict",
+                        ),
                         ("Off", "off"),
                     ),
                     value="auto",

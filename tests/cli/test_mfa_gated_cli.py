@@ -176,6 +176,7 @@ def _read_until(fd: int, marker: str, timeout: float = 60) -> str:
         raise AssertionError(f"no {marker!r} in:\n{text}")
     return text
 
+
 AWS_CLI = os.path.join(os.path.dirname(sys.executable), "aws")
 
 
@@ -235,8 +236,18 @@ def test_a_strict_computer_serves_the_aws_cli_mfa_sessions(account: str, tmp_pat
     assert {MFA_GROUP, "keyhygiene-mfa-strict", "admins"} <= groups
 
     # The AWS CLI, in a terminal: credential-process asks for one code there.
-    clean = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    whoami = [AWS_CLI, "sts", "get-caller-identity", "--profile", "alice-laptop", "--output", "json"]
+    clean = {
+        k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    whoami = [
+        AWS_CLI,
+        "sts",
+        "get-caller-identity",
+        "--profile",
+        "alice-laptop",
+        "--output",
+        "json",
+    ]
     time.sleep(max(0.0, 31 - (time.time() - now)))  # the enrolment's codes are spent
     pid, fd = _in_terminal(whoami, clean)
     try:

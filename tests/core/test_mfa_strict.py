@@ -175,7 +175,12 @@ def plan_for(mfa: str, store: str | None = None) -> Any:
     conn = Connection(ConnectionOptions(region=REGION))
     request = with_local_files(
         EnrollmentRequest(
-            person="alice", device="laptop", groups=("readers",), region=REGION, mfa=mfa, store=store
+            person="alice",
+            device="laptop",
+            groups=("readers",),
+            region=REGION,
+            mfa=mfa,
+            store=store,
         )
     )
     return conn, plan_enrollment(load_snapshot(conn), request)
@@ -353,10 +358,12 @@ def test_the_stored_session_never_shows(strict_profile: Any) -> None:
     assert stored is not None
     for hidden in (stored.secret.reveal(), stored.token.reveal()):
         assert hidden not in repr(stored) and hidden not in str(stored)
-    assert json.loads(
-        vault.keyring_backend().get_password(vault.SERVICE_NAME, "alice-laptop#mfa-session")
-    )["SessionToken"] == stored.token.reveal()
-
+    assert (
+        json.loads(
+            vault.keyring_backend().get_password(vault.SERVICE_NAME, "alice-laptop#mfa-session")
+        )["SessionToken"]
+        == stored.token.reveal()
+    )
 
 
 def test_a_strict_computer_rotates_in_the_keyring_and_keeps_its_sessions(
