@@ -74,39 +74,59 @@ class MfaSetupFailed(KeyHygieneError):
 
 def mfa_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
     """The group `keyhygiene-mfa-devices` with `keyhygiene-require-mfa`, made when missing."""
-    document = require_mfa_document()
-    spec = GroupWithPolicy(
+    return _gate_steps(
+        snapshot,
+        warnings,
         group=MFA_GROUP,
         policy=REQUIRE_MFA_POLICY,
-        document=document,
-        step_prefix="mfa",
-        policy_prefix="mfa",
+        document=require_mfa_document(),
+        prefix="mfa",
         group_why="(computers whose key is useless for lasting changes without MFA)",
         policy_why=": without an MFA session, deny new keys, passwords, MFA devices, rights, "
         "roles and resource policies",
         policy_description="keyhygiene: a copied key cannot make lasting changes",
-        same=lambda existing: existing == document,
-        differs=f"The policy {REQUIRE_MFA_POLICY} differs from keyhygiene's; it is left as it "
-        "is (`keyhygiene audit` says what it lets through without MFA).",
     )
-    return group_with_policy_steps(snapshot, spec, warnings)
 
 
 def strict_group_steps(snapshot: Snapshot, warnings: list[str]) -> list[Step]:
     """The group `keyhygiene-mfa-strict`, whose policy denies everything but
     getting an MFA session unless the request was made in one."""
-    document = require_mfa_strict_document()
-    spec = GroupWithPolicy(
+    return _gate_steps(
+        snapshot,
+        warnings,
         group=STRICT_GROUP,
         policy=STRICT_POLICY,
-        document=document,
-        step_prefix="strict",
-        policy_prefix="strict",
+        document=require_mfa_strict_document(),
+        prefix="strict",
         group_why="(computers whose key does nothing at all without MFA)",
         policy_why=": without an MFA session, deny everything but getting one",
         policy_description="keyhygiene: a copied key does nothing without MFA",
+    )
+
+
+def _gate_steps(
+    snapshot: Snapshot,
+    warnings: list[str],
+    *,
+    group: str,
+    policy: str,
+    document: dict[str, Any],
+    prefix: str,
+    group_why: str,
+    policy_why: str,
+    policy_description: str,
+) -> list[Step]:
+    spec = GroupWithPolicy(
+        group=group,
+        policy=policy,
+        document=document,
+        step_prefix=prefix,
+        policy_prefix=prefix,
+        group_why=group_why,
+        policy_why=policy_why,
+        policy_description=policy_description,
         same=lambda existing: existing == document,
-        differs=f"The policy {STRICT_POLICY} differs from keyhygiene's; it is left as it "
+        differs=f"The policy {policy} differs from keyhygiene's; it is left as it "
         "is (`keyhygiene audit` says what it lets through without MFA).",
     )
     return group_with_policy_steps(snapshot, spec, warnings)

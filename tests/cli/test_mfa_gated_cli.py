@@ -156,12 +156,20 @@ def test_a_scheduled_rotation_that_needs_a_code_leaves_a_notice(account: str) ->
 
 
 def _read_until(fd: int, marker: str, timeout: float = 60) -> str:
+    text = _read(fd, marker, timeout)
+    if marker not in text:
+        raise AssertionError(f"no {marker!r} in:\n{text}")
+    return text
+
+
+def _read(fd: int, marker: str | None, timeout: float) -> str:
+    """What the terminal shows until `marker` (None: until the program ends)."""
     text = ""
     end = time.monotonic() + timeout
-    while marker not in text:
+    while marker is None or marker not in text:
         left = end - time.monotonic()
         if left <= 0:
-            raise AssertionError(f"no {marker!r} in:\n{text}")
+            break
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue
@@ -172,8 +180,6 @@ def _read_until(fd: int, marker: str, timeout: float = 60) -> str:
         if not chunk:
             break
         text += chunk.decode("utf-8", "replace")
-    if marker not in text:
-        raise AssertionError(f"no {marker!r} in:\n{text}")
     return text
 
 
@@ -190,15 +196,8 @@ def _in_terminal(command: list[str], env: dict[str, str]) -> tuple[int, int]:
 
 
 def _finish(pid: int, fd: int) -> tuple[int, str]:
-    rest = ""
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        rest += chunk.decode("utf-8", "replace")
+    """The exit code and the rest of what the terminal showed."""
+    rest = _read(fd, None, timeout=120)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), rest
