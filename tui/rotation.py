@@ -1159,6 +1159,8 @@ def _finish_write(params: Mapping[str, Any], location: KeyLocation) -> None:
     elif params["old_store"] == "keyring":
         _drop_credential_process(location)
         vault.delete_key(location.profile)
+        # Its cached MFA session (a strict computer's) serves nothing any more.
+        vault.delete_session(location.profile)
 
 
 def _drop_credential_process(location: KeyLocation) -> None:

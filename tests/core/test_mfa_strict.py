@@ -398,3 +398,19 @@ def test_a_strict_computer_rotates_in_the_keyring_and_keeps_its_sessions(
     config = credentials_file.read_profile(location.config_file, "alice-laptop", config_style=True)
     assert vault.serves_mfa_sessions(config["credential_process"])
     connection.forget_mfa_sessions()
+
+
+def test_moving_the_key_out_of_the_keyring_drops_its_cached_session(strict_profile: Any) -> None:
+    from tui.rotation import KeyLocation, _finish_write
+
+    _, seed = strict_profile
+    serve_session(_request(), ask_code=Codes(seed), make_session=session_for_key)
+    assert vault.load_session("alice-laptop") is not None
+    _finish_write(
+        {"store": "file", "old_store": "keyring"}, KeyLocation.for_profile("alice-laptop")
+    )
+    assert vault.load_session("alice-laptop") is None and vault.load_key("alice-laptop") is None
+    config = credentials_file.read_profile(
+        credentials_file.config_path(), "alice-laptop", config_style=True
+    )
+    assert "credential_process" not in config
