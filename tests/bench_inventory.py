@@ -5,7 +5,7 @@
 Seeds a moto server (a child process on 127.0.0.1) with 500 users (1 key
 each, tags, 1-2 groups), 20 groups, 50 buckets with policies and 20 KMS keys.
 Then, alternating in each round so that machine noise hits both alike:
-- keyhygiene's inventory (`tui.inventory.load_snapshot`);
+- keyhygiene's inventory (`keyhygiene.aws.inventory.load_snapshot`);
 - a naive sequential loader that gathers the same information one call per
   item (per user: groups, attached and inline policies, tags, access keys,
   each key's last use; per bucket: policy, encryption, public access block,
@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from moto_server import start_moto_server  # noqa: E402
 
-from tui.connection import Connection, ConnectionOptions  # noqa: E402
-from tui.inventory import load_snapshot  # noqa: E402
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
-from tui.policy_documents import bucket_policy_with_whitelist  # noqa: E402
+from keyhygiene.aws.connection import Connection, ConnectionOptions  # noqa: E402
+from keyhygiene.aws.inventory import load_snapshot  # noqa: E402
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
+from keyhygiene.core.policy_documents import bucket_policy_with_whitelist  # noqa: E402
 
 ACCOUNT = "123456789012"
 
@@ -215,11 +215,11 @@ def median_of(rounds: int, func: Callable[[], float]) -> float:
 def bench_audit(snapshot: Any, rounds: int) -> None:
     """The audit with and without the rules that ask the policy evaluator, side
     by side in alternating rounds, and the details pane's evaluator lines."""
-    from tui import audit_policies
-    from tui.account_details import describe
-    from tui.account_outline import OutlineNode
-    from tui.audit import AuditSettings
-    from tui.audit_rules import RULES
+    from keyhygiene.audit import policy_rules as audit_policies
+    from keyhygiene.audit.findings import AuditSettings
+    from keyhygiene.audit.rules import RULES
+    from keyhygiene.views.details import describe
+    from keyhygiene.views.outline import OutlineNode
 
     settings = AuditSettings()
     shape_rules = [rule for rule in RULES if rule not in audit_policies.RULES]
@@ -303,7 +303,7 @@ def main() -> int:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["KEYHYGIENE_STATE_DIR"] = "/tmp/keyhygiene-bench-state"
-    demo = [sys.executable, "-m", "tui.cli", "--demo"]
+    demo = [sys.executable, "-m", "keyhygiene", "--demo"]
     bare = [sys.executable, "-c", BARE_APP]
     demo_times, bare_times = [], []
     for _ in range(args.rounds):

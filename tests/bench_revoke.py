@@ -39,13 +39,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from moto_server import start_moto_server  # noqa: E402
 
-from tui.connection import Connection, ConnectionOptions  # noqa: E402
-from tui.inventory import load_snapshot  # noqa: E402
-from tui.journal import Journal  # noqa: E402
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
-from tui.plans import apply_plan  # noqa: E402
-from tui.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist  # noqa: E402
-from tui.revoke import ContainmentTimer, load_for_revoke, plan_revoke, revoke_report  # noqa: E402
+from keyhygiene.aws.connection import Connection, ConnectionOptions  # noqa: E402
+from keyhygiene.aws.inventory import load_snapshot  # noqa: E402
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
+from keyhygiene.core.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist  # noqa: E402
+from keyhygiene.plans.engine import apply_plan  # noqa: E402
+from keyhygiene.plans.journal import Journal  # noqa: E402
+from keyhygiene.workflows.revoke import (  # noqa: E402
+    ContainmentTimer,
+    load_for_revoke,
+    plan_revoke,
+    revoke_report,
+)
 
 ACCOUNT = "123456789012"
 USER = "stolen-phone"
@@ -161,7 +166,7 @@ def one_round(url: str) -> dict[str, float]:
     reset(url)
     seed(url)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    command = [sys.executable, "-m", "tui.cli", "revoke", USER, "--yes", "--endpoint-url", url]
+    command = [sys.executable, "-m", "keyhygiene", "revoke", USER, "--yes", "--endpoint-url", url]
     figures["command_s"], result = timed(
         lambda: subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     )

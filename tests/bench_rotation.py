@@ -100,8 +100,8 @@ def new_computer(endpoint: str, run: int) -> str:
 
 
 def rotate_in_process(endpoint: str, run: int, *, interval: float) -> tuple[float, int]:
-    from tui.connection import ConnectionOptions
-    from tui.rotation import (
+    from keyhygiene.aws.connection import ConnectionOptions
+    from keyhygiene.workflows.rotation import (
         HeldKeyClients,
         KeyLocation,
         RotationRequest,
@@ -132,7 +132,7 @@ def rotate_cli(endpoint: str, run: int) -> tuple[float, int]:
         [
             sys.executable,
             "-m",
-            "tui.cli",
+            "keyhygiene",
             "rotate",
             "--profile",
             profile,

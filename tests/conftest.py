@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from moto_server import reset_moto_server, start_moto_server, stop_moto_server
 
-from tui import vault
-from tui.demo import DemoInfo, DemoProcess
+from keyhygiene.demo.server import DemoInfo, DemoProcess
+from keyhygiene.local import vault
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ How a case runs:
 - the command runs in a **forked** child (no interpreter start per run): the
   child sets its environment, sends stdout/stderr to files, patches
   `botocore.httpsession.URLLib3Session.send` to count requests and apply the
-  fault at request N, calls `tui.cli.main(argv)` and leaves with `os._exit`;
+  fault at request N, calls `keyhygiene.cli.main.main(argv)` and leaves with `os._exit`;
 - faults (`FAULT_KINDS`): `kill` sends request N, then SIGKILLs the child
   before botocore sees the answer; `http500`, `throttle`, `denied` answer with
   a fabricated response without sending; `reset-before` raises
@@ -290,8 +290,8 @@ def warm_up() -> None:
     starts with them loaded (and `_virtual_time` finds their clocks to swap)."""
     if _WARM:
         return
-    from tui.cli import build_parser
-    from tui.recovery import load_workflows
+    from keyhygiene.cli.main import build_parser
+    from keyhygiene.workflows.registry import load_workflows
 
     build_parser()
     load_workflows()
@@ -389,7 +389,7 @@ def _child(
         )
         _virtual_time()
         _intercept_requests(fault, log_fd)
-        from tui.cli import main
+        from keyhygiene.cli.main import main
 
         try:
             code = int(main(list(argv)) or 0)
@@ -577,7 +577,7 @@ def admin_clients(endpoint: str) -> dict[str, Any]:
     if key not in _CLIENTS:
         import boto3
 
-        from tui.connection import new_botocore_session
+        from keyhygiene.aws.connection import new_botocore_session
 
         session = boto3.Session(
             botocore_session=new_botocore_session(),
@@ -912,8 +912,8 @@ def consistency_problems(
     """What is wrong whatever the workflow: whitelists that differ from the group
     members, a computer without exactly one working key, files botocore cannot
     read, journals left open."""
-    from tui.model import TAG_GROUPS, groups_from_tag
-    from tui.policy_documents import whitelisted_principals
+    from keyhygiene.core.model import TAG_GROUPS, groups_from_tag
+    from keyhygiene.core.policy_documents import whitelisted_principals
 
     problems: list[str] = []
     raw = state["_raw"]
@@ -1001,7 +1001,7 @@ def _working_key_problems(
 ) -> list[str]:
     import botocore.session
 
-    from tui.connection import shared_loader
+    from keyhygiene.aws.connection import shared_loader
 
     iam = clients["iam"]
     where = f"computer {computer.user} (profile {computer.profile})"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tui.demo import DemoInfo
+from keyhygiene.demo.server import DemoInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`keyhygiene ARGS` in a child process, as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "keyhygiene", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -58,8 +58,8 @@ def seed_photos_account(admin_arn: str, *, groups: tuple[str, ...] = ("photos",)
 
     import boto3
 
-    from tui.model import TAG_GROUPS
-    from tui.policy_documents import bucket_policy_with_whitelist
+    from keyhygiene.core.model import TAG_GROUPS
+    from keyhygiene.core.policy_documents import bucket_policy_with_whitelist
 
     iam = boto3.client("iam", region_name="us-east-1")
     s3 = boto3.client("s3", region_name="us-east-1")

@@ -11,8 +11,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from tui import access
-from tui.model import (
+from keyhygiene.core import access
+from keyhygiene.core.model import (
     TAG_DEVICE,
     TAG_GROUPS,
     TAG_PERSON,
@@ -26,9 +26,9 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.plans import Plan
-from tui.policy_documents import default_key_policy
-from tui.policy_eval import Principal
+from keyhygiene.core.policy_documents import default_key_policy
+from keyhygiene.core.policy_eval import Principal
+from keyhygiene.plans.engine import Plan
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tui.model import (
+from keyhygiene.core.model import (
     AccessKey,
     Bucket,
     Encryption,
@@ -16,7 +16,7 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     default_key_policy,
     key_policy_with_whitelist,

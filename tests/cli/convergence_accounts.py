@@ -28,8 +28,8 @@ from crash_harness import (
     run_command,
 )
 
-from tui import credentials_file
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
+from keyhygiene.local import credentials_file
 
 # A loan that no real clock ends during the tests (recovery checks loans against it).
 FAR_NOW = "2099-01-01T00:00:00Z"

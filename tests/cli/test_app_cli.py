@@ -13,10 +13,10 @@ import pytest
 from botocore.exceptions import ClientError
 from helpers import run_cli
 
-from tui.cli import main
-from tui.connection import Connection
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
-from tui.policy_documents import statements, whitelisted_principals
+from keyhygiene.aws.connection import Connection
+from keyhygiene.cli.main import main
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
+from keyhygiene.core.policy_documents import statements, whitelisted_principals
 
 ACCOUNT = "123456789012"
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice-laptop"

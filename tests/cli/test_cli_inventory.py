@@ -7,8 +7,8 @@ from pathlib import Path
 
 from helpers import run_cli
 
-from tui import __version__
-from tui.demo import DemoInfo
+from keyhygiene import __version__
+from keyhygiene.demo.server import DemoInfo
 
 
 def demo_env(info: DemoInfo) -> dict[str, str]:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from helpers import moto_client, run_cli
 
-from tui import credentials_file
-from tui.enrollment import open_enrollments
-from tui.model import DEVICES_GROUP, TAG_GROUPS
-from tui.policy_documents import whitelisted_principals
+from keyhygiene.core.model import DEVICES_GROUP, TAG_GROUPS
+from keyhygiene.core.policy_documents import whitelisted_principals
+from keyhygiene.local import credentials_file
+from keyhygiene.workflows.enrollment import open_enrollments
 
 REGION = "us-east-1"
 FOREIGN_BUCKET = {
@@ -265,11 +265,11 @@ class SimulatedCrash(Exception):
 
 CRASHING_ENROLLMENT = """
 import sys
-from tui.connection import Connection, ConnectionOptions
-from tui.enrollment import EnrollmentRequest, plan_enrollment
-from tui.inventory import load_snapshot
-from tui.journal import Journal
-from tui.plans import apply_plan, register_local_action
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.workflows.enrollment import EnrollmentRequest, plan_enrollment
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.plans.journal import Journal
+from keyhygiene.plans.engine import apply_plan, register_local_action
 
 endpoint = sys.argv[1]
 conn = Connection(ConnectionOptions(profile="admin", region="us-east-1", endpoint_url=endpoint))

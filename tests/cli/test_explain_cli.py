@@ -13,8 +13,8 @@ import pytest
 from helpers import run_cli
 from moto_server import reset_moto_server
 
-from tui.commands.explain import NOT_MODELLED
-from tui.model import TAG_DEVICE, TAG_PERSON
+from keyhygiene.cli.commands.explain import NOT_MODELLED
+from keyhygiene.core.model import TAG_DEVICE, TAG_PERSON
 
 ACCOUNT = "123456789012"
 EVERYTHING = {
@@ -259,16 +259,16 @@ def test_an_answer_the_documents_do_not_give_exits_4(
 
     from sample_account import sample_snapshot
 
-    import tui.inventory
-    from tui.cli import main
-    from tui.model import PolicyAttachment
+    import keyhygiene.aws.inventory
+    from keyhygiene.cli.main import main
+    from keyhygiene.core.model import PolicyAttachment
 
     snapshot = sample_snapshot()
     phone = snapshot.user("christopher-phone")
     assert phone is not None
     unread = PolicyAttachment("Unread", f"arn:aws:iam::{ACCOUNT}:policy/Unread")
     snapshot = snapshot.with_user(replace(phone, attached_policies=(unread,)))
-    monkeypatch.setattr(tui.inventory, "load_account", lambda options: (snapshot, None))
+    monkeypatch.setattr(keyhygiene.aws.inventory, "load_account", lambda options: (snapshot, None))
 
     assert main(["explain", "christopher-phone", "s3:GetObject", "christopher-public-share/a"]) == 4
     out = capsys.readouterr().out.splitlines()

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from helpers import run_cli
 
-from tui.model import EXPIRY_POLICY_NAME, TAG_GROUPS
-from tui.policy_documents import (
+from keyhygiene.core.model import EXPIRY_POLICY_NAME, TAG_GROUPS
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     key_policy_with_whitelist,
     whitelisted_principals,

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from helpers import ROOT
 
-from tui import credentials_file
+from keyhygiene.local import credentials_file
 
 ACCOUNT = "123456789012"
 SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/admin"
@@ -24,7 +24,7 @@ MOTO_SESSION_ARN = f"arn:aws:sts::{ACCOUNT}:user/moto"
 def keyhygiene(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The command with no terminal on stdin, as in a script."""
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "keyhygiene", *args],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         text=True,

@@ -17,8 +17,8 @@ import pytest
 from helpers import ROOT
 from helpers import moto_client as admin_client
 
-from tui import credentials_file
-from tui.mfa_devices import MFA_GROUP, totp
+from keyhygiene.core.mfa_devices import MFA_GROUP, totp
+from keyhygiene.local import credentials_file
 
 REGION = "us-east-1"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice-laptop"
@@ -46,7 +46,7 @@ def account(moto_endpoint: str, isolated_aws: Any) -> str:
 
 
 def argv(endpoint: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "tui.cli", *args, "--endpoint-url", endpoint]
+    return [sys.executable, "-m", "keyhygiene", *args, "--endpoint-url", endpoint]
 
 
 def test_without_a_terminal_an_mfa_enrollment_is_refused_before_aws(account: str) -> None:

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from helpers import run_cli
 
-from tui.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_PERSON, TAG_REVOKED
-from tui.policy_documents import (
+from keyhygiene.core.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_PERSON, TAG_REVOKED
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     key_policy_with_whitelist,
     whitelisted_principals,

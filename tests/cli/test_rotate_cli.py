@@ -17,9 +17,11 @@ import botocore.session
 import pytest
 from helpers import ROOT
 
-from tui import cli, credentials_file, rotation
-from tui.connection import shared_loader
-from tui.state_dir import state_dir
+from keyhygiene.aws.connection import shared_loader
+from keyhygiene.cli import main as cli
+from keyhygiene.local import credentials_file
+from keyhygiene.local.state_dir import state_dir
+from keyhygiene.workflows import rotation
 
 USER = "christopher-laptop"
 PROFILE = "laptop"
@@ -99,7 +101,7 @@ def keyhygiene(
 ) -> subprocess.CompletedProcess[str]:
     """`keyhygiene ARGS --endpoint-url URL` in a child process, stdin not a terminal."""
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args, "--endpoint-url", computer.endpoint],
+        [sys.executable, "-m", "keyhygiene", *args, "--endpoint-url", computer.endpoint],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -280,7 +282,7 @@ def test_credential_process_prints_only_into_a_pipe(
     keyring_file = tmp_path / "keyring.json"
     monkeypatch.setenv(rotation.vault.ENV_VAR, f"file:{keyring_file}")
     rotation.vault.store_key(PROFILE, computer.old_key_id, rotation.Secret(computer.old_secret))
-    command = [sys.executable, "-m", "tui.cli", "credential-process", "--profile", PROFILE]
+    command = [sys.executable, "-m", "keyhygiene", "credential-process", "--profile", PROFILE]
 
     # `keyhygiene credential-process > creds.json` would copy the key into a plain file.
     target = tmp_path / "creds.json"

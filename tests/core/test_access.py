@@ -1,4 +1,4 @@
-"""tui.access on in-memory snapshots built with keyhygiene's own document builders,
+"""keyhygiene.core.access on in-memory snapshots built with keyhygiene's own document builders,
 and the details pane lines that come from it."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sample_account import sample_snapshot
 
-import tui.account_details as account_details
-from tui.access import (
+import keyhygiene.views.details as account_details
+from keyhygiene.core.access import (
     admin_principal_arns,
     explain,
     principal_of,
@@ -20,9 +20,7 @@ from tui.access import (
     upload_context,
     who_can,
 )
-from tui.account_details import describe
-from tui.account_outline import OutlineNode
-from tui.model import (
+from keyhygiene.core.model import (
     TAG_GROUPS,
     Bucket,
     Encryption,
@@ -34,7 +32,7 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     SID_BUCKET_ALLOW,
     SID_BUCKET_DENY_AWS_MANAGED_KEY,
     SID_BUCKET_DENY_CONFIGURATION,
@@ -48,7 +46,9 @@ from tui.policy_documents import (
     default_key_policy,
     key_policy_with_whitelist,
 )
-from tui.policy_eval import Principal
+from keyhygiene.core.policy_eval import Principal
+from keyhygiene.views.details import describe
+from keyhygiene.views.outline import OutlineNode
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 ACCOUNT = "123456789012"

@@ -16,23 +16,11 @@ from botocore.stub import Stubber
 from helpers import act_as_new_admin
 from moto import mock_aws
 
-from tui import inventory
-from tui.application import (
-    CREATE_KEY,
-    Preflight,
-    _create_key,
-    new_key_marker,
-    plan_create_application,
-    plan_sync_application,
-    preflight_application,
-    trusts_ec2,
-    validate_application_name,
-    validate_new_bucket_name,
-)
-from tui.connection import Connection, ConnectionOptions
-from tui.errors import BadInput
-from tui.inventory import load_snapshot
-from tui.model import (
+from keyhygiene.aws import inventory
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.model import (
     TAG_DEVICE,
     TAG_GROUPS,
     TAG_PERSON,
@@ -43,14 +31,26 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.plans import ApplyContext, Results, apply_plan, rollback
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     SID_BUCKET_DENY_OTHER_KEY,
     PolicyLockout,
     PolicyTooLarge,
     bucket_policy_with_whitelist,
     statements,
     whitelisted_principals,
+)
+from keyhygiene.plans.engine import ApplyContext, Results, apply_plan, rollback
+from keyhygiene.workflows.application import (
+    CREATE_KEY,
+    Preflight,
+    _create_key,
+    new_key_marker,
+    plan_create_application,
+    plan_sync_application,
+    preflight_application,
+    trusts_ec2,
+    validate_application_name,
+    validate_new_bucket_name,
 )
 
 ACCOUNT = "123456789012"
@@ -797,7 +797,7 @@ def test_an_existing_role_needs_no_waiting() -> None:
 
 
 def _run_local(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    from tui.application import _retry_until_principals_visible
+    from keyhygiene.workflows.application import _retry_until_principals_visible
 
     return _retry_until_principals_visible(ctx, params)
 

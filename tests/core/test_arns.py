@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui import arns
+from keyhygiene.core import arns
 
 ACCOUNT = "123456789012"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tui.audit import (
+from keyhygiene.audit.findings import (
     SEVERITIES,
     AuditSettings,
     Finding,
@@ -34,10 +34,10 @@ from tui.audit import (
     summary_line,
     worst,
 )
-from tui.audit_rules import RULES
-from tui.errors import AwsProblem, BadInput
-from tui.local_audit import run_local_audit, same_host
-from tui.model import (
+from keyhygiene.audit.local_checks import run_local_audit, same_host
+from keyhygiene.audit.rules import RULES
+from keyhygiene.core.errors import AwsProblem, BadInput
+from keyhygiene.core.model import (
     EXPIRY_POLICY_NAME,
     REVOKED_POLICY_NAME,
     TAG_DEVICE,
@@ -58,7 +58,7 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     default_key_policy,
     key_policy_with_whitelist,
@@ -908,9 +908,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Snapsh
     """The demo account seeded on an in-process moto server, loaded once."""
     from moto.server import ThreadedMotoServer
 
-    from tui.connection import Connection, ConnectionOptions
-    from tui.demo_account import seed_demo_account
-    from tui.inventory import load_snapshot
+    from keyhygiene.aws.connection import Connection, ConnectionOptions
+    from keyhygiene.aws.inventory import load_snapshot
+    from keyhygiene.demo.account import seed_demo_account
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     folder = tmp_path_factory.mktemp("audit-aws")
@@ -980,7 +980,7 @@ def test_demo_clean_parts_raise_nothing(demo: tuple[str, Snapshot]) -> None:
 def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(home), "AWS_SHARED_CREDENTIALS_FILE": str(home / "nothing")}
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", "audit", *args],
+        [sys.executable, "-m", "keyhygiene", "audit", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -1020,21 +1020,21 @@ def test_cli_audit_text_with_fail_on_never_exits_0(
 
 
 def test_cli_audit_exits_2_on_error(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    import tui.inventory
-    from tui.cli import main
+    import keyhygiene.aws.inventory
+    from keyhygiene.cli.main import main
 
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise AwsProblem(
             "Access denied while reading IAM users (AccessDenied).", code="AccessDenied"
         )
 
-    monkeypatch.setattr(tui.inventory, "load_account", refuse)
+    monkeypatch.setattr(keyhygiene.aws.inventory, "load_account", refuse)
     assert main(["audit", "--no-local"]) == 2
     assert "Access denied" in capsys.readouterr().err
 
 
 def test_cli_audit_refuses_a_bad_age(capsys: Any) -> None:
-    from tui.cli import main
+    from keyhygiene.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", "--rotation-age", "0"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tui.aws_limits import TAG_TEXT, check_iam_name
-from tui.errors import BadInput
+from keyhygiene.core.aws_limits import TAG_TEXT, check_iam_name
+from keyhygiene.core.errors import BadInput
 
 
 @pytest.mark.parametrize("name", ["alice-laptop", "a_b+c=d,e.f@g", "X" * 64])

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tui.connection import (
+from keyhygiene.aws.connection import (
     Connection,
     ConnectionOptions,
     RedactSecretKeys,
@@ -20,7 +20,7 @@ from tui.connection import (
     error_code,
     translate_errors,
 )
-from tui.errors import ConnectionProblem
+from keyhygiene.core.errors import ConnectionProblem
 
 
 @mock_aws

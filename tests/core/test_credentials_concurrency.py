@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from tui import credentials_file as cf
-from tui.errors import BadInput
+from keyhygiene.core.errors import BadInput
+from keyhygiene.local import credentials_file as cf
 
 FORK = multiprocessing.get_context("fork")  # no interpreter start per writer
 SECRET_CHARS = string.ascii_letters + string.digits + "+/"

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tui import credentials_file as cf
-from tui.errors import BadInput, KeyHygieneError
+from keyhygiene.core.errors import BadInput, KeyHygieneError
+from keyhygiene.local import credentials_file as cf
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
 FAST = settings(

@@ -14,10 +14,24 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import tui.enrollment as enrollment_module
-from tui import credentials_file
-from tui.connection import Connection, ConnectionOptions, forget_mfa_sessions
-from tui.enrollment import (
+import keyhygiene.workflows.enrollment as enrollment_module
+from keyhygiene.aws.connection import Connection, ConnectionOptions, forget_mfa_sessions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.errors import BadInput, ConnectionProblem, KeyHygieneError
+from keyhygiene.core.model import DEVICES_GROUP, TAG_GROUPS, Group, Snapshot, User
+from keyhygiene.core.policy_documents import whitelisted_principals
+from keyhygiene.local import credentials_file
+from keyhygiene.plans.engine import (
+    ApplyContext,
+    Results,
+    ResumeImpossible,
+    apply_plan,
+    register_local_action,
+    resume,
+    rollback,
+)
+from keyhygiene.plans.journal import Journal
+from keyhygiene.workflows.enrollment import (
     ROTATE_OWN_KEY_POLICY,
     EnrollmentRequest,
     admin_connection,
@@ -29,20 +43,6 @@ from tui.enrollment import (
     resolve,
     with_local_files,
 )
-from tui.errors import BadInput, ConnectionProblem, KeyHygieneError
-from tui.inventory import load_snapshot
-from tui.journal import Journal
-from tui.model import DEVICES_GROUP, TAG_GROUPS, Group, Snapshot, User
-from tui.plans import (
-    ApplyContext,
-    Results,
-    ResumeImpossible,
-    apply_plan,
-    register_local_action,
-    resume,
-    rollback,
-)
-from tui.policy_documents import whitelisted_principals
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -178,7 +178,7 @@ def test_plan_creates_the_devices_group_and_policy_when_missing() -> None:
 
 def test_plan_reuses_an_existing_devices_group_and_policy() -> None:
     policy_arn = f"arn:aws:iam::{ACCOUNT}:policy/{ROTATE_OWN_KEY_POLICY}"
-    from tui.model import PolicyAttachment
+    from keyhygiene.core.model import PolicyAttachment
 
     snap = small_snapshot(
         groups=(

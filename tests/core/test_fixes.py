@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sample_account import ACCOUNT, NOW, sample_snapshot
 
-from tui.audit import run_audit
-from tui.fixes import fix_for
-from tui.policy_documents import remove_principal, whitelisted_principals
+from keyhygiene.audit.findings import run_audit
+from keyhygiene.audit.fixes import fix_for
+from keyhygiene.core.policy_documents import remove_principal, whitelisted_principals
 
 
 def test_whitelist_drift_opens_the_application_sync_plan() -> None:

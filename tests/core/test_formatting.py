@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.formatting import key_tail, parse_utc, shown_path, utc_z
+from keyhygiene.core.formatting import key_tail, parse_utc, shown_path, utc_z
 
 
 def test_shown_path_abbreviates_the_home_folder(monkeypatch: pytest.MonkeyPatch) -> None:

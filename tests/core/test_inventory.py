@@ -11,12 +11,12 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tui.account_outline import build_outline, filter_outline, outline_text
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot, load_user_keys
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
-from tui.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist
-from tui.snapshot_json import snapshot_json
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot, load_user_keys
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON
+from keyhygiene.core.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist
+from keyhygiene.views.outline import build_outline, filter_outline, outline_text
+from keyhygiene.views.snapshot_json import snapshot_json
 
 ACCOUNT = "123456789012"
 
@@ -209,7 +209,7 @@ def test_denied_parts_become_problems_and_the_rest_loads() -> None:
 
 def test_authorization_details_are_paged() -> None:
     """moto ignores MaxItems, so paging is proven with a stubbed client."""
-    from tui import inventory
+    from keyhygiene.aws import inventory
 
     client = boto3.client(
         "iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
@@ -245,7 +245,7 @@ def test_authorization_details_are_paged() -> None:
 
 
 def test_unreachable_endpoint_is_a_clear_error() -> None:
-    from tui.errors import ConnectionProblem
+    from keyhygiene.core.errors import ConnectionProblem
 
     conn = Connection(ConnectionOptions(region="us-east-1", endpoint_url="http://127.0.0.1:9"))
     conn._config = conn._config.merge(  # type: ignore[attr-defined]
@@ -259,7 +259,7 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
 @mock_aws
 def test_bucket_arns_follow_the_partition_of_the_account() -> None:
     """In aws-cn, a bucket is arn:aws-cn:s3:::name: the lock-out check compares ARNs."""
-    from tui.connection import Identity
+    from keyhygiene.aws.connection import Identity
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="cn-data")
 

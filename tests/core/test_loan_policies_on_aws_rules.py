@@ -1,5 +1,5 @@
 """What a loan leaves a borrower on AWS's real rules: the documents `plan_grant`
-writes, judged by the offline evaluator (`tui.policy_eval`), not by moto.
+writes, judged by the offline evaluator (`keyhygiene.core.policy_eval`), not by moto.
 
 moto enforces no condition, so no apply against it can show that a borrower is
 denied after its expiry, or that a borrower whose group grants IAM rights
@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 
-from tui import access
-from tui.access import identity_policies, upload_context
-from tui.errors import BadInput
-from tui.membership import IAM_WRITE_RIGHTS, LoanRefused, loan_risks, plan_grant
-from tui.model import (
+from keyhygiene.core import access
+from keyhygiene.core.access import identity_policies, upload_context
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.model import (
     DEVICES_GROUP,
     EXPIRY_POLICY_NAME,
     TAG_GROUPS,
@@ -35,13 +34,14 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.plans import Plan
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     default_key_policy,
     key_policy_with_whitelist,
 )
-from tui.policy_eval import Decision, PolicySource, Principal, Request, evaluate
+from keyhygiene.core.policy_eval import Decision, PolicySource, Principal, Request, evaluate
+from keyhygiene.plans.engine import Plan
+from keyhygiene.workflows.membership import IAM_WRITE_RIGHTS, LoanRefused, loan_risks, plan_grant
 
 ACCOUNT = "123456789012"
 NOW = datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc)

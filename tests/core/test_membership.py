@@ -19,12 +19,29 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tui.connection import Connection, ConnectionOptions
-from tui.errors import BadInput
-from tui.formatting import describe_duration, remaining_text
-from tui.inventory import load_snapshot
-from tui.journal import open_journals
-from tui.membership import (
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.formatting import describe_duration, remaining_text
+from keyhygiene.core.model import (
+    DEVICES_GROUP,
+    EXPIRY_POLICY_NAME,
+    TAG_DEVICE,
+    TAG_GROUPS,
+    TAG_PERSON,
+    TAG_REVOKED,
+    Group,
+    InlinePolicy,
+    Snapshot,
+)
+from keyhygiene.core.policy_documents import (
+    bucket_policy_with_whitelist,
+    key_policy_with_whitelist,
+    whitelisted_principals,
+)
+from keyhygiene.plans.engine import ClientCache, Plan, apply_plan, rollback
+from keyhygiene.plans.journal import open_journals
+from keyhygiene.workflows.membership import (
     DEFAULT_MAX_DURATION,
     SWEEP_KIND,
     Candidates,
@@ -44,23 +61,6 @@ from tui.membership import (
     plan_grant,
     plan_remove_member,
     plan_sweep,
-)
-from tui.model import (
-    DEVICES_GROUP,
-    EXPIRY_POLICY_NAME,
-    TAG_DEVICE,
-    TAG_GROUPS,
-    TAG_PERSON,
-    TAG_REVOKED,
-    Group,
-    InlinePolicy,
-    Snapshot,
-)
-from tui.plans import ClientCache, Plan, apply_plan, rollback
-from tui.policy_documents import (
-    bucket_policy_with_whitelist,
-    key_policy_with_whitelist,
-    whitelisted_principals,
 )
 
 ACCOUNT = "123456789012"
@@ -1039,8 +1039,8 @@ def test_a_plan_from_a_snapshot_that_missed_a_whitelist_is_refused(
 ) -> None:
     """Without the key list (or a bucket's tags) the plan would leave that
     whitelist out and report done: it is refused, nothing changed, exit 3."""
-    from tui.model import LoadProblem
-    from tui.whitelist_plans import AccountNotRead
+    from keyhygiene.core.model import LoadProblem
+    from keyhygiene.steps.whitelists import AccountNotRead
 
     partial = replace(snap(), problems=(LoadProblem(unread, "AccessDenied: no"),))
     for build in (

@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from tui import connection as connection_module
-from tui import credentials_file
-from tui.connection import (
+from keyhygiene.aws import connection as connection_module
+from keyhygiene.aws.connection import (
     MFA_SESSION_SECONDS,
     Connection,
     ConnectionOptions,
     forget_mfa_sessions,
     set_mfa_code_provider,
 )
-from tui.enrollment import admin_connection
-from tui.errors import BadInput, ConnectionProblem
+from keyhygiene.core.errors import BadInput, ConnectionProblem
+from keyhygiene.local import credentials_file
+from keyhygiene.workflows.enrollment import admin_connection
 
 ACCOUNT = "123456789012"
 SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/admin"

@@ -14,18 +14,9 @@ import pytest
 from helpers import act_as_new_admin
 from moto import mock_aws
 
-from tui import credentials_file
-from tui.connection import Connection, ConnectionOptions
-from tui.enrollment import (
-    ROTATE_OWN_KEY_POLICY,
-    EnrollmentRequest,
-    plan_enrollment,
-    rotate_own_key_document,
-    with_local_files,
-)
-from tui.inventory import load_snapshot
-from tui.journal import Journal
-from tui.mfa_devices import (
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.mfa_devices import (
     GATED_ACTIONS,
     MFA_GROUP,
     REQUIRE_MFA_POLICY,
@@ -36,10 +27,19 @@ from tui.mfa_devices import (
     seconds_to_next_code,
     totp,
 )
-from tui.mfa_enrollment import NewMfaDevice, set_mfa_device_prompt
-from tui.plans import apply_plan
-from tui.policy_documents import default_key_policy
-from tui.policy_eval import PolicySource, Principal, Request, evaluate
+from keyhygiene.core.policy_documents import default_key_policy
+from keyhygiene.core.policy_eval import PolicySource, Principal, Request, evaluate
+from keyhygiene.local import credentials_file
+from keyhygiene.plans.engine import apply_plan
+from keyhygiene.plans.journal import Journal
+from keyhygiene.steps.mfa_device import NewMfaDevice, set_mfa_device_prompt
+from keyhygiene.workflows.enrollment import (
+    ROTATE_OWN_KEY_POLICY,
+    EnrollmentRequest,
+    plan_enrollment,
+    rotate_own_key_document,
+    with_local_files,
+)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -144,7 +144,7 @@ def test_an_unconfirmed_device_rolls_everything_back(account: Any, prompt: Any) 
     failed = next(r for r in report.results if r.status == "failed")
     assert failed.step_id == "mfa-device"
     assert "codes" in failed.message or "terminal" in failed.message
-    from tui.plans import rollback
+    from keyhygiene.plans.engine import rollback
 
     assert rollback(report, conn).ok
     users = [u["UserName"] for u in account.list_users()["Users"]]
@@ -263,8 +263,8 @@ def test_the_qr_code_holds_the_uri_and_the_seed_reads_in_groups() -> None:
 def test_rotation_asks_one_code_and_signs_iam_with_the_mfa_session(
     account: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui import connection
-    from tui.rotation import (
+    from keyhygiene.aws import connection
+    from keyhygiene.workflows.rotation import (
         HeldKeyClients,
         KeyLocation,
         RotationRequest,
@@ -303,7 +303,7 @@ def test_rotation_asks_one_code_and_signs_iam_with_the_mfa_session(
 
 
 def test_a_second_code_waits_for_the_next_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tui import connection
+    from keyhygiene.aws import connection
 
     connection.forget_mfa_sessions()
     now = [100.0]  # window 3 (90-120 s)
@@ -335,7 +335,7 @@ def test_a_second_code_waits_for_the_next_window(monkeypatch: pytest.MonkeyPatch
 def test_the_rotation_schedule_is_tagged_and_holds_the_audit(account: Any) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from tui.audit import AuditSettings, run_audit, should_fail
+    from keyhygiene.audit.findings import AuditSettings, run_audit, should_fail
 
     conn = Connection(ConnectionOptions(region=REGION))
     request = with_local_files(

@@ -16,20 +16,10 @@ import pytest
 from helpers import act_as_new_admin
 from moto import mock_aws
 
-from tui import credentials_file, vault
-from tui.connection import Connection, ConnectionOptions, session_for_key
-from tui.enrollment import (
-    ROTATE_OWN_KEY_POLICY,
-    EnrollmentRequest,
-    plan_enrollment,
-    registered_sentence,
-    rotate_own_key_document,
-    with_local_files,
-)
-from tui.errors import BadInput, ConnectionProblem
-from tui.inventory import load_snapshot
-from tui.journal import Journal
-from tui.mfa_devices import (
+from keyhygiene.aws.connection import Connection, ConnectionOptions, session_for_key
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.errors import BadInput, ConnectionProblem
+from keyhygiene.core.mfa_devices import (
     MFA_GROUP,
     REQUIRE_MFA_POLICY,
     STRICT_ALLOWED_WITHOUT_MFA,
@@ -41,11 +31,21 @@ from tui.mfa_devices import (
     require_mfa_strict_document,
     totp,
 )
-from tui.mfa_enrollment import NewMfaDevice, set_mfa_device_prompt
-from tui.mfa_sessions import SessionRequest, parse_duration, serve_session
-from tui.plans import apply_plan, rollback
-from tui.policy_documents import default_key_policy
-from tui.policy_eval import PolicySource, Principal, Request, evaluate
+from keyhygiene.core.policy_documents import default_key_policy
+from keyhygiene.core.policy_eval import PolicySource, Principal, Request, evaluate
+from keyhygiene.local import credentials_file, vault
+from keyhygiene.local.mfa_sessions import SessionRequest, parse_duration, serve_session
+from keyhygiene.plans.engine import apply_plan, rollback
+from keyhygiene.plans.journal import Journal
+from keyhygiene.steps.mfa_device import NewMfaDevice, set_mfa_device_prompt
+from keyhygiene.workflows.enrollment import (
+    ROTATE_OWN_KEY_POLICY,
+    EnrollmentRequest,
+    plan_enrollment,
+    registered_sentence,
+    rotate_own_key_document,
+    with_local_files,
+)
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -369,8 +369,8 @@ def test_the_stored_session_never_shows(strict_profile: Any) -> None:
 def test_a_strict_computer_rotates_in_the_keyring_and_keeps_its_sessions(
     strict_profile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui import connection
-    from tui.rotation import (
+    from keyhygiene.aws import connection
+    from keyhygiene.workflows.rotation import (
         HeldKeyClients,
         KeyLocation,
         RotationRequest,
@@ -401,7 +401,7 @@ def test_a_strict_computer_rotates_in_the_keyring_and_keeps_its_sessions(
 
 
 def test_moving_the_key_out_of_the_keyring_drops_its_cached_session(strict_profile: Any) -> None:
-    from tui.rotation import KeyLocation, _finish_write
+    from keyhygiene.workflows.rotation import KeyLocation, _finish_write
 
     _, seed = strict_profile
     serve_session(_request(), ask_code=Codes(seed), make_session=session_for_key)

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sample_account import NOW, sample_snapshot
 
-from tui.account_outline import annotate, build_outline, filter_outline
-from tui.audit import run_audit
+from keyhygiene.audit.findings import run_audit
+from keyhygiene.views.outline import annotate, build_outline, filter_outline
 
 
 def _with_loan(expiry_offset: timedelta):  # type: ignore[no-untyped-def]

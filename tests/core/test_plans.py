@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tui.errors import KeyHygieneError
-from tui.journal import Journal, open_journals
-from tui.plans import (
+from keyhygiene.core.errors import KeyHygieneError
+from keyhygiene.local.state_dir import state_dir
+from keyhygiene.plans.engine import (
     ApplyContext,
     ApplyReport,
     Call,
@@ -33,7 +33,7 @@ from tui.plans import (
     resume,
     rollback,
 )
-from tui.state_dir import state_dir
+from keyhygiene.plans.journal import Journal, open_journals
 
 USER = "christopher-phone"
 FAKE_SECRET = "FAKE-SECRET-TOKEN-0123456789abcdef"

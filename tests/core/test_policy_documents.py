@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui.errors import BadInput
-from tui.policy_documents import (
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.policy_documents import (
     BUCKET_ACTIONS,
     BUCKET_READ_CONFIG_ACTIONS,
     KEY_ACTIONS,

@@ -1,4 +1,4 @@
-"""tui.policy_eval against AWS's documented policy rules.
+"""keyhygiene.core.policy_eval against AWS's documented policy rules.
 
 Each case cites the rule it proves; the URLs are the ones in the module's
 docstring. No AWS, no moto: the evaluator is pure.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui.policy_eval import (
+from keyhygiene.core.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
     IMPLICIT_DENY,

@@ -20,12 +20,12 @@ from policy_account import (
     ask,
 )
 
-from tui.access import upload_context
-from tui.audit import Finding, run_audit
-from tui.fixes import fix_for
-from tui.membership import plan_grant
-from tui.model import EXPIRY_POLICY_NAME, Group, InlinePolicy, Snapshot
-from tui.policy_documents import default_key_policy
+from keyhygiene.audit.findings import Finding, run_audit
+from keyhygiene.audit.fixes import fix_for
+from keyhygiene.core.access import upload_context
+from keyhygiene.core.model import EXPIRY_POLICY_NAME, Group, InlinePolicy, Snapshot
+from keyhygiene.core.policy_documents import default_key_policy
+from keyhygiene.workflows.membership import plan_grant
 
 PRINCIPALS = [
     f"arn:aws:iam::{ACCOUNT}:role/photos",
@@ -175,7 +175,7 @@ def test_app_sync_rewrites_them_as_a_reviewed_plan(old: Snapshot) -> None:
 
 
 def test_the_new_documents_raise_none_of_these_findings() -> None:
-    from tui.application import plan_sync_application
+    from keyhygiene.workflows.application import plan_sync_application
 
     fresh = account(None)
     synced = applied(fresh, plan_sync_application(fresh, "photos"))

@@ -20,15 +20,15 @@ import pytest
 from helpers import act_as_new_admin, seed_photos_account
 from moto import mock_aws
 
-from tui.connection import Connection, ConnectionOptions
-from tui.errors import BadInput
-from tui.inventory import load_snapshot
-from tui.journal import Journal, open_journals
-from tui.membership import SWEEP_KIND, plan_grant, plan_sweep
-from tui.model import EXPIRY_POLICY_NAME
-from tui.plans import Call, ClientProvider, Plan, Step, apply_plan
-from tui.policy_documents import whitelisted_principals
-from tui.recovery import (
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.model import EXPIRY_POLICY_NAME
+from keyhygiene.core.policy_documents import whitelisted_principals
+from keyhygiene.plans.engine import Call, ClientProvider, Plan, Step, apply_plan
+from keyhygiene.plans.journal import Journal, open_journals
+from keyhygiene.workflows.membership import SWEEP_KIND, plan_grant, plan_sweep
+from keyhygiene.workflows.registry import (
     InterruptedRun,
     abandon,
     describe_unexpected,
@@ -36,7 +36,7 @@ from tui.recovery import (
     interrupted_runs,
     roll_back,
 )
-from tui.revoke import PLAN_KIND as REVOKE_KIND
+from keyhygiene.workflows.revoke import PLAN_KIND as REVOKE_KIND
 
 ACCOUNT = "123456789012"
 # keyhygiene runs as an IAM user, as on AWS: moto's default key answers as

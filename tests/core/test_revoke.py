@@ -14,19 +14,25 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from tui.aws_limits import USER_INLINE_POLICIES_LIMIT
-from tui.connection import Connection, ConnectionOptions, Identity
-from tui.errors import BadInput
-from tui.inventory import load_snapshot
-from tui.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_HOSTNAME, TAG_PERSON, TAG_REVOKED
-from tui.plans import ApplyReport, Plan, PlanEvent, apply_plan
-from tui.policy_documents import (
+from keyhygiene.aws.connection import Connection, ConnectionOptions, Identity
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.aws_limits import USER_INLINE_POLICIES_LIMIT
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.model import (
+    REVOKED_POLICY_NAME,
+    TAG_DEVICE,
+    TAG_HOSTNAME,
+    TAG_PERSON,
+    TAG_REVOKED,
+)
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     key_policy_with_whitelist,
     statements,
     whitelisted_principals,
 )
-from tui.revoke import (
+from keyhygiene.plans.engine import ApplyReport, Plan, PlanEvent, apply_plan
+from keyhygiene.workflows.revoke import (
     DENY_ALL_DOCUMENT,
     DENY_ALL_POLICY_NAME,
     MANAGED_POLICIES_PER_USER,

@@ -1,4 +1,4 @@
-"""The documents emergency revoke writes, judged on AWS's rules (tui.policy_eval).
+"""The documents emergency revoke writes, judged on AWS's rules (keyhygiene.core.policy_eval).
 
 moto evaluates no bucket or key policy, and its IAM enforcement knows no
 conditions: whether a revoked computer can still do anything is answered here
@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from tui.access import explain, identity_policies, principal_of
-from tui.model import (
+from keyhygiene.core.access import explain, identity_policies, principal_of
+from keyhygiene.core.model import (
     REVOKED_POLICY_NAME,
     TAG_DEVICE,
     TAG_PERSON,
@@ -45,15 +45,14 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.plans import Plan
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
     default_key_policy,
     key_policy_with_whitelist,
     statements,
     whitelisted_principals,
 )
-from tui.policy_eval import (
+from keyhygiene.core.policy_eval import (
     ALLOW,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
@@ -62,7 +61,8 @@ from tui.policy_eval import (
     Request,
     evaluate,
 )
-from tui.revoke import STEP_DENY, plan_revoke
+from keyhygiene.plans.engine import Plan
+from keyhygiene.workflows.revoke import STEP_DENY, plan_revoke
 
 ACCOUNT = "123456789012"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"

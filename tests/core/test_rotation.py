@@ -16,13 +16,15 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tui import credentials_file, rotation, vault
-from tui.connection import ConnectionOptions, shared_loader
-from tui.credentials_file import CredentialsFileRefused
-from tui.errors import BadInput, KeyHygieneError
-from tui.journal import open_journals
-from tui.plans import PlanEvent
-from tui.rotation import (
+from keyhygiene.aws.connection import ConnectionOptions, shared_loader
+from keyhygiene.core.errors import BadInput, KeyHygieneError
+from keyhygiene.local import credentials_file, vault
+from keyhygiene.local.credentials_file import CredentialsFileRefused
+from keyhygiene.local.state_dir import state_dir
+from keyhygiene.plans.engine import PlanEvent
+from keyhygiene.plans.journal import open_journals
+from keyhygiene.workflows import rotation
+from keyhygiene.workflows.rotation import (
     EXIT_AWS,
     EXIT_ROTATED,
     EXIT_VERIFY_FAILED,
@@ -42,7 +44,6 @@ from tui.rotation import (
     pending_rotations,
     plan_rotation,
 )
-from tui.state_dir import state_dir
 
 USER = "christopher-laptop"
 PROFILE = "laptop"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tui import notices
-from tui.errors import BadInput
-from tui.schedule import (
+from keyhygiene.core.errors import BadInput
+from keyhygiene.local import notices
+from keyhygiene.local.schedule import (
     Schedule,
     carried_environment,
     cron_line,
@@ -30,7 +30,7 @@ from tui.schedule import (
     systemd_units,
 )
 
-ARGV = rotate_argv("work laptop", 30, program=("/opt/kh/bin/python", "-m", "tui.cli"))
+ARGV = rotate_argv("work laptop", 30, program=("/opt/kh/bin/python", "-m", "keyhygiene"))
 
 
 def schedule(platform: str = "systemd", **changes: object) -> Schedule:
@@ -188,7 +188,7 @@ def test_cron_keeps_the_other_lines(isolated_aws: Path) -> None:
 
 
 def test_the_platform_is_the_one_that_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tui.schedule as module
+    import keyhygiene.local.schedule as module
 
     monkeypatch.setattr(module.sys, "platform", "linux")
     monkeypatch.setattr(module.shutil, "which", lambda name: f"/usr/bin/{name}")

@@ -14,8 +14,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from tui.errors import BadInput
-from tui.model import (
+from keyhygiene.aws.propagation import PROPAGATION_WAITS, retry_until_visible
+from keyhygiene.core.errors import BadInput
+from keyhygiene.core.model import (
     TAG_GROUPS,
     Bucket,
     Encryption,
@@ -26,8 +27,7 @@ from tui.model import (
     Snapshot,
     User,
 )
-from tui.plans import ApplyReport, ClientCache, Plan, Step, apply_plan, rollback
-from tui.policy_documents import (
+from keyhygiene.core.policy_documents import (
     PolicyLockout,
     PolicyTooLarge,
     bucket_policy_with_whitelist,
@@ -35,8 +35,8 @@ from tui.policy_documents import (
     key_policy_with_whitelist,
     whitelisted_principals,
 )
-from tui.propagation import PROPAGATION_WAITS, retry_until_visible
-from tui.whitelist_plans import (
+from keyhygiene.plans.engine import ApplyReport, ClientCache, Plan, Step, apply_plan, rollback
+from keyhygiene.steps.whitelists import (
     PUT_IF_UNCHANGED,
     RESTORE_IF_UNCHANGED,
     members_after_change,

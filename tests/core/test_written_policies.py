@@ -4,7 +4,7 @@ moto stores bucket and key policies but enforces neither, and evaluates no
 condition, so a green moto run says nothing about what AWS will allow. These
 tests take the documents the real plans compute (`app sync`, `app create`,
 a membership change), put them in a snapshot, and ask the offline evaluator
-(`tui.policy_eval`, through `tui.access`) the questions real users and AWS
+(`keyhygiene.core.policy_eval`, through `keyhygiene.core.access`) the questions real users and AWS
 services ask: a plain `aws s3 cp`, each request of a multipart upload, the
 `--sse` variants, another admin, CloudTrail, a computer trying to rewrite the
 whitelist, an admin trying to decrypt.
@@ -33,13 +33,17 @@ from policy_account import (
     ask,
 )
 
-from tui import access
-from tui.access import upload_context
-from tui.application import new_key_marker, plan_create_application, plan_sync_application
-from tui.model import InlinePolicy, Role, Snapshot
-from tui.plans import Plan
-from tui.policy_eval import Principal
-from tui.whitelist_plans import members_after_change, replace_value, whitelist_steps
+from keyhygiene.core import access
+from keyhygiene.core.access import upload_context
+from keyhygiene.core.model import InlinePolicy, Role, Snapshot
+from keyhygiene.core.policy_eval import Principal
+from keyhygiene.plans.engine import Plan
+from keyhygiene.steps.whitelists import members_after_change, replace_value, whitelist_steps
+from keyhygiene.workflows.application import (
+    new_key_marker,
+    plan_create_application,
+    plan_sync_application,
+)
 
 
 @pytest.fixture(scope="module")

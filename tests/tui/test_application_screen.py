@@ -14,13 +14,13 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static
 
-from screens.application_screen import ApplicationScreen, split_names
-from screens.plan_screen import PlanScreen
-from tui import inventory
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot
-from tui.model import TAG_DEVICE, TAG_GROUPS, TAG_HOSTNAME, TAG_PERSON
-from tui.plans import ApplyReport
+from keyhygiene.aws import inventory
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_HOSTNAME, TAG_PERSON
+from keyhygiene.plans.engine import ApplyReport
+from keyhygiene.ui.screens.application_screen import ApplicationScreen, split_names
+from keyhygiene.ui.screens.plan_screen import PlanScreen
 
 REGION = "us-east-1"
 

@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 from textual.app import App
 
-from tui.app import KeyHygieneApp, make_app
-from tui.connection import ConnectionOptions
+from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.ui.app import KeyHygieneApp, make_app
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 

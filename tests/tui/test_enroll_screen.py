@@ -15,14 +15,15 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static
 
-from screens.enroll_screen import EnrollScreen
-from screens.plan_screen import PlanScreen
-from tui import credentials_file, inventory
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot
-from tui.model import DEVICES_GROUP, TAG_GROUPS
-from tui.plans import ApplyReport
-from tui.policy_documents import whitelisted_principals
+from keyhygiene.aws import inventory
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.model import DEVICES_GROUP, TAG_GROUPS
+from keyhygiene.core.policy_documents import whitelisted_principals
+from keyhygiene.local import credentials_file
+from keyhygiene.plans.engine import ApplyReport
+from keyhygiene.ui.screens.enroll_screen import EnrollScreen
+from keyhygiene.ui.screens.plan_screen import PlanScreen
 
 REGION = "us-east-1"
 ALICE = "arn:aws:iam::123456789012:user/alice-laptop"
@@ -188,10 +189,10 @@ async def test_a_computer_already_registered_is_warned_about(conn: Connection) -
 async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Connection) -> None:
     from textual.widgets import Select
 
-    from screens.mfa_device_screen import MfaDeviceScreen
-    from tui.app import KeyHygieneApp
-    from tui.mfa_devices import MFA_GROUP, totp
-    from tui.mfa_enrollment import set_mfa_device_prompt
+    from keyhygiene.core.mfa_devices import MFA_GROUP, totp
+    from keyhygiene.steps.mfa_device import set_mfa_device_prompt
+    from keyhygiene.ui.app import KeyHygieneApp
+    from keyhygiene.ui.screens.mfa_device_screen import MfaDeviceScreen
 
     app = Host(conn)
     app.demo = False  # type: ignore[attr-defined]
@@ -236,7 +237,7 @@ async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Conne
 async def test_a_strict_computer_plans_its_key_into_the_keyring(conn: Connection) -> None:
     from textual.widgets import Select
 
-    from tui.mfa_devices import STRICT_GROUP
+    from keyhygiene.core.mfa_devices import STRICT_GROUP
 
     app = Host(conn)
     async with app.run_test(size=(120, 45)) as pilot:

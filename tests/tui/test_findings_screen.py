@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import App
 from textual.widgets import DataTable, Static
 
-from screens.findings_screen import FindingsScreen
-from tui.audit import Finding
+from keyhygiene.audit.findings import Finding
+from keyhygiene.ui.screens.findings_screen import FindingsScreen
 
 FINDINGS = [
     Finding(

@@ -6,12 +6,12 @@ import pytest
 from helpers import use_demo
 from textual.pilot import Pilot
 
-from screens.main_screen import MainScreen
-from tui.app import make_app
-from tui.connection import ConnectionOptions
-from tui.demo import DemoInfo
-from tui.widgets.account_tree import AccountTree
-from tui.widgets.details_pane import DetailsPane
+from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.demo.server import DemoInfo
+from keyhygiene.ui.app import make_app
+from keyhygiene.ui.screens.main_screen import MainScreen
+from keyhygiene.ui.widgets.account_tree import AccountTree
+from keyhygiene.ui.widgets.details_pane import DetailsPane
 
 
 async def wait_loaded(pilot: Pilot, *, timeout: float = 30) -> MainScreen:

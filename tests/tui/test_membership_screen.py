@@ -12,11 +12,11 @@ from moto import mock_aws
 from textual.app import App
 from textual.widgets import Checkbox, Input, Select, Static
 
-from screens.membership_screen import FORCE_LABEL, MembershipScreen
-from screens.plan_screen import PlanScreen
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot
-from tui.model import EXPIRY_POLICY_NAME, TAG_REVOKED, Snapshot
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.model import EXPIRY_POLICY_NAME, TAG_REVOKED, Snapshot
+from keyhygiene.ui.screens.membership_screen import FORCE_LABEL, MembershipScreen
+from keyhygiene.ui.screens.plan_screen import PlanScreen
 
 ACCOUNT = "123456789012"
 # keyhygiene runs as an IAM user, as on AWS: moto's default key answers as

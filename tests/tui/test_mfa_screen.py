@@ -12,11 +12,12 @@ from moto import mock_aws
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from screens.main_screen import MainScreen
-from screens.mfa_screen import MfaScreen
-from tui import credentials_file, inventory
-from tui.app import make_app
-from tui.connection import ConnectionOptions, forget_mfa_sessions, set_mfa_code_provider
+from keyhygiene.aws import inventory
+from keyhygiene.aws.connection import ConnectionOptions, forget_mfa_sessions, set_mfa_code_provider
+from keyhygiene.local import credentials_file
+from keyhygiene.ui.app import make_app
+from keyhygiene.ui.screens.main_screen import MainScreen
+from keyhygiene.ui.screens.mfa_screen import MfaScreen
 
 SERIAL = "arn:aws:iam::123456789012:mfa/admin"
 # moto answers GetCallerIdentity for a GetSessionToken key with its default user.

@@ -6,10 +6,10 @@ import boto3
 from moto import mock_aws
 from textual.app import App
 
-from screens.plan_screen import PlanScreen
-from tui.connection import Connection, ConnectionOptions
-from tui.plans import Call, Plan, Step
-from tui.widgets.plan_view import PlanView
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.plans.engine import Call, Plan, Step
+from keyhygiene.ui.screens.plan_screen import PlanScreen
+from keyhygiene.ui.widgets.plan_view import PlanView
 
 
 def _plan(fail: bool = False) -> Plan:

@@ -18,16 +18,16 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Static
 
-from screens.recovery_screen import RecoveryScreen
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot
-from tui.journal import Journal
-from tui.membership import plan_grant
-from tui.model import TAG_GROUPS
-from tui.plans import Call, ClientProvider, Plan, Step, apply_plan
-from tui.policy_documents import bucket_policy_with_whitelist
-from tui.recovery import InterruptedRun, interrupted_runs
-from tui.revoke import PLAN_KIND as REVOKE_KIND
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.model import TAG_GROUPS
+from keyhygiene.core.policy_documents import bucket_policy_with_whitelist
+from keyhygiene.plans.engine import Call, ClientProvider, Plan, Step, apply_plan
+from keyhygiene.plans.journal import Journal
+from keyhygiene.ui.screens.recovery_screen import RecoveryScreen
+from keyhygiene.workflows.membership import plan_grant
+from keyhygiene.workflows.registry import InterruptedRun, interrupted_runs
+from keyhygiene.workflows.revoke import PLAN_KIND as REVOKE_KIND
 
 ACCOUNT = "123456789012"
 # keyhygiene runs as an IAM user, as on AWS: moto's default key answers as

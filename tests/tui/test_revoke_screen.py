@@ -14,13 +14,13 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, OptionList, Static
 
-from screens.revoke_screen import RevokeScreen, matching_users
-from tui.connection import Connection, ConnectionOptions
-from tui.inventory import load_snapshot
-from tui.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_HOSTNAME, TAG_PERSON
-from tui.policy_documents import bucket_policy_with_whitelist, whitelisted_principals
-from tui.revoke import RevokeReport
-from tui.widgets.plan_view import PlanView
+from keyhygiene.aws.connection import Connection, ConnectionOptions
+from keyhygiene.aws.inventory import load_snapshot
+from keyhygiene.core.model import REVOKED_POLICY_NAME, TAG_DEVICE, TAG_HOSTNAME, TAG_PERSON
+from keyhygiene.core.policy_documents import bucket_policy_with_whitelist, whitelisted_principals
+from keyhygiene.ui.screens.revoke_screen import RevokeScreen, matching_users
+from keyhygiene.ui.widgets.plan_view import PlanView
+from keyhygiene.workflows.revoke import RevokeReport
 
 ACCOUNT = "123456789012"
 PHONE = "christopher-phone"

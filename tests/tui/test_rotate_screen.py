@@ -14,11 +14,12 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, Static
 
-from screens.rotate_screen import RotateScreen
-from tui import credentials_file, rotation, vault
-from tui.connection import ConnectionOptions, shared_loader
-from tui.rotation import KeyLocation, RotationOutcome
-from tui.widgets.plan_view import PlanView
+from keyhygiene.aws.connection import ConnectionOptions, shared_loader
+from keyhygiene.local import credentials_file, vault
+from keyhygiene.ui.screens.rotate_screen import RotateScreen
+from keyhygiene.ui.widgets.plan_view import PlanView
+from keyhygiene.workflows import rotation
+from keyhygiene.workflows.rotation import KeyLocation, RotationOutcome
 
 USER = "christopher-laptop"
 PROFILE = "laptop"
@@ -216,9 +217,9 @@ async def test_an_interrupted_rotation_is_offered_first(
 async def test_an_mfa_gated_computer_rotates_with_one_code_asked_in_a_dialog(iam: Any) -> None:
     from textual.widgets import Input
 
-    from screens.mfa_screen import MfaScreen
-    from tui import connection
-    from tui.app import KeyHygieneApp
+    from keyhygiene.aws import connection
+    from keyhygiene.ui.app import KeyHygieneApp
+    from keyhygiene.ui.screens.mfa_screen import MfaScreen
 
     serial = f"arn:aws:iam::123456789012:mfa/{USER}"
     credentials_file.set_config_values(

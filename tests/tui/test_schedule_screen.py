@@ -10,9 +10,9 @@ import pytest
 from textual.app import App
 from textual.widgets import Input, Static
 
-import tui.schedule as schedule_module
-from screens.schedule_screen import ScheduleScreen
-from tui.schedule import recorded
+import keyhygiene.local.schedule as schedule_module
+from keyhygiene.local.schedule import recorded
+from keyhygiene.ui.screens.schedule_screen import ScheduleScreen
 
 
 class Host(App[None]):

@@ -13,10 +13,10 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tui.app import KeyHygieneApp
-from tui.audit import run_audit
-from tui.connection import ConnectionOptions
-from tui.widgets.account_tree import AccountTree
+from keyhygiene.audit.findings import run_audit
+from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.ui.app import KeyHygieneApp
+from keyhygiene.ui.widgets.account_tree import AccountTree
 
 
 class FixedApp(KeyHygieneApp):
@@ -81,15 +81,15 @@ class Host(App[None]):
 
 def test_plan_screen_lend(snap_compare: Any) -> None:
     """The review people read before anything changes: steps, calls, undo, policy diffs."""
-    from screens.plan_screen import PlanScreen
-    from tui.membership import plan_grant
+    from keyhygiene.ui.screens.plan_screen import PlanScreen
+    from keyhygiene.workflows.membership import plan_grant
 
     plan = plan_grant(sample_snapshot(), "christopher-phone", "photos", "2h", now=NOW)
     assert snap_compare(Host(PlanScreen(plan, clients=None)), terminal_size=(120, 40))  # type: ignore[arg-type]
 
 
 def test_revoke_screen_search(snap_compare: Any) -> None:
-    from screens.revoke_screen import RevokeScreen
+    from keyhygiene.ui.screens.revoke_screen import RevokeScreen
 
     async def search(pilot: Pilot) -> None:
         await pilot.pause()

@@ -1,0 +1,2 @@
+"""The audit: findings, the rules that produce them (account, policies, this computer)
+and the fixes that answer them."""

@@ -1,0 +1,1 @@
+"""The command line: the parser, shared options and one module per command."""

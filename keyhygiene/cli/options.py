@@ -1,0 +1,71 @@
+"""Options every command shares: the connection options, accepted before or
+after the command, and the terminal's MFA code provider."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import TYPE_CHECKING
+
+from keyhygiene.core.options import ConnectionOptions
+
+if TYPE_CHECKING:
+    from keyhygiene.aws.connection import MfaCodeProvider
+
+
+def global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """The connection options. On subcommands their defaults are suppressed so
+    that a value given before the command is not reset after it."""
+    default = argparse.SUPPRESS if suppress else None
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--profile",
+        default=default,
+        help="this computer's AWS profile; it also reads and changes the account when "
+        "--admin-profile is not given (default: $AWS_PROFILE or 'default')",
+    )
+    group.add_argument(
+        "--admin-profile",
+        default=default,
+        help="profile used to change other users, groups and policies (default: --profile)",
+    )
+    group.add_argument("--region", default=default, help="AWS region (default: the profile's)")
+    group.add_argument(
+        "--endpoint-url",
+        default=default,
+        help="AWS endpoint, e.g. a moto server or LocalStack (default: $AWS_ENDPOINT_URL)",
+    )
+    group.add_argument(
+        "--mfa-code",
+        default=default,
+        metavar="CODE",
+        help="the 6 digits of your MFA device, for a profile whose config has mfa_serial "
+        "(default: $KEYHYGIENE_MFA_CODE, else asked for on a terminal; the TUI asks in a dialog)",
+    )
+    return parser
+
+
+def connection_options(args: argparse.Namespace) -> ConnectionOptions:
+    return ConnectionOptions(
+        profile=getattr(args, "profile", None),
+        admin_profile=getattr(args, "admin_profile", None),
+        region=getattr(args, "region", None),
+        endpoint_url=getattr(args, "endpoint_url", None),
+    )
+
+
+def terminal_mfa_code_provider(given: str | None) -> MfaCodeProvider:
+    """MFA codes for commands: the one given, else asked on the terminal, else none
+    (Connection then says to pass --mfa-code)."""
+
+    def provide(profile: str, serial: str) -> str:
+        if given:
+            return given
+        if not sys.stdin.isatty():
+            return ""
+        # getpass: the code is not echoed, nor left in the terminal's scrollback.
+        return getpass.getpass(f"MFA code for profile {profile}: ")
+
+    return provide

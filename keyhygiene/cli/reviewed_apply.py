@@ -1,0 +1,161 @@
+"""Running a plan from the command line: review, confirm, apply, report.
+
+Every headless workflow (enroll, grant, sweep, revoke, app ...) ends here, so
+they all behave alike:
+- `--dry-run` prints the plan and changes nothing (exit 0);
+- without `--yes` and without a terminal, the plan is printed and nothing
+  changes (exit 0, and the message says to pass --yes);
+- without `--yes` on a terminal, the person is asked;
+- a failed step stops the plan; what was done is rolled back where it can be
+  (unless the workflow says not to, like emergency revoke), and the report says
+  what was done and undone (exit 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from keyhygiene.plans.engine import (
+    ApplyReport,
+    ClientProvider,
+    Plan,
+    PlanEvent,
+    apply_plan,
+    rollback,
+)
+from keyhygiene.plans.journal import Journal, interrupted_runs_of
+
+EXIT_OK = 0
+EXIT_FAILED = 3
+
+
+def add_apply_options(parser: argparse.ArgumentParser) -> None:
+    """The options every changing command shares."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan without asking")
+    mode.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument(
+        "--json", action="store_true", help="with --dry-run: print the plan as JSON"
+    )
+
+
+# Streams default to None and are looked up at call time: a default of
+# `sys.stdout` would keep the stream of the moment of import (a test's capture,
+# a forked child's parent).
+
+
+def print_event(event: PlanEvent, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    if event.kind == "step_started":
+        prefix = "undo " if event.undo else ""
+        print(f"[{event.index}/{event.total}] {prefix}{event.description} …", file=out, flush=True)
+    elif event.kind == "step_failed":
+        print(f"    failed: {event.message}", file=out, flush=True)
+
+
+def confirm(plan: Plan, *, stdin: TextIO | None = None, out: TextIO | None = None) -> bool:
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    count = len(plan.steps)
+    print(
+        f"\nApply these {count} change{'s' if count != 1 else ''}? [y/N] ",
+        end="",
+        file=out,
+        flush=True,
+    )
+    answer = stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def run_plan(
+    plan: Plan,
+    clients: ClientProvider,
+    args: argparse.Namespace,
+    *,
+    roll_back_on_failure: bool = True,
+    stop_on_failure: bool = True,
+    on_event: Callable[[PlanEvent], None] | None = None,
+    out: TextIO | None = None,
+) -> tuple[int, ApplyReport | None]:
+    """Review, confirm and apply `plan`; returns (exit code, report or None).
+
+    The plan is built from the account as it is now, so when an earlier run of
+    the same command was cut short, this one finishes what it left undone: the
+    person is told, and the earlier run's journal is closed once this one
+    succeeds (it is not offered again at the next start)."""
+    out = out or sys.stdout
+    earlier = interrupted_runs_of(plan)
+    for journal in earlier:
+        print(
+            f"An earlier run of this command was interrupted ({journal.summary()}); "
+            "this run starts from the account as it is now and finishes it.",
+            file=out,
+            flush=True,
+        )
+    if getattr(args, "dry_run", False):
+        if getattr(args, "json", False):
+            print(json.dumps(plan.to_json(), indent=2), file=out)
+        else:
+            print(plan.render_text(), file=out)
+            print("\nDry run: nothing was changed.", file=out)
+        return EXIT_OK, None
+    if not plan.steps:
+        print(f"{plan.title}: nothing to do.", file=out)
+        if earlier:
+            # The earlier run had done everything but record it.
+            journal = Journal.create(plan)
+            journal.close("finished")
+            _close_finished(earlier, journal, out)
+        return EXIT_OK, None
+    if not getattr(args, "yes", False):
+        print(plan.render_text(), file=out)
+        if not sys.stdin.isatty():
+            print("\nNothing was changed: pass --yes to apply this plan.", file=out)
+            return EXIT_OK, None
+        if not confirm(plan, out=out):
+            print("Nothing was changed.", file=out)
+            return EXIT_OK, None
+    journal = Journal.create(plan)
+    report = apply_plan(
+        plan,
+        clients,
+        journal=journal,
+        on_event=on_event or (lambda event: print_event(event, out)),
+        stop_on_failure=stop_on_failure,
+        after_interruption=bool(earlier),
+    )
+    print(report.render_text(), file=out)
+    if report.ok:
+        _close_finished(earlier, journal, out)
+        return EXIT_OK, report
+    undone = None
+    if roll_back_on_failure and report.done:
+        print("\nRolling back what was done …", file=out)
+        undone = rollback(report, clients, on_event=lambda event: print_event(event, out))
+        print(undone.render_text(), file=out)
+    _say_failure(report, undone)
+    return EXIT_FAILED, report
+
+
+def _close_finished(earlier: list[Journal], journal: Journal, out: TextIO) -> None:
+    for run in earlier:
+        run.close_as_finished_by(journal)
+    if earlier:
+        print("The interrupted run is finished.", file=out, flush=True)
+
+
+def _say_failure(report: ApplyReport, undone: ApplyReport | None) -> None:
+    """One `keyhygiene: …` line on stderr, as every other failure gets: a script
+    or cron mail sees why without reading the report on stdout."""
+    failed = next((r for r in report.results if r.status == "failed"), None)
+    why = f": {failed.message}" if failed is not None and failed.message else ""
+    if undone is None:
+        after = "" if not report.done else " What was done is listed above."
+    elif undone.ok:
+        after = " What it had done is rolled back."
+    else:
+        after = " It was rolled back only in part; run the same command again to finish it."
+    print(f"keyhygiene: the plan stopped{why}.{after}", file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""The demo: an embedded moto server seeded with a sample account."""

@@ -1,0 +1,2 @@
+"""Plan steps shared by several workflows: whitelist policies, group policies and MFA
+devices."""

@@ -1,0 +1,36 @@
+"""App-wide messages (widget messages live in their widget classes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from keyhygiene.audit.findings import Finding
+from keyhygiene.core.model import Snapshot, User
+
+if TYPE_CHECKING:  # boto3 is imported only when the account loads
+    from keyhygiene.aws.connection import Connection
+
+
+@dataclass
+class SnapshotLoaded(Message):
+    snapshot: Snapshot
+    connection: Connection
+    findings: list[Finding]
+
+
+@dataclass
+class LoadFailed(Message):
+    message: str
+
+
+@dataclass
+class LoadProgress(Message):
+    what: str
+
+
+@dataclass
+class UserKeysLoaded(Message):
+    user: User

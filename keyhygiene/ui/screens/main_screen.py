@@ -1,0 +1,488 @@
+"""The account tree screen: the tree on the left, details on the right."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, Tree
+
+from keyhygiene.audit.findings import Finding, sort_findings, summary_line
+from keyhygiene.core.errors import KeyHygieneError
+from keyhygiene.core.model import Snapshot
+from keyhygiene.ui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
+from keyhygiene.ui.screens.findings_screen import FindingsScreen
+from keyhygiene.ui.widgets.account_tree import AccountTree
+from keyhygiene.ui.widgets.details_pane import DetailsPane
+from keyhygiene.views.details import Details, describe
+from keyhygiene.views.outline import (
+    OutlineNode,
+    annotate,
+    build_outline,
+    filter_outline,
+    finding_node_kinds,
+)
+
+if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
+    from keyhygiene.aws.connection import Connection
+    from keyhygiene.plans.engine import ApplyReport
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", tooltip="Show only nodes whose name holds a text"),
+        Binding("r", "refresh_account", "Refresh", tooltip="Load the account again"),
+        Binding("f", "findings", "Findings", tooltip="Every departure from the practice"),
+        Binding("k", "rotate_key", "Rotate key", tooltip="Rotate this computer's access key"),
+        Binding("e", "enroll", "Enroll", tooltip="Register this computer (one-time)"),
+        Binding(
+            "S",
+            "schedule",
+            "Schedule",
+            show=False,
+            tooltip="Rotate this computer's key on a schedule (a daily per-user timer)",
+        ),
+        Binding("plus", "membership('add')", "Add to group", show=False),
+        Binding("minus", "membership('remove')", "Remove from group", show=False),
+        Binding(
+            "l", "membership('lend')", "Lend", tooltip="Lend a computer to a group for a while"
+        ),
+        Binding(
+            "A",
+            "add_application",
+            "New app",
+            tooltip="Group, EC2 role, KMS key and buckets, whitelisted and encrypted",
+        ),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: Snapshot | None = None
+        self.connection: Connection | None = None
+        self.outline: OutlineNode | None = None
+        self.findings: list[Finding] = []
+        self._swept = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="Filter: part of a name, host name or note (Esc clears)", id="filter"
+        )
+        with Horizontal(id="panes"):
+            yield AccountTree(id="tree")
+            yield DetailsPane(id="details")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(AccountTree).focus()
+        self.action_refresh_account()
+
+    # ---- loading -------------------------------------------------------------
+    def action_refresh_account(self) -> None:
+        tree = self.query_one(AccountTree)
+        tree.loading = self.snapshot is None
+        self.set_status("Loading the account…")
+        self.load_account()
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_account(self) -> None:
+        app = self.app
+
+        def progress(what: str) -> None:
+            self.post_message(LoadProgress(what))
+
+        try:
+            app.wait_for_demo(progress)  # type: ignore[attr-defined]
+            snapshot, connection = app.load_account(on_progress=progress)  # type: ignore[attr-defined]
+            progress("Auditing")
+            findings = app.audit(snapshot)  # type: ignore[attr-defined]
+        except KeyHygieneError as exc:
+            self.post_message(LoadFailed(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - never leave the spinner up forever
+            self.post_message(
+                LoadFailed(f"Unexpected error while loading the account ({type(exc).__name__}).")
+            )
+            return
+        self.post_message(SnapshotLoaded(snapshot, connection, findings))
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        self.set_status(message.what + "…")
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self.snapshot = message.snapshot
+        self.connection = message.connection
+        self.findings = sort_findings(message.findings)
+        tree = self.query_one(AccountTree)
+        tree.loading = False
+        self._rebuild()
+        if not self.query_one("#filter", Input).display:
+            tree.focus()
+        status = (
+            f"Loaded {len(message.snapshot.users)} users at {self.app.now():%H:%M:%S} UTC. "  # type: ignore[attr-defined]
+            f"{summary_line(self.findings).rstrip('.')}. Press f to list them."
+        )
+        if message.snapshot.problems:
+            count = len(message.snapshot.problems)
+            status += f" {count} part(s) could not be read: see the Account node."
+            self.notify(
+                "Some parts of the account could not be read; the Account node lists them.",
+                severity="warning",
+            )
+        self.set_status(status)
+        self._show_details(tree.cursor_node.data if tree.cursor_node else None)
+        if not self._swept and message.connection is not None:
+            self._swept = True
+            self.sweep_expired_grants()
+            self.startup_checks()
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def startup_checks(self) -> None:
+        """Interrupted runs first (finish or roll back), then an old key of this computer."""
+        from keyhygiene.local import notices
+        from keyhygiene.workflows.registry import interrupted_runs
+        from keyhygiene.workflows.rotation import pending_rotations
+
+        for notice in notices.pending():
+            # A scheduled rotation that could not run must not fail silently.
+            self.app.call_from_thread(
+                self.notify,
+                notice.line(),
+                title="Scheduled rotation",
+                severity="warning",
+                timeout=30,
+            )
+        try:
+            rotations = pending_rotations()
+            runs = interrupted_runs(now=self.app.now())  # type: ignore[attr-defined]
+        except KeyHygieneError as exc:
+            self.app.call_from_thread(
+                self.notify, f"Could not read the journals of earlier runs: {exc}", severity="error"
+            )
+            return
+        self.app.call_from_thread(self._offer_recovery, bool(rotations), runs)
+
+    def _offer_recovery(self, rotation_pending: bool, runs: list) -> None:  # type: ignore[type-arg]
+        from keyhygiene.ui.screens.recovery_screen import RecoveryScreen
+        from keyhygiene.ui.screens.rotate_screen import RotateScreen
+
+        if rotation_pending:
+            # The rotate screen shows the interrupted rotation and offers to finish or undo it.
+            self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+        elif runs and self.connection is not None:
+            self.app.push_screen(RecoveryScreen(runs, self.connection), self._refresh_if_applied)
+        else:
+            self._offer_rotation_if_old()
+
+    def _offer_rotation_if_old(self) -> None:
+        from keyhygiene.audit.findings import DEFAULT_ROTATION_AGE_DAYS
+        from keyhygiene.ui.screens.confirm_screen import ConfirmScreen
+
+        user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
+        now = self.app.now()  # type: ignore[attr-defined]
+        age = user.key_age(now, DEFAULT_ROTATION_AGE_DAYS) if user else None
+        if age is None or age.days < age.every:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_rotate_key()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"This computer's access key is {age.days} days old (its schedule: rotate every "
+                f"{age.every} days). Rotate it now? The new key goes straight into "
+                "the credentials file and is verified before the old one is removed.",
+                yes="Rotate now",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="sweep", exit_on_error=False)
+    def sweep_expired_grants(self) -> None:
+        """Remove expired loans at start (AWS already denies them; this tidies up)."""
+        from keyhygiene.workflows.membership import apply_sweep
+
+        if self.snapshot is None or self.connection is None:
+            return
+        try:
+            outcome = apply_sweep(self.snapshot, self.connection, now=self.app.now())  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - a failed tidy-up must not break the screen
+            text = str(exc) if isinstance(exc, KeyHygieneError) else type(exc).__name__
+            self.app.call_from_thread(
+                self.notify, f"Sweep of expired loans failed: {text}", severity="error"
+            )
+            return
+        if outcome.message:
+            self.app.call_from_thread(
+                self.notify,
+                outcome.message,
+                title="Expired loans",
+                severity="information" if outcome.ok else "error",
+                timeout=10,
+            )
+        if outcome.report is not None:
+            self.app.call_from_thread(self.action_refresh_account)
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.query_one(AccountTree).loading = False
+        self.set_status("Could not load the account. Press r to retry.")
+        self.query_one(DetailsPane).show_message(message.message, style="bold red")
+        self.notify(
+            message.message, title="Could not load the account", severity="error", timeout=10
+        )
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # ---- tree ----------------------------------------------------------------
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self, event: Tree.NodeHighlighted[OutlineNode]) -> None:
+        self._show_details(event.node.data)
+
+    def _show_details(self, node: OutlineNode | None) -> None:
+        if self.snapshot is None or self.outline is None:
+            return
+        node = node or self.outline
+        details = describe(self.snapshot, node, self.app.now())  # type: ignore[attr-defined]
+        mine = self.findings_for(node)
+        if mine:
+            lines = tuple(
+                f"⚑ {f.severity}: {f.title}. {f.detail}" + (f" Fix: {f.fix}" if f.fix else "")
+                for f in mine
+            )
+            details = Details(
+                details.title, details.facts, details.documents, details.hints + lines
+            )
+        self.query_one(DetailsPane).show(details)
+
+    def findings_for(self, node: OutlineNode) -> list[Finding]:
+        ref = "" if node.kind == "account" else node.ref or ""
+        return [
+            f
+            for f in self.findings
+            if node.kind in finding_node_kinds(f.resource_kind)
+            and (f.resource_kind == "local" or f.resource == ref)
+        ]
+
+    @on(Tree.NodeExpanded)
+    def _expanded(self, event: Tree.NodeExpanded[OutlineNode]) -> None:
+        data = event.node.data
+        if self.snapshot is None or data is None or data.kind not in ("device", "user"):
+            return
+        user = self.snapshot.user(data.ref or "")
+        if user is not None and not user.keys_exact:
+            self.load_user_keys(user.name)
+
+    @work(thread=True, group="keys", exit_on_error=False)
+    def load_user_keys(self, name: str) -> None:
+        from keyhygiene.aws.inventory import load_user_keys
+
+        if self.snapshot is None or self.connection is None:
+            return
+        user = self.snapshot.user(name)
+        if user is None:
+            return
+        try:
+            self.post_message(UserKeysLoaded(load_user_keys(self.connection, user)))
+        except KeyHygieneError as exc:
+            self.post_message(LoadProgress(f"Could not read the keys of {name}: {exc.message}"))
+
+    def on_user_keys_loaded(self, message: UserKeysLoaded) -> None:
+        if self.snapshot is None:
+            return
+        self.snapshot = self.snapshot.with_user(message.user)
+        self._rebuild()
+        cursor = self.query_one(AccountTree).cursor_node
+        self._show_details(cursor.data if cursor else None)
+
+    def _rebuild(self) -> None:
+        """Recompute the outline (with its finding badges) and show it."""
+        if self.snapshot is None:
+            return
+        outline = build_outline(self.snapshot, self.app.now())  # type: ignore[attr-defined]
+        self.outline = annotate(outline, self.findings)
+        self._show_outline()
+
+    # ---- wizards --------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.snapshot is None or self.connection is None:
+            self.notify("The account is still loading.")
+            return False
+        return True
+
+    def _refresh_if_applied(self, report: object) -> None:
+        """After a wizard: reload, so that what was just done is what the tree shows."""
+        if report is not None:
+            self.action_refresh_account()
+
+    def action_rotate_key(self) -> None:
+        from keyhygiene.ui.screens.rotate_screen import RotateScreen
+
+        self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+
+    def action_schedule(self) -> None:
+        from keyhygiene.audit.findings import DEFAULT_ROTATION_AGE_DAYS
+        from keyhygiene.ui.screens.schedule_screen import ScheduleScreen
+
+        user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
+        every = (user.rotate_every_days if user else None) or DEFAULT_ROTATION_AGE_DAYS
+        profile = self.app.options.profile_name  # type: ignore[attr-defined]
+        demo = bool(getattr(self.app, "demo", False))
+        self.app.push_screen(ScheduleScreen(profile, every, demo=demo))
+
+    def action_enroll(self) -> None:
+        if not self._ready():
+            return
+        from keyhygiene.ui.screens.enroll_screen import EnrollScreen
+
+        assert self.snapshot is not None and self.connection is not None
+        self.app.push_screen(EnrollScreen(self.snapshot, self.connection), self._refresh_if_applied)
+
+    def action_membership(self, action: str) -> None:
+        """Add to / remove from / lend to a group, from the device, group or member under the cursor."""
+        if not self._ready():
+            return
+        from keyhygiene.ui.screens.membership_screen import MembershipScreen
+        from keyhygiene.workflows.membership import MEMBERSHIP_ACTIONS
+
+        chosen = next((a for a in MEMBERSHIP_ACTIONS if a == action), None)
+        if chosen is None:
+            return
+
+        assert self.snapshot is not None and self.connection is not None
+        user, group = self._cursor_user_and_group()
+        self.app.push_screen(
+            MembershipScreen(
+                self.snapshot,
+                self.connection,
+                chosen,
+                user=user,
+                group=group,
+                clock=self.app.now,  # type: ignore[attr-defined]
+            ),
+            self._refresh_if_applied,
+        )
+
+    def _cursor_user_and_group(self) -> tuple[str | None, str | None]:
+        node = self.query_one(AccountTree).cursor_node
+        data = node.data if node else None
+        if data is None:
+            return None, None
+        if data.kind in ("device", "user"):
+            return data.ref, None
+        if data.kind == "group":
+            return None, data.ref
+        if data.kind == "member" and node is not None and node.parent and node.parent.data:
+            return data.ref, node.parent.data.ref
+        return None, None
+
+    def action_add_application(self) -> None:
+        if not self._ready():
+            return
+        from keyhygiene.ui.screens.application_screen import ApplicationScreen
+
+        assert self.snapshot is not None and self.connection is not None
+        self.app.push_screen(
+            ApplicationScreen(self.snapshot, self.connection), self._refresh_if_applied
+        )
+
+    # ---- findings ------------------------------------------------------------
+    def action_findings(self) -> None:
+        if self.snapshot is None:
+            self.notify("The account is still loading.")
+            return
+        self.app.push_screen(FindingsScreen(self.findings), self._finding_chosen)
+
+    def _finding_chosen(self, finding: Finding | None) -> None:
+        if finding is None:
+            return
+        tree = self.query_one(AccountTree)
+        resource = "" if finding.resource_kind == "local" else finding.resource
+        for kind in finding_node_kinds(finding.resource_kind):
+            ref = self.outline.ref if kind == "account" and self.outline else resource
+            if tree.select_ref(kind, ref):
+                break
+        tree.focus()
+        self._offer_fix(finding)
+
+    def _offer_fix(self, finding: Finding) -> None:
+        """Open the fix when keyhygiene can carry it out; else say what to do."""
+        from keyhygiene.audit.fixes import fix_for
+        from keyhygiene.ui.screens.plan_screen import PlanScreen
+
+        fix = None
+        if self.snapshot is not None and self.connection is not None:
+            try:
+                fix = fix_for(self.snapshot, finding, self.app.now())  # type: ignore[attr-defined]
+            except KeyHygieneError as exc:
+                self.notify(str(exc), title="The fix cannot be planned", severity="error")
+                return
+        if fix is None:
+            self.notify(
+                f"{finding.title}." + (f" Fix: {finding.fix}" if finding.fix else ""),
+                title=f"{finding.severity}: {finding.resource}",
+                timeout=8,
+            )
+        elif fix.kind == "rotate":
+            self.action_rotate_key()
+        elif fix.plan is not None and self.connection is not None:
+            from keyhygiene.workflows.membership import SWEEP_KIND, close_sweep_journal
+
+            plan = fix.plan
+
+            def done(report: ApplyReport | None) -> None:
+                # A sweep is forward only: never left open to resume or roll back.
+                if report is not None and plan.kind == SWEEP_KIND:
+                    close_sweep_journal(report)
+                self._refresh_if_applied(report)
+
+            self.app.push_screen(
+                PlanScreen(
+                    plan,
+                    self.connection,
+                    title=fix.label,
+                    # Forward-only plans (no step has an undo) have nothing to roll back.
+                    roll_back_on_failure=any(step.undo for step in plan.steps),
+                ),
+                done,
+            )
+
+    # ---- filter --------------------------------------------------------------
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            field.value = ""
+            field.display = False
+            self._show_outline()
+            self.query_one(AccountTree).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._show_outline()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(AccountTree).focus()
+
+    def _show_outline(self) -> None:
+        if self.outline is None:
+            return
+        text = self.query_one("#filter", Input).value
+        shown = filter_outline(self.outline, text) if text else self.outline
+        tree = self.query_one(AccountTree)
+        if shown is None or (text and not shown.children):
+            tree.show_outline(OutlineNode(f"Nothing matches {text!r}", "account"))
+            return
+        tree.show_outline(shown, expand_all=bool(text))
