@@ -577,7 +577,7 @@ def admin_clients(endpoint: str) -> dict[str, Any]:
     if key not in _CLIENTS:
         import boto3
 
-        from keyhygiene.aws.connection import new_botocore_session
+        from keyhygiene.aws.sessions import new_botocore_session
 
         session = boto3.Session(
             botocore_session=new_botocore_session(),
@@ -1001,7 +1001,7 @@ def _working_key_problems(
 ) -> list[str]:
     import botocore.session
 
-    from keyhygiene.aws.connection import shared_loader
+    from keyhygiene.aws.sessions import shared_loader
 
     iam = clients["iam"]
     where = f"computer {computer.user} (profile {computer.profile})"

@@ -30,17 +30,19 @@ import botocore.exceptions as bexc
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.loaders import Loader
 from botocore.parsers import ResponseParserError
 
+from keyhygiene.aws.sessions import (
+    DEFAULT_REGION,
+    boto3_session,
+    client_config,
+    key_session,
+    mfa_session_token,
+    new_botocore_session,
+)
 from keyhygiene.core.arns import name_of, resource_type
 from keyhygiene.core.errors import BadInput, ConnectionProblem, KeyHygieneError, from_client_error
 from keyhygiene.core.options import ConnectionOptions
-
-DEFAULT_REGION = "us-east-1"
-# Bounded pool: enough parallel S3/KMS reads to hide latency, few enough
-# not to trip throttling on a small account.
-MAX_POOL = 16
 
 T = TypeVar("T")
 
@@ -92,36 +94,6 @@ for _logger_name in ("botocore.parsers", "botocore.endpoint", "botocore.hooks", 
 
 
 # ---- one model loader for the process -------------------------------------------
-
-_LOADER: Loader | None = None
-_LOADER_LOCK = threading.Lock()
-
-
-def shared_loader() -> Loader:
-    """One botocore model loader for the process: each new session otherwise
-    parses the service models again (about 0.1-0.3 s each)."""
-    global _LOADER
-    with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = botocore.session.get_session().get_component("data_loader")
-        return _LOADER
-
-
-def new_botocore_session() -> botocore.session.Session:
-    session = botocore.session.get_session()
-    session.register_component("data_loader", shared_loader())
-    return session
-
-
-def client_config(*, max_attempts: int = 8) -> Config:
-    # Adaptive retries absorb throttling (a client-side token bucket plus
-    # backoff); timeouts keep an unreachable endpoint from hanging the UI.
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
-        max_pool_connections=MAX_POOL,
-        connect_timeout=5,
-        read_timeout=30,
-    )
 
 
 @dataclass(frozen=True)
@@ -260,12 +232,12 @@ def _session_credentials(answer: Mapping[str, Any]) -> _MfaSession:
     # Straight from the answer into botocore's object: no secret in a local.
     return _MfaSession(
         Credentials(
-            answer["Credentials"]["AccessKeyId"],
-            answer["Credentials"]["SecretAccessKey"],
-            answer["Credentials"]["SessionToken"],
+            answer["AccessKeyId"],
+            answer["SecretAccessKey"],
+            answer["SessionToken"],
             method="mfa-session-token",
         ),
-        answer["Credentials"]["Expiration"],
+        answer["Expiration"],
     )
 
 
@@ -283,28 +255,16 @@ def session_for_key(
     `vault.Secret`) and an MFA code: the answer's `Credentials`, sealed from
     `repr`. For keyhygiene's credential-process, which holds the key from the
     keyring and no profile that botocore could read it from."""
-    core = new_botocore_session()
-    # Built inline: no local of this frame holds the secret.
-    core.set_credentials(access_key_id, secret.reveal())
+    core = key_session(None, access_key_id, secret)
     with translate_errors("getting an MFA session", service="sts"):
-        sts = core.create_client(
-            "sts",
-            region_name=region or DEFAULT_REGION,
-            endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
-            config=client_config(max_attempts=2),
+        return mfa_session_token(
+            core,
+            serial=serial,
+            code=code,
+            duration_seconds=duration_seconds,
+            region=region,
+            endpoint_url=endpoint_url,
         )
-        return _SealedAnswer(
-            sts.get_session_token(
-                SerialNumber=serial, TokenCode=code, DurationSeconds=duration_seconds
-            )["Credentials"]
-        )
-
-
-class _SealedAnswer(dict):  # type: ignore[type-arg]
-    """A dict whose repr hides its values (temporary credentials)."""
-
-    def __repr__(self) -> str:
-        return f"<sealed {sorted(self)}>"
 
 
 class Connection:
@@ -334,10 +294,8 @@ class Connection:
         if self._session is None:
             with translate_errors("opening the AWS session", profile=self.options.profile_name):
                 core = new_botocore_session()
-                session = boto3.Session(
-                    botocore_session=core,
-                    profile_name=self.options.profile or None,
-                    region_name=self.options.region or None,
+                session = boto3_session(
+                    core, profile=self.options.profile, region=self.options.region
                 )
                 serial = _mfa_serial_to_answer(core)
             if serial is not None:
@@ -362,15 +320,14 @@ class Connection:
                 return cached
             code = self._ask_mfa_code(profile, serial)
             with translate_errors(f"getting an MFA session for profile {profile}", service="sts"):
-                sts = core.create_client(
-                    "sts",
-                    region_name=self.options.region or region or DEFAULT_REGION,
-                    endpoint_url=self.options.endpoint_url or None,
-                    config=client_config(max_attempts=2),
-                )
                 fresh = _session_credentials(
-                    sts.get_session_token(
-                        SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
+                    mfa_session_token(
+                        core,
+                        serial=serial,
+                        code=code,
+                        duration_seconds=MFA_SESSION_SECONDS,
+                        region=self.options.region or region,
+                        endpoint_url=self.options.endpoint_url,
                     )
                 )
             _mfa_sessions[key] = fresh

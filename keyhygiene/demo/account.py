@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-
+from keyhygiene.aws.sessions import static_key_session
 from keyhygiene.core import arns
 from keyhygiene.core.model import (
     DEVICES_GROUP,
@@ -64,9 +63,7 @@ class DemoKey:
 
 def seed_demo_account(endpoint_url: str) -> DemoKey:
     """Create the demo account on the moto server at `endpoint_url`."""
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+    session = static_key_session("testing", "testing", REGION)
     iam = session.client("iam", endpoint_url=endpoint_url)
     s3 = session.client("s3", endpoint_url=endpoint_url)
     kms = session.client("kms", endpoint_url=endpoint_url)

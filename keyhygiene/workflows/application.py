@@ -30,9 +30,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from keyhygiene.aws.connection import DEFAULT_REGION, all_items, error_code, translate_errors
+from keyhygiene.aws.connection import all_items, error_code, translate_errors
 from keyhygiene.aws.errors import ClientError
 from keyhygiene.aws.propagation import call_until_visible, retry_until_visible
+from keyhygiene.aws.sessions import DEFAULT_REGION
 from keyhygiene.core import arns
 from keyhygiene.core.aws_limits import (
     MAX_GROUPS_PER_USER,

@@ -37,12 +37,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.session
-from botocore.config import Config
-
 from keyhygiene.aws.connection import (
-    DEFAULT_REGION,
     Connection,
     ConnectionOptions,
     MfaCodeProvider,
@@ -51,6 +46,13 @@ from keyhygiene.aws.connection import (
     error_code,
 )
 from keyhygiene.aws.errors import ClientError
+from keyhygiene.aws.sessions import (
+    DEFAULT_REGION,
+    boto3_session,
+    key_session,
+    profile_files_session,
+    single_try_config,
+)
 from keyhygiene.core.aws_limits import (
     IAM_NAME,
     MAX_GROUPS_PER_USER,
@@ -753,7 +755,7 @@ def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
         "sts",
         region_name=params["region"],
         endpoint_url=params.get("endpoint_url") or None,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        config=single_try_config(),
     )
     user = params["user_name"]
     attempts = max(1, int(params.get("attempts", 1)))
@@ -925,11 +927,13 @@ def _delete_access_keys(iam: Any, user: str) -> int:
     return len(keys)
 
 
-def _profile_session(params: Mapping[str, Any]) -> boto3.Session:
-    # An explicit profile makes botocore ignore AWS_ACCESS_KEY_ID and friends.
-    core = botocore.session.Session(profile=params["profile"])
-    core.set_config_variable("credentials_file", params["credentials_file"])
-    core.set_config_variable("config_file", params["config_file"])
+def _profile_session(params: Mapping[str, Any]) -> Any:
+    """A boto3 session on the profile just written, as the `aws` CLI reads it."""
+    core = profile_files_session(
+        params["profile"],
+        credentials_file=params["credentials_file"],
+        config_file=params["config_file"],
+    )
     if params.get("store") == "keyring":
         # The key itself, from the keyring: the profile's credential_process
         # would ask a strict computer for a third code (GetCallerIdentity
@@ -937,8 +941,10 @@ def _profile_session(params: Mapping[str, Any]) -> boto3.Session:
         stored = vault.load_key(params["profile"])
         if stored is None:
             raise KeyHygieneError(f"The keyring lost the key of profile {params['profile']}.")
-        core.set_credentials(stored.access_key_id, stored.secret.reveal())
-    return boto3.Session(botocore_session=core)
+        core = key_session(params["profile"], stored.access_key_id, stored.secret)
+        core.set_config_variable("credentials_file", params["credentials_file"])
+        core.set_config_variable("config_file", params["config_file"])
+    return boto3_session(core)
 
 
 # --------------------------------------------------------------------------- around the plan

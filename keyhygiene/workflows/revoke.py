@@ -60,7 +60,6 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from keyhygiene.aws.connection import (
-    MAX_POOL,
     Connection,
     Identity,
     all_items,
@@ -70,6 +69,7 @@ from keyhygiene.aws.connection import (
     translate_errors,
 )
 from keyhygiene.aws.errors import BotoCoreError, ClientError
+from keyhygiene.aws.sessions import MAX_POOL
 from keyhygiene.core import arns
 from keyhygiene.core.access import KNOWN_AWS_MANAGED
 from keyhygiene.core.arns import bucket_arn, partition_of

@@ -62,32 +62,27 @@ import signal
 import stat
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import botocore.session
-
+from keyhygiene.aws import held_key_clients
 from keyhygiene.aws.connection import (
-    DEFAULT_REGION,
-    MFA_SESSION_SECONDS,
     ConnectionOptions,
     all_items,
-    ask_mfa_code,
     call_unless_missing,
-    client_config,
     error_code,
-    new_botocore_session,
     translate_errors,
 )
 from keyhygiene.aws.errors import BotoConnectionError, BotoCoreError, ClientError, HTTPClientError
+from keyhygiene.aws.held_key_clients import HeldKeyClients, client_with_key
 from keyhygiene.core import formatting
 from keyhygiene.core.arns import name_of
 from keyhygiene.core.errors import AwsProblem, BadInput, KeyHygieneError, from_client_error
 from keyhygiene.local import credentials_file, vault
+from keyhygiene.local.key_location import HeldKey, KeyLocation, Store, held_key, held_key_id
 from keyhygiene.local.state_dir import state_dir
 from keyhygiene.local.vault import (
     Secret,
@@ -114,7 +109,6 @@ from keyhygiene.plans.journal import Journal, JournalError, open_journals
 
 log = logging.getLogger(__name__)
 
-Store = Literal["file", "keyring"]
 STORES: tuple[Store, ...] = ("file", "keyring")
 
 PLAN_KIND = "rotate"
@@ -182,84 +176,6 @@ class OldKeyNotRestored(KeyHygieneError):
     """The rollback kept the new key: the old one is not active or does not answer."""
 
 
-# --------------------------------------------------------------------------- where the key lives
-
-
-@dataclass(frozen=True)
-class KeyLocation:
-    """Where a profile keeps its key: the two files botocore reads (and the keyring)."""
-
-    profile: str
-    credentials_file: Path
-    config_file: Path
-
-    @classmethod
-    def for_profile(cls, profile: str) -> KeyLocation:
-        return cls(
-            profile,
-            credentials_file.credentials_path().absolute(),
-            credentials_file.config_path().absolute(),
-        )
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> KeyLocation:
-        return cls(
-            str(params["profile"]),
-            Path(params["credentials_file"]),
-            Path(params["config_file"]),
-        )
-
-    def params(self) -> dict[str, str]:
-        return {
-            "profile": self.profile,
-            "credentials_file": str(self.credentials_file),
-            "config_file": str(self.config_file),
-        }
-
-    @property
-    def shown_credentials(self) -> str:
-        return formatting.shown_path(self.credentials_file)
-
-    @property
-    def shown_config(self) -> str:
-        return formatting.shown_path(self.config_file)
-
-
-@dataclass(frozen=True)
-class HeldKey:
-    """The access key a profile holds, and where."""
-
-    access_key_id: str
-    secret: Secret = field(repr=False)
-    store: Store
-
-
-def held_key(location: KeyLocation) -> HeldKey | None:
-    """The long-term key botocore would use for the profile, or None.
-
-    The credentials file wins over `credential_process` (botocore's order),
-    so plaintext keys there are what counts even if the config names
-    keyhygiene's credential process.
-    """
-    values = credentials_file.read_profile(location.credentials_file, location.profile)
-    key_id = values.get("aws_access_key_id", "")
-    if key_id and values.get("aws_secret_access_key"):
-        return HeldKey(key_id, Secret(values["aws_secret_access_key"]), "file")
-    config = credentials_file.read_profile(
-        location.config_file, location.profile, config_style=True
-    )
-    if is_keyhygiene_process(config.get("credential_process", "")):
-        stored = vault.load_key(location.profile)
-        if stored is not None:
-            return HeldKey(stored.access_key_id, stored.secret, "keyring")
-    return None
-
-
-def held_key_id(location: KeyLocation) -> str | None:
-    key = held_key(location)
-    return key.access_key_id if key else None
-
-
 def _serves_mfa_sessions(location: KeyLocation) -> bool:
     """Whether the profile's keyhygiene credential_process serves MFA sessions
     (a strict computer's): a rotation keeps that."""
@@ -275,145 +191,6 @@ def key_tail(key_id: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- clients
-
-
-class NoKeyHeld(BadInput):
-    """The profile holds no long-term access key keyhygiene can rotate."""
-
-
-class HeldKeyClients:
-    """A plan `ClientProvider` whose clients sign with the key the profile holds now.
-
-    Clients are cached per key id; `api_calls` counts API operations made
-    through them (the benchmark's figure).
-    """
-
-    def __init__(
-        self, options: ConnectionOptions, location: KeyLocation, *, max_attempts: int = 8
-    ) -> None:
-        self.options = options
-        self.location = location
-        self._config = client_config(max_attempts=max_attempts)
-        self._lock = threading.Lock()
-        self._sessions: dict[str, botocore.session.Session] = {}
-        self._clients: dict[tuple[str, str], Any] = {}
-        self.calls: Counter[str] = Counter()
-        # The profile's MFA device (mfa_serial in the config file): IAM calls
-        # then go through a GetSessionToken session made with one code, since
-        # an MFA-gated computer's key alone may not manage keys. Read once.
-        self._mfa_serial: str | None = None
-        self._mfa_serial_read = False
-
-    @property
-    def api_calls(self) -> int:
-        return sum(self.calls.values())
-
-    def held(self) -> HeldKey:
-        key = held_key(self.location)
-        if key is None:
-            raise NoKeyHeld(
-                f"Profile {self.location.profile!r} holds no long-term access key: not in "
-                f"{self.location.shown_credentials}, nor in the keyring through keyhygiene's "
-                f"credential_process in {self.location.shown_config}.",
-                hint="Use --profile with this computer's profile, or enroll the computer first.",
-            )
-        return key
-
-    def client(self, service: str) -> Any:
-        return self.client_for_key(service, self.held())
-
-    @property
-    def mfa_serial(self) -> str | None:
-        if not self._mfa_serial_read:
-            values = credentials_file.read_profile(
-                self.location.config_file, self.location.profile, config_style=True
-            )
-            self._mfa_serial = values.get("mfa_serial") or None
-            self._mfa_serial_read = True
-        return self._mfa_serial
-
-    def client_for_key(self, service: str, key: HeldKey) -> Any:
-        # Only IAM is gated; GetCallerIdentity (the checks of a new key) never is.
-        # One MFA session serves every IAM call of this run, whichever key the
-        # profile holds by then: the user is the same, and a second session
-        # would need a second code.
-        mfa = service == "iam" and self.mfa_serial is not None
-        session_key = "mfa-session" if mfa else key.access_key_id
-        with self._lock:
-            cached = self._clients.get((session_key, service))
-            if cached is not None:
-                return cached
-            session = self._sessions.get(session_key)
-            if session is None:
-                with translate_errors("opening an AWS session", profile=self.location.profile):
-                    session = self._session_for(key)
-                if mfa:
-                    session = self._mfa_session(session)
-                self._sessions[session_key] = session
-            kwargs: dict[str, Any] = {"config": self._config}
-            if self.options.endpoint_url:
-                kwargs["endpoint_url"] = self.options.endpoint_url
-            with translate_errors("creating an AWS client", profile=self.location.profile):
-                region = (
-                    self.options.region or session.get_config_variable("region") or DEFAULT_REGION
-                )
-                client = session.create_client(service, region_name=region, **kwargs)
-            client.meta.events.register("before-call", self._count)
-            if crash_hook_armed():
-                client.meta.events.register("after-call", _crash_after_call)
-            self._clients[(session_key, service)] = client
-            return client
-
-    def _mfa_session(self, session: botocore.session.Session) -> botocore.session.Session:
-        """`session`'s key traded, with one MFA code, for a session that may call IAM.
-
-        The session outlives whatever happens to the key that made it
-        (temporary credentials cannot be revoked by deleting the key), so one
-        code covers the whole rotation: creating the new key and deactivating
-        and deleting the old one."""
-        serial = str(self.mfa_serial)
-        profile = self.location.profile
-        code = ask_mfa_code(profile, serial)
-        kwargs: dict[str, Any] = {"config": client_config(max_attempts=2)}
-        if self.options.endpoint_url:
-            kwargs["endpoint_url"] = self.options.endpoint_url
-        region = self.options.region or session.get_config_variable("region") or DEFAULT_REGION
-        with translate_errors(f"getting an MFA session for profile {profile}", service="sts"):
-            # Sealed at once: the session's secret must not show in a traceback.
-            answer = Sealed(
-                session.create_client("sts", region_name=region, **kwargs).get_session_token(
-                    SerialNumber=serial, TokenCode=code, DurationSeconds=MFA_SESSION_SECONDS
-                )
-            )
-        mfa = new_botocore_session()
-        mfa.set_config_variable("profile", profile)
-        # Straight from the answer: no local holds the session's secret.
-        mfa.set_credentials(
-            answer["Credentials"]["AccessKeyId"],
-            answer["Credentials"]["SecretAccessKey"],
-            answer["Credentials"]["SessionToken"],
-        )
-        return mfa
-
-    def _session_for(self, key: HeldKey) -> botocore.session.Session:
-        # The profile's own settings (region, endpoint_url) with the key given
-        # explicitly: its credential_process, if any, is not run. A botocore
-        # session (the clients are the same as boto3's) sharing one model
-        # loader: each new session would otherwise parse the IAM and endpoint
-        # models again, which costs more than the calls themselves.
-        session = new_botocore_session()
-        session.set_config_variable("profile", self.location.profile)
-        session.set_credentials(key.access_key_id, key.secret.reveal())
-        return session
-
-    def _count(self, model: Any = None, **_: Any) -> None:
-        name = getattr(model, "name", "?")
-        service = getattr(getattr(model, "service_model", None), "service_name", "?")
-        with self._lock:
-            self.calls[f"{service}:{name}"] += 1
-
-    def __repr__(self) -> str:
-        return f"HeldKeyClients(profile={self.location.profile!r})"
 
 
 # --------------------------------------------------------------------------- crash hook (tests)
@@ -445,6 +222,14 @@ def _crash_after_call(event_name: str = "", **_: Any) -> None:
     step = _CRASH_AFTER.get(event_name)
     if step is not None:
         crash_point(step)
+
+
+def _arm_crash_hook(client: Any) -> None:
+    if crash_hook_armed():
+        client.meta.events.register("after-call", _crash_after_call)
+
+
+held_key_clients.NEW_CLIENT_HOOKS.append(_arm_crash_hook)
 
 
 def _crash_on_event(event: PlanEvent) -> None:
@@ -1266,7 +1051,7 @@ def _old_key_problem(ctx: ApplyContext, old: HeldKey | None, user: str) -> str:
 def _old_key_check(ctx: ApplyContext, old: HeldKey, user: str) -> tuple[str, bool]:
     """One try of `_old_key_problem`: (problem or "", whether retrying is pointless)."""
     try:
-        arn = str(_client_with_key(ctx.clients, "sts", old).get_caller_identity()["Arn"])
+        arn = str(client_with_key(ctx.clients, "sts", old).get_caller_identity()["Arn"])
     except (ClientError, BotoCoreError, KeyHygieneError) as exc:
         code = error_code(exc) if isinstance(exc, ClientError) else ""
         name = code or type(exc).__name__
@@ -1281,7 +1066,7 @@ def _old_key_check(ctx: ApplyContext, old: HeldKey, user: str) -> tuple[str, boo
 
 def _key_status(ctx: ApplyContext, key: HeldKey, user: str) -> str:
     """The key's status, listed with the key itself, else with the profile's key."""
-    signers = [lambda: _client_with_key(ctx.clients, "iam", key), lambda: ctx.client("iam")]
+    signers = [lambda: client_with_key(ctx.clients, "iam", key), lambda: ctx.client("iam")]
     for signer in signers:
         try:
             items = all_items(signer(), "list_access_keys", "AccessKeyMetadata", UserName=user)
@@ -1371,7 +1156,7 @@ def _delete_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
         if own is None:
             raise
         gone = _delete_signed(
-            _client_with_key(ctx.clients, "iam", own), str(params["UserName"]), key_id
+            client_with_key(ctx.clients, "iam", own), str(params["UserName"]), key_id
         )
     if ctx.step is not None:
         _crash_if_running(ctx, ctx.step.id, "rotation.delete_key")
@@ -1455,27 +1240,12 @@ def verify_held_key(
 def _who_am_i(clients: Any, key: HeldKey) -> tuple[str, str]:
     """(ARN, "") on success, ("", what went wrong) on failure."""
     try:
-        client = _client_with_key(clients, "sts", key)
+        client = client_with_key(clients, "sts", key)
         return str(client.get_caller_identity()["Arn"]), ""
     except ClientError as exc:
         return "", error_code(exc) or "ClientError"
     except (BotoCoreError, KeyHygieneError) as exc:
         return "", type(exc).__name__
-
-
-def _client_with_key(clients: Any, service: str, key: HeldKey) -> Any:
-    if hasattr(clients, "client_for_key"):
-        return clients.client_for_key(service, key)
-    # Any other provider: same region and endpoint, signed with `key`.
-    base = clients.client(service)
-    return new_botocore_session().create_client(
-        service,
-        region_name=base.meta.region_name,
-        endpoint_url=base.meta.endpoint_url,
-        aws_access_key_id=key.access_key_id,
-        aws_secret_access_key=key.secret.reveal(),
-        config=client_config(max_attempts=3),
-    )
 
 
 # --------------------------------------------------------------------------- running it

@@ -17,7 +17,7 @@ import botocore.session
 import pytest
 from helpers import ROOT
 
-from keyhygiene.aws.connection import shared_loader
+from keyhygiene.aws.sessions import shared_loader
 from keyhygiene.cli import main as cli
 from keyhygiene.local import credentials_file
 from keyhygiene.local.state_dir import state_dir

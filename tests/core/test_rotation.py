@@ -16,7 +16,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from keyhygiene.aws.connection import ConnectionOptions, shared_loader
+from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.aws.sessions import shared_loader
 from keyhygiene.core.errors import BadInput, KeyHygieneError
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.credentials_file import CredentialsFileRefused

@@ -14,7 +14,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, Static
 
-from keyhygiene.aws.connection import ConnectionOptions, shared_loader
+from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.aws.sessions import shared_loader
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.ui.screens.rotate_screen import RotateScreen
 from keyhygiene.ui.widgets.plan_view import PlanView
