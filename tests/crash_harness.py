@@ -291,10 +291,10 @@ def warm_up() -> None:
     if _WARM:
         return
     from keyhygiene.cli.main import build_parser
-    from keyhygiene.workflows.registry import load_workflows
+    from keyhygiene.workflows import registry
 
     build_parser()
-    load_workflows()
+    assert registry.WORKFLOWS  # imported: every workflow's local actions are registered
     _WARM.append(True)
 
 
@@ -440,7 +440,7 @@ def _virtual_time() -> None:
 def _swap_all_defaults(swaps: Mapping[int, Any]) -> None:
     """Replace default argument values (by identity) in keyhygiene's functions and methods."""
     for name, module in list(sys.modules.items()):
-        if module is not None and name.split(".")[0] in ("tui", "screens"):
+        if module is not None and name.split(".")[0] == "keyhygiene":
             for value in list(vars(module).values()):
                 for func in _functions(value):
                     _swap_defaults(func, swaps)

@@ -24,6 +24,7 @@ from keyhygiene.cli.commands import (
     grant,
     group,
     inventory,
+    recover,
     revoke,
     rotate,
     schedule,
@@ -48,6 +49,7 @@ COMMANDS = (
     demo,
     credential_process,
     schedule,
+    recover,
 )
 
 

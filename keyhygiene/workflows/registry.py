@@ -2,9 +2,10 @@
 
 Every plan is journaled (no secrets) while it runs. A run cut short by a crash,
 a kill or a lost connection leaves its journal open; at the next start the TUI
-offers what is safe for that kind of run. Rotations have their own recovery
-(the key the profile holds decides, see `keyhygiene.workflows.rotation`); this module handles
-the others:
+offers what is safe for that kind of run, and so does `keyhygiene recover`:
+both read `everything_interrupted()`. Rotations have their own recovery (the
+key the profile holds decides, see `keyhygiene.workflows.rotation`); this
+module lists them beside the others and handles the rest:
 - an emergency revoke is neither finished from its journal (its bucket and
   key policy documents were computed from the account as it was then, and
   replaying them could undo changes made since) nor rolled back (that would
@@ -23,7 +24,6 @@ the others:
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import socket
@@ -43,19 +43,16 @@ from keyhygiene.plans.engine import (
     rollback,
 )
 from keyhygiene.plans.journal import Journal, open_journals
+
+# Every workflow, imported here: each registers its local actions when
+# imported, and a journal can only be finished or undone once they are.
+from keyhygiene.workflows import application, enrollment, membership, revoke, rotation
 from keyhygiene.workflows.membership import SWEEP_KIND, format_expiry, parse_expiry
 from keyhygiene.workflows.revoke import PLAN_KIND as REVOKE_KIND
+from keyhygiene.workflows.rotation import PendingRotation, pending_rotations
 
-# Workflows register their local actions when imported; a journal can only be
-# finished or undone once they are.
-WORKFLOW_MODULES = (
-    "keyhygiene.workflows.enrollment",
-    "keyhygiene.workflows.membership",
-    "keyhygiene.workflows.revoke",
-    "keyhygiene.workflows.application",
-    "keyhygiene.workflows.rotation",
-)
-ROTATION_KIND = "rotate"
+WORKFLOWS = (application, enrollment, membership, revoke, rotation)
+ROTATION_KIND = rotation.PLAN_KIND
 # Plans that set a loan's expiry (`keyhygiene.workflows.membership.plan_grant`), and the id of
 # their step that writes it in the `keyhygiene:grant:<G>` tag.
 LOAN_KINDS = ("grant", "grant-extend")
@@ -71,11 +68,6 @@ _SECRET_NAMED = re.compile(
     re.IGNORECASE,
 )
 _MESSAGE_LIMIT = 300
-
-
-def load_workflows() -> None:
-    for name in WORKFLOW_MODULES:
-        importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -150,7 +142,6 @@ def interrupted_runs(*, now: datetime | None = None) -> list[InterruptedRun]:
 
     `now` decides which interrupted loans have expired (default: the real clock).
     """
-    load_workflows()
     moment = now or datetime.now(timezone.utc)
     runs = []
     for journal in open_journals():
@@ -168,6 +159,23 @@ def interrupted_runs(*, now: datetime | None = None) -> list[InterruptedRun]:
         else:
             runs.append(InterruptedRun(journal, loan_expired=expired))
     return runs
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """Every interrupted run: rotations (the key the profile holds decides what
+    is done) and the rest (the person chooses among the safe choices)."""
+
+    rotations: list[PendingRotation]
+    runs: list[InterruptedRun]
+
+    def __bool__(self) -> bool:
+        return bool(self.rotations or self.runs)
+
+
+def everything_interrupted(*, now: datetime | None = None) -> Interrupted:
+    """What the TUI offers at start and `keyhygiene recover` lists."""
+    return Interrupted(pending_rotations(), interrupted_runs(now=now))
 
 
 def loan_expiry(journal: Journal) -> datetime | None:

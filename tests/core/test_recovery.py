@@ -266,3 +266,65 @@ def test_an_unexpected_error_is_described_without_secrets() -> None:
     assert text.startswith("RuntimeError: boom ")
     assert secret not in text and "abc" not in text and "more" not in text
     assert describe_unexpected(KeyError()) == "KeyError"
+
+
+# --------------------------------------------------------------------------- keyhygiene recover
+
+
+def recover(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from keyhygiene.cli.main import main
+
+    code = main(["recover", *args, "--region", "us-east-1"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_recover_says_when_there_is_nothing(
+    conn: Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert recover(capsys) == (0, "No interrupted run: nothing to recover.\n", "")
+
+
+def test_recover_lists_an_interrupted_grant_and_rolls_it_back(
+    conn: Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command line offers what the TUI's recovery screen offers, from the
+    same registry, and does it."""
+    interrupted_grant(conn, found_at=datetime.now(timezone.utc))
+    code, out, _ = recover(capsys)
+    assert code == 0
+    assert "1. grant: " in out and "2 of 4 steps done, step 3 was interrupted" in out
+    # The loan (made at NOW for 2 h) has ended by the real clock: finishing it
+    # would make the membership permanent, so only undoing it is offered.
+    assert "permanent" in out and "choices: --roll-back, --forget" in out
+    code, _, err = recover(capsys, "1", "--finish", "--yes")
+    assert code == 2 and "Safe for it: --roll-back, --forget" in err
+    # Not on a terminal and no --yes: said, not done.
+    code, out, _ = recover(capsys, "1", "--roll-back")
+    assert code == 0 and "pass --yes" in out
+    assert tags_of(PHONE) == {"keyhygiene:grant:photos": EXPIRY}
+    code, out, _ = recover(capsys, "1", "--roll-back", "--yes")
+    assert code == 0, out
+    assert groups_of(PHONE) == set() and tags_of(PHONE) == {} and policies_of(PHONE) == []
+    assert recover(capsys)[1] == "No interrupted run: nothing to recover.\n"
+
+
+def test_recover_refuses_a_choice_that_is_not_safe_for_the_run(
+    conn: Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = Step("keys", "List the keys", Call("iam", "list_access_keys", {"UserName": PHONE}))
+    journal = left_by_a_dead_process(
+        Journal.create(Plan(REVOKE_KIND, "Revoke alice-phone", (step,)))
+    )
+    journal.set_state("running")
+    code, out, _ = recover(capsys)
+    assert "1. revoke: " in out and "choices: --forget" in out
+    code, _, err = recover(capsys, "1", "--finish", "--yes")
+    assert code == 2
+    assert "cannot be handled with --finish" in err and "Safe for it: --forget" in err
+    assert "Run the revoke again" in err
+    code, _, err = recover(capsys, "7", "--forget", "--yes")
+    assert code == 2 and "no interrupted run 7 (there are 1)" in err
+    code, out, _ = recover(capsys, "1", "--forget", "--yes")
+    assert code == 0 and "forgotten" in out
+    assert interrupted_runs() == []

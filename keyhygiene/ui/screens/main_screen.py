@@ -146,8 +146,7 @@ class MainScreen(Screen[None]):
     def startup_checks(self) -> None:
         """Interrupted runs first (finish or roll back), then an old key of this computer."""
         from keyhygiene.local import notices
-        from keyhygiene.workflows.registry import interrupted_runs
-        from keyhygiene.workflows.rotation import pending_rotations
+        from keyhygiene.workflows.registry import everything_interrupted
 
         for notice in notices.pending():
             # A scheduled rotation that could not run must not fail silently.
@@ -159,14 +158,15 @@ class MainScreen(Screen[None]):
                 timeout=30,
             )
         try:
-            rotations = pending_rotations()
-            runs = interrupted_runs(now=self.app.now())  # type: ignore[attr-defined]
+            interrupted = everything_interrupted(now=self.app.now())  # type: ignore[attr-defined]
         except KeyHygieneError as exc:
             self.app.call_from_thread(
                 self.notify, f"Could not read the journals of earlier runs: {exc}", severity="error"
             )
             return
-        self.app.call_from_thread(self._offer_recovery, bool(rotations), runs)
+        self.app.call_from_thread(
+            self._offer_recovery, bool(interrupted.rotations), interrupted.runs
+        )
 
     def _offer_recovery(self, rotation_pending: bool, runs: list) -> None:  # type: ignore[type-arg]
         from keyhygiene.ui.screens.recovery_screen import RecoveryScreen
