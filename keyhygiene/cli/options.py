@@ -69,3 +69,18 @@ def terminal_mfa_code_provider(given: str | None) -> MfaCodeProvider:
         return getpass.getpass(f"MFA code for profile {profile}: ")
 
     return provide
+
+
+# Exit codes of the changing commands (keyhygiene.cli.reviewed_apply).
+EXIT_OK = 0
+EXIT_FAILED = 3
+
+
+def add_apply_options(parser: argparse.ArgumentParser) -> None:
+    """The options every changing command shares."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan without asking")
+    mode.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument(
+        "--json", action="store_true", help="with --dry-run: print the plan as JSON"
+    )

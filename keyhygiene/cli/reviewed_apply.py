@@ -19,28 +19,16 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from keyhygiene.cli.options import EXIT_FAILED, EXIT_OK, add_apply_options
 from keyhygiene.plans.engine import (
     ApplyReport,
     ClientProvider,
     Plan,
     PlanEvent,
-    apply_plan,
-    rollback,
 )
-from keyhygiene.plans.journal import Journal, interrupted_runs_of
+from keyhygiene.plans.reviewed import apply_reviewed, close_as_done, earlier_runs
 
-EXIT_OK = 0
-EXIT_FAILED = 3
-
-
-def add_apply_options(parser: argparse.ArgumentParser) -> None:
-    """The options every changing command shares."""
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--yes", "-y", action="store_true", help="apply the plan without asking")
-    mode.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument(
-        "--json", action="store_true", help="with --dry-run: print the plan as JSON"
-    )
+__all__ = ["EXIT_FAILED", "EXIT_OK", "add_apply_options"]
 
 
 # Streams default to None and are looked up at call time: a default of
@@ -70,6 +58,31 @@ def confirm(plan: Plan, *, stdin: TextIO | None = None, out: TextIO | None = Non
     return answer in ("y", "yes")
 
 
+def approved(plan: Plan, args: argparse.Namespace, out: TextIO | None = None) -> bool:
+    """Whether to apply `plan`, as every changing command decides it: --dry-run
+    shows it (as JSON with --json) and changes nothing; --yes applies it;
+    otherwise it is shown and, on a terminal, the person is asked; without a
+    terminal nothing changes and the message says to pass --yes."""
+    out = out or sys.stdout
+    if getattr(args, "dry_run", False):
+        if getattr(args, "json", False):
+            print(json.dumps(plan.to_json(), indent=2), file=out)
+        else:
+            print(plan.render_text(), file=out)
+            print("\nDry run: nothing was changed.", file=out)
+        return False
+    if getattr(args, "yes", False):
+        return True
+    print(plan.render_text(), file=out)
+    if not sys.stdin.isatty():
+        print("\nNothing was changed: pass --yes to apply this plan.", file=out)
+        return False
+    if not confirm(plan, out=out):
+        print("Nothing was changed.", file=out)
+        return False
+    return True
+
+
 def run_plan(
     plan: Plan,
     clients: ClientProvider,
@@ -87,7 +100,7 @@ def run_plan(
     person is told, and the earlier run's journal is closed once this one
     succeeds (it is not offered again at the next start)."""
     out = out or sys.stdout
-    earlier = interrupted_runs_of(plan)
+    earlier = earlier_runs(plan)
     for journal in earlier:
         print(
             f"An earlier run of this command was interrupted ({journal.summary()}); "
@@ -95,56 +108,36 @@ def run_plan(
             file=out,
             flush=True,
         )
-    if getattr(args, "dry_run", False):
-        if getattr(args, "json", False):
-            print(json.dumps(plan.to_json(), indent=2), file=out)
-        else:
-            print(plan.render_text(), file=out)
-            print("\nDry run: nothing was changed.", file=out)
-        return EXIT_OK, None
-    if not plan.steps:
+    if not plan.steps and not getattr(args, "dry_run", False):
         print(f"{plan.title}: nothing to do.", file=out)
         if earlier:
-            # The earlier run had done everything but record it.
-            journal = Journal.create(plan)
-            journal.close("finished")
-            _close_finished(earlier, journal, out)
+            close_as_done(earlier, plan)
+            print("The interrupted run is finished.", file=out, flush=True)
         return EXIT_OK, None
-    if not getattr(args, "yes", False):
-        print(plan.render_text(), file=out)
-        if not sys.stdin.isatty():
-            print("\nNothing was changed: pass --yes to apply this plan.", file=out)
-            return EXIT_OK, None
-        if not confirm(plan, out=out):
-            print("Nothing was changed.", file=out)
-            return EXIT_OK, None
-    journal = Journal.create(plan)
-    report = apply_plan(
+    if not approved(plan, args, out):
+        return EXIT_OK, None
+
+    def rolling_back(report: ApplyReport) -> None:
+        print(report.render_text(), file=out)
+        print("\nRolling back what was done …", file=out)
+
+    outcome = apply_reviewed(
         plan,
         clients,
-        journal=journal,
-        on_event=on_event or (lambda event: print_event(event, out)),
+        roll_back_on_failure=roll_back_on_failure,
         stop_on_failure=stop_on_failure,
-        after_interruption=bool(earlier),
+        on_event=on_event or (lambda event: print_event(event, out)),
+        on_rollback=rolling_back,
+        earlier=earlier,
     )
-    print(report.render_text(), file=out)
+    report, undone = outcome.report, outcome.undone
+    print((undone or report).render_text(), file=out)
     if report.ok:
-        _close_finished(earlier, journal, out)
+        if earlier:
+            print("The interrupted run is finished.", file=out, flush=True)
         return EXIT_OK, report
-    undone = None
-    if roll_back_on_failure and report.done:
-        print("\nRolling back what was done …", file=out)
-        undone = rollback(report, clients, on_event=lambda event: print_event(event, out))
-        print(undone.render_text(), file=out)
     _say_failure(report, undone)
     return EXIT_FAILED, report
-
-
-def _close_finished(earlier: list[Journal], journal: Journal, out: TextIO) -> None:
-    for run in earlier:
-        run.close_as_finished_by(journal)
-    if earlier:
-        print("The interrupted run is finished.", file=out, flush=True)
 
 
 def _say_failure(report: ApplyReport, undone: ApplyReport | None) -> None:

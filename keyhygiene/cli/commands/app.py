@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from keyhygiene.cli.reviewed_apply import add_apply_options
+from keyhygiene.cli.options import add_apply_options
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

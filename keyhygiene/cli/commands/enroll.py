@@ -26,7 +26,7 @@ EXIT_FAILED = 3
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from keyhygiene.cli.reviewed_apply import add_apply_options
+    from keyhygiene.cli.options import add_apply_options
 
     parser = subparsers.add_parser(
         "enroll",

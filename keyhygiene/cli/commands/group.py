@@ -24,7 +24,7 @@ TESTING_ENVIRONMENT = "KEYHYGIENE_TESTING"
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from keyhygiene.cli.reviewed_apply import add_apply_options
+    from keyhygiene.cli.options import add_apply_options
 
     parser = subparsers.add_parser(
         "group",

@@ -16,7 +16,7 @@ import io
 import sys
 from typing import Any
 
-from keyhygiene.cli.reviewed_apply import EXIT_FAILED, EXIT_OK, add_apply_options
+from keyhygiene.cli.options import EXIT_FAILED, EXIT_OK, add_apply_options
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -16,7 +16,7 @@ from keyhygiene.core.errors import BadInput
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from keyhygiene.cli.reviewed_apply import add_apply_options
+    from keyhygiene.cli.options import add_apply_options
     from keyhygiene.workflows.rotation import (
         DEFAULT_VERIFY_INTERVAL,
         DEFAULT_VERIFY_SUCCESSES,
@@ -116,7 +116,7 @@ def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from keyhygiene.cli.options import connection_options
-    from keyhygiene.cli.reviewed_apply import print_event
+    from keyhygiene.cli.reviewed_apply import approved, print_event
     from keyhygiene.local import credentials_file
     from keyhygiene.local.schedule import parse_every
     from keyhygiene.workflows.rotation import (
@@ -166,7 +166,7 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
     plan = plan_rotation(facts, request)
 
-    if not _approved(plan, args, out):
+    if not approved(plan, args, out):
         return 0
     outcome = execute_rotation(plan, clients, on_event=lambda event: print_event(event, out))
     print("", file=out)
@@ -190,31 +190,6 @@ def _age_days(created: Any) -> int | None:
     if created is None:
         return None
     return (datetime.now(timezone.utc) - created).days
-
-
-def _approved(plan: Any, args: argparse.Namespace, out: TextIO) -> bool:
-    """--dry-run: show; no --yes and no terminal: show, change nothing; else ask."""
-    import json
-
-    from keyhygiene.cli.reviewed_apply import confirm
-
-    if args.dry_run:
-        if args.json:
-            print(json.dumps(plan.to_json(), indent=2), file=out)
-        else:
-            print(plan.render_text(), file=out)
-            print("\nDry run: nothing was changed.", file=out)
-        return False
-    if args.yes:
-        return True
-    print(plan.render_text(), file=out)
-    if not sys.stdin.isatty():
-        print("\nNothing was changed: pass --yes to apply this plan.", file=out)
-        return False
-    if not confirm(plan, out=out):
-        print("Nothing was changed.", file=out)
-        return False
-    return True
 
 
 def _handle_pending(

@@ -25,7 +25,7 @@ from keyhygiene.cli.commands.group import add_now_option, now_from, review_and_a
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    from keyhygiene.cli.reviewed_apply import add_apply_options
+    from keyhygiene.cli.options import add_apply_options
 
     parser = subparsers.add_parser(
         "sweep",

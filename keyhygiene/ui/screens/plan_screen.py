@@ -20,10 +20,8 @@ from keyhygiene.plans.engine import (
     ClientProvider,
     Plan,
     PlanEvent,
-    apply_plan,
-    rollback,
 )
-from keyhygiene.plans.journal import Journal, interrupted_runs_of
+from keyhygiene.plans.reviewed import apply_reviewed
 from keyhygiene.ui.widgets.plan_view import PlanView
 
 
@@ -94,29 +92,20 @@ class PlanScreen(ModalScreen[ApplyReport | None]):
         try:
             # Runs of the same command cut short earlier: this plan, built from
             # the account as it is now, finishes them (as on the command line).
-            earlier = interrupted_runs_of(self.plan)
-            journal = Journal.create(self.plan)
-            report = apply_plan(
+            outcome = apply_reviewed(
                 self.plan,
                 self.clients,
-                journal=journal,
-                on_event=relay,
+                roll_back_on_failure=self.roll_back_on_failure,
                 stop_on_failure=self.stop_on_failure,
-                after_interruption=bool(earlier),
+                on_event=relay,
             )
-            if report.ok:
-                for run in earlier:
-                    run.close_as_finished_by(journal)
-            undone = None
-            if not report.ok and self.roll_back_on_failure and report.done:
-                undone = rollback(report, self.clients, on_event=relay)
         except Exception as exc:  # noqa: BLE001 - the screen must never stay stuck
             # KeyHygieneError messages are written for people; anything else is
             # named by its type (its text could quote values).
             text = str(exc) if isinstance(exc, KeyHygieneError) else type(exc).__name__
             self.app.call_from_thread(self._crashed, text)
             return
-        self.app.call_from_thread(self._finished, report, undone)
+        self.app.call_from_thread(self._finished, outcome.report, outcome.undone)
 
     def _crashed(self, text: str) -> None:
         self.running = False
