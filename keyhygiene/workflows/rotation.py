@@ -106,6 +106,11 @@ from keyhygiene.plans.engine import (
     rollback,
 )
 from keyhygiene.plans.journal import Journal, JournalError, open_journals
+from keyhygiene.workflows.rotation_defaults import (
+    DEFAULT_VERIFY_INTERVAL,
+    DEFAULT_VERIFY_SUCCESSES,
+    DEFAULT_VERIFY_TIMEOUT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +127,6 @@ STEP_DELETE_OLD = "delete-old"
 VERIFY_STEPS = (STEP_VERIFY, STEP_VERIFY_AGAIN)
 NEW_KEY_PATH = "AccessKey.AccessKeyId"
 
-DEFAULT_VERIFY_TIMEOUT = 60.0
-DEFAULT_VERIFY_SUCCESSES = 3
-DEFAULT_VERIFY_INTERVAL = 1.0
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 

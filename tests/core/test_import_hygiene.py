@@ -53,3 +53,18 @@ def test_python_dash_m_keyhygiene_runs_the_program() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"keyhygiene {keyhygiene.__version__}"
+
+
+def test_building_the_parser_loads_no_aws_sdk_nor_textual() -> None:
+    """`keyhygiene --help`, `--version` and the parse before every command stay
+    light: botocore, boto3 and Textual load only where a command needs them."""
+    code = (
+        "import sys\n"
+        "from keyhygiene.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('botocore', 'boto3', 'textual', 'moto', 'keyring')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -9,6 +9,7 @@ look written by a process that is gone.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -328,3 +329,25 @@ def test_recover_refuses_a_choice_that_is_not_safe_for_the_run(
     code, out, _ = recover(capsys, "1", "--forget", "--yes")
     assert code == 0 and "forgotten" in out
     assert interrupted_runs() == []
+
+
+def test_a_journal_written_by_0_1_is_offered_and_rolled_back(conn: Connection) -> None:
+    """A loan interrupted under 0.1 (packages `tui` and `screens`, before the
+    layout move): its journal names no module, so it resumes as it was."""
+    from pathlib import Path
+
+    from keyhygiene.local.state_dir import state_dir
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "journal-from-0.1-grant.json"
+    data = json.loads(fixture.read_text())
+    data["pid"], data["host"] = dead_pid(), socket.gethostname()
+    journals = state_dir() / "journals"
+    journals.mkdir(parents=True, exist_ok=True)
+    (journals / fixture.name).write_text(json.dumps(data))
+    (run,) = interrupted_runs(now=SOON)
+    assert run.kind == "grant" and run.resumable and run.can_roll_back
+    assert "Lend group photos to alice-phone" in run.summary
+    result = roll_back(run, conn)
+    assert result.ok, result.text
+    assert groups_of(PHONE) == set() and tags_of(PHONE) == {} and policies_of(PHONE) == []
+    assert interrupted_runs(now=SOON) == []

@@ -17,7 +17,7 @@ from keyhygiene.core.errors import BadInput
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     from keyhygiene.cli.options import add_apply_options
-    from keyhygiene.workflows.rotation import (
+    from keyhygiene.workflows.rotation_defaults import (
         DEFAULT_VERIFY_INTERVAL,
         DEFAULT_VERIFY_SUCCESSES,
         DEFAULT_VERIFY_TIMEOUT,
