@@ -30,6 +30,7 @@ from keyhygiene.views.outline import (
 if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
     from keyhygiene.aws.connection import Connection
     from keyhygiene.plans.engine import ApplyReport
+    from keyhygiene.ui.app import KeyHygieneApp
 
 
 class MainScreen(Screen[None]):
@@ -68,6 +69,16 @@ class MainScreen(Screen[None]):
         self.findings: list[Finding] = []
         self._swept = False
 
+    @property
+    def keyhygiene_app(self) -> KeyHygieneApp:
+        """The app, typed: its options, its clock and its loaders. Imported only
+        for the type checker (keyhygiene.ui.app imports this screen)."""
+        from keyhygiene.ui.app import KeyHygieneApp
+
+        app = self.app
+        assert isinstance(app, KeyHygieneApp)
+        return app
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(
@@ -92,16 +103,16 @@ class MainScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_account(self) -> None:
-        app = self.app
+        app = self.keyhygiene_app
 
         def progress(what: str) -> None:
             self.post_message(LoadProgress(what))
 
         try:
-            app.wait_for_demo(progress)  # type: ignore[attr-defined]
-            snapshot, connection = app.load_account(on_progress=progress)  # type: ignore[attr-defined]
+            app.wait_for_demo(progress)
+            snapshot, connection = app.load_account(on_progress=progress)
             progress("Auditing")
-            findings = app.audit(snapshot)  # type: ignore[attr-defined]
+            findings = app.audit(snapshot)
         except KeyHygieneError as exc:
             self.post_message(LoadFailed(str(exc)))
             return
@@ -125,7 +136,7 @@ class MainScreen(Screen[None]):
         if not self.query_one("#filter", Input).display:
             tree.focus()
         status = (
-            f"Loaded {len(message.snapshot.users)} users at {self.app.now():%H:%M:%S} UTC. "  # type: ignore[attr-defined]
+            f"Loaded {len(message.snapshot.users)} users at {self.keyhygiene_app.now():%H:%M:%S} UTC. "
             f"{summary_line(self.findings).rstrip('.')}. Press f to list them."
         )
         if message.snapshot.problems:
@@ -158,7 +169,7 @@ class MainScreen(Screen[None]):
                 timeout=30,
             )
         try:
-            interrupted = everything_interrupted(now=self.app.now())  # type: ignore[attr-defined]
+            interrupted = everything_interrupted(now=self.keyhygiene_app.now())
         except KeyHygieneError as exc:
             self.app.call_from_thread(
                 self.notify, f"Could not read the journals of earlier runs: {exc}", severity="error"
@@ -174,7 +185,9 @@ class MainScreen(Screen[None]):
 
         if rotation_pending:
             # The rotate screen shows the interrupted rotation and offers to finish or undo it.
-            self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+            self.app.push_screen(
+                RotateScreen(self.keyhygiene_app.options), self._refresh_if_applied
+            )
         elif runs and self.connection is not None:
             self.app.push_screen(RecoveryScreen(runs, self.connection), self._refresh_if_applied)
         else:
@@ -185,7 +198,7 @@ class MainScreen(Screen[None]):
         from keyhygiene.ui.screens.confirm_screen import ConfirmScreen
 
         user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
-        now = self.app.now()  # type: ignore[attr-defined]
+        now = self.keyhygiene_app.now()
         age = user.key_age(now, DEFAULT_ROTATION_AGE_DAYS) if user else None
         if age is None or age.days < age.every:
             return
@@ -212,7 +225,7 @@ class MainScreen(Screen[None]):
         if self.snapshot is None or self.connection is None:
             return
         try:
-            outcome = apply_sweep(self.snapshot, self.connection, now=self.app.now())  # type: ignore[attr-defined]
+            outcome = apply_sweep(self.snapshot, self.connection, now=self.keyhygiene_app.now())
         except Exception as exc:  # noqa: BLE001 - a failed tidy-up must not break the screen
             text = str(exc) if isinstance(exc, KeyHygieneError) else type(exc).__name__
             self.app.call_from_thread(
@@ -250,7 +263,7 @@ class MainScreen(Screen[None]):
         if self.snapshot is None or self.outline is None:
             return
         node = node or self.outline
-        details = describe(self.snapshot, node, self.app.now())  # type: ignore[attr-defined]
+        details = describe(self.snapshot, node, self.keyhygiene_app.now())
         mine = self.findings_for(node)
         if mine:
             lines = tuple(
@@ -306,7 +319,7 @@ class MainScreen(Screen[None]):
         """Recompute the outline (with its finding badges) and show it."""
         if self.snapshot is None:
             return
-        outline = build_outline(self.snapshot, self.app.now())  # type: ignore[attr-defined]
+        outline = build_outline(self.snapshot, self.keyhygiene_app.now())
         self.outline = annotate(outline, self.findings)
         self._show_outline()
 
@@ -325,7 +338,7 @@ class MainScreen(Screen[None]):
     def action_rotate_key(self) -> None:
         from keyhygiene.ui.screens.rotate_screen import RotateScreen
 
-        self.app.push_screen(RotateScreen(self.app.options), self._refresh_if_applied)  # type: ignore[attr-defined]
+        self.app.push_screen(RotateScreen(self.keyhygiene_app.options), self._refresh_if_applied)
 
     def action_schedule(self) -> None:
         from keyhygiene.audit.findings import DEFAULT_ROTATION_AGE_DAYS
@@ -333,7 +346,7 @@ class MainScreen(Screen[None]):
 
         user = self.snapshot.user(self.snapshot.this_user or "") if self.snapshot else None
         every = (user.rotate_every_days if user else None) or DEFAULT_ROTATION_AGE_DAYS
-        profile = self.app.options.profile_name  # type: ignore[attr-defined]
+        profile = self.keyhygiene_app.options.profile_name
         demo = bool(getattr(self.app, "demo", False))
         self.app.push_screen(ScheduleScreen(profile, every, demo=demo))
 
@@ -365,7 +378,7 @@ class MainScreen(Screen[None]):
                 chosen,
                 user=user,
                 group=group,
-                clock=self.app.now,  # type: ignore[attr-defined]
+                clock=self.keyhygiene_app.now,
             ),
             self._refresh_if_applied,
         )
@@ -420,7 +433,7 @@ class MainScreen(Screen[None]):
         fix = None
         if self.snapshot is not None and self.connection is not None:
             try:
-                fix = fix_for(self.snapshot, finding, self.app.now())  # type: ignore[attr-defined]
+                fix = fix_for(self.snapshot, finding, self.keyhygiene_app.now())
             except KeyHygieneError as exc:
                 self.notify(str(exc), title="The fix cannot be planned", severity="error")
                 return
