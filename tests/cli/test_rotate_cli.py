@@ -17,9 +17,10 @@ import botocore.session
 import pytest
 from helpers import ROOT
 
+from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.aws.sessions import shared_loader
 from keyhygiene.cli import main as cli
-from keyhygiene.local import credentials_file
+from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.state_dir import state_dir
 from keyhygiene.workflows import rotation
 
@@ -239,7 +240,7 @@ def test_a_second_active_key_stops_the_rotation_unless_deleted(computer: Compute
 def test_keyring_store_serves_the_aws_cli_through_credential_process(
     computer: Computer, tmp_path: Path
 ) -> None:
-    env = {rotation.vault.ENV_VAR: f"file:{tmp_path / 'keyring.json'}"}
+    env = {vault.ENV_VAR: f"file:{tmp_path / 'keyring.json'}"}
     result = rotate(computer, "--yes", "--store", "keyring", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -265,7 +266,7 @@ def test_keyring_store_serves_the_aws_cli_through_credential_process(
 
 def test_no_usable_keyring_keeps_the_file(computer: Computer) -> None:
     env = {
-        rotation.vault.ENV_VAR: "",
+        vault.ENV_VAR: "",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
     }
     result = rotate(computer, "--yes", "--store", "keyring", env=env)
@@ -280,8 +281,8 @@ def test_credential_process_prints_only_into_a_pipe(
     computer: Computer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keyring_file = tmp_path / "keyring.json"
-    monkeypatch.setenv(rotation.vault.ENV_VAR, f"file:{keyring_file}")
-    rotation.vault.store_key(PROFILE, computer.old_key_id, rotation.Secret(computer.old_secret))
+    monkeypatch.setenv(vault.ENV_VAR, f"file:{keyring_file}")
+    vault.store_key(PROFILE, computer.old_key_id, vault.Secret(computer.old_secret))
     command = [sys.executable, "-m", "keyhygiene", "credential-process", "--profile", PROFILE]
 
     # `keyhygiene credential-process > creds.json` would copy the key into a plain file.
@@ -372,7 +373,9 @@ def run_main(computer: Computer, *args: str) -> int:
 def test_exit_1_when_the_new_key_never_verifies(
     computer: Computer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(rotation, "_who_am_i", lambda clients, key: ("", "InvalidClientTokenId"))
+    monkeypatch.setattr(
+        rotation.verification, "_who_am_i", lambda clients, key: ("", "InvalidClientTokenId")
+    )
     code = run_main(computer, "--verify-timeout", "0.4", "--verify-interval", "0")
     out = capsys.readouterr()
     assert code == 1, out.out + out.err
@@ -387,7 +390,7 @@ def test_exit_3_says_what_aws_refused(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    real = rotation.HeldKeyClients.client_for_key
+    real = HeldKeyClients.client_for_key
 
     def denying(self: Any, service: str, key: Any) -> Any:
         client = real(self, service, key)
@@ -399,7 +402,7 @@ def test_exit_3_says_what_aws_refused(
         client.meta.events.register("before-call.iam.CreateAccessKey", deny)
         return client
 
-    monkeypatch.setattr(rotation.HeldKeyClients, "client_for_key", denying)
+    monkeypatch.setattr(HeldKeyClients, "client_for_key", denying)
     code = run_main(computer, "--verify-interval", "0")
     out = capsys.readouterr()
     assert code == 3

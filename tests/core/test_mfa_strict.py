@@ -401,7 +401,8 @@ def test_a_strict_computer_rotates_in_the_keyring_and_keeps_its_sessions(
 
 
 def test_moving_the_key_out_of_the_keyring_drops_its_cached_session(strict_profile: Any) -> None:
-    from keyhygiene.workflows.rotation import KeyLocation, _finish_write
+    from keyhygiene.local.key_location import KeyLocation
+    from keyhygiene.workflows.rotation.actions import _finish_write
 
     _, seed = strict_profile
     serve_session(_request(), ask_code=Codes(seed), make_session=session_for_key)

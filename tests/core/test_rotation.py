@@ -415,7 +415,7 @@ def test_keyring_rollback_puts_everything_back(account: Account, fake: FakeClock
         return "", "InvalidClientTokenId"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", never)
+        patch.setattr(rotation.verification, "_who_am_i", never)
         outcome = rotate(account, fake, store="file")
     assert outcome.exit_code == EXIT_VERIFY_FAILED
     assert held_key(account.location) == held
@@ -430,7 +430,7 @@ def test_verification_retries_with_backoff_until_enough_successes(
     account: Account, fake: FakeClock
 ) -> None:
     answers = iter(["bad", "bad", "ok", "bad", "ok", "ok", "ok"])
-    real = rotation._who_am_i
+    real = rotation.verification._who_am_i
 
     def flaky(clients: Any, key: HeldKey) -> tuple[str, str]:
         answer = next(answers, "ok")
@@ -439,7 +439,7 @@ def test_verification_retries_with_backoff_until_enough_successes(
         return real(clients, key)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", flaky)
+        patch.setattr(rotation.verification, "_who_am_i", flaky)
         outcome = rotate(account, fake, verify_successes=3, verify_timeout=60)
     assert outcome.ok, outcome.render_text()
     # bad, bad (backoff 0.5, 1.0), ok (0.2), bad (2.0: a failure resets the run), ok, ok, ok.
@@ -453,7 +453,7 @@ def test_a_key_that_never_verifies_is_rolled_back(account: Account, fake: FakeCl
         return "", "InvalidClientTokenId"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", never)
+        patch.setattr(rotation.verification, "_who_am_i", never)
         outcome = rotate(account, fake, verify_timeout=20)
 
     assert outcome.exit_code == EXIT_VERIFY_FAILED
@@ -472,7 +472,7 @@ def test_failing_after_the_deactivation_reactivates_the_old_key(
     account: Account, fake: FakeClock
 ) -> None:
     calls = {"n": 0}
-    real = rotation._who_am_i
+    real = rotation.verification._who_am_i
 
     def fails_later(clients: Any, key: HeldKey) -> tuple[str, str]:
         calls["n"] += 1
@@ -481,7 +481,7 @@ def test_failing_after_the_deactivation_reactivates_the_old_key(
         return real(clients, key)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", fails_later)
+        patch.setattr(rotation.verification, "_who_am_i", fails_later)
         outcome = rotate(account, fake)
 
     assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
@@ -650,7 +650,7 @@ def test_a_run_killed_at_any_step_is_recovered_by_the_next_run(
     def die() -> None:
         raise SimulatedCrash(where)
 
-    monkeypatch.setattr(rotation, "_die", die)
+    monkeypatch.setattr(rotation.crash_hook, "_die", die)
     arm_crash(monkeypatch, where)
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
@@ -675,7 +675,9 @@ def test_a_run_killed_at_any_step_is_recovered_by_the_next_run(
 def test_recovery_describes_what_it_will_do(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setattr(
+        rotation.crash_hook, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash())
+    )
     arm_crash(monkeypatch, "create")
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
@@ -743,7 +745,7 @@ def fails_after(n: int) -> Callable[[Any, HeldKey], tuple[str, str]]:
     """A who-am-I that answers its first `n` checks, then never again: the
     first verification passes, the second (after the deactivation) fails."""
     calls = {"n": 0}
-    real = rotation._who_am_i
+    real = rotation.verification._who_am_i
 
     def who(clients: Any, key: HeldKey) -> tuple[str, str]:
         calls["n"] += 1
@@ -778,7 +780,7 @@ def test_a_rollback_never_leaves_the_profile_with_an_inactive_key(
 ) -> None:
     clients = reactivation_fails(account, code)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", fails_after(3))
+        patch.setattr(rotation.verification, "_who_am_i", fails_after(3))
         outcome = rotate(account, fake, clients=clients)
 
     text = outcome.render_text()
@@ -813,7 +815,7 @@ def test_the_reactivation_is_retried_and_then_the_rollback_completes(
 ) -> None:
     clients = reactivation_fails(account, "InternalError", times=2)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", fails_after(3))
+        patch.setattr(rotation.verification, "_who_am_i", fails_after(3))
         outcome = rotate(account, fake, clients=clients)
     assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
     assert outcome.undo_report is not None
@@ -835,7 +837,7 @@ def test_the_old_content_goes_back_only_if_the_old_key_answers(
         return "", "InvalidClientTokenId"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", never_and_lose_old)
+        patch.setattr(rotation.verification, "_who_am_i", never_and_lose_old)
         outcome = rotate(account, fake)
     text = outcome.render_text()
     assert outcome.exit_code == EXIT_AWS, text
@@ -857,7 +859,9 @@ def test_the_new_key_signs_its_own_deletion_when_the_old_key_cannot(
     old = account.old_key_id
     clients.selector = lambda key, p: key == old and p.get("AccessKeyId") != old  # type: ignore[assignment]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", lambda clients, key: ("", "InvalidClientTokenId"))
+        patch.setattr(
+            rotation.verification, "_who_am_i", lambda clients, key: ("", "InvalidClientTokenId")
+        )
         outcome = rotate(account, fake, clients=clients)
     assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
     assert account.location.credentials_file.read_bytes() == account.before
@@ -878,7 +882,7 @@ def test_an_edit_made_during_the_verification_survives_the_rollback(
         return "", "InvalidClientTokenId"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", edit_then_fail)
+        patch.setattr(rotation.verification, "_who_am_i", edit_then_fail)
         outcome = rotate(account, fake)
     assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
     assert outcome.undo_report is not None
@@ -903,7 +907,7 @@ def test_a_keyring_rollback_keeps_an_edit_of_the_config_file(
         return "", "InvalidClientTokenId"
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rotation, "_who_am_i", edit_then_fail)
+        patch.setattr(rotation.verification, "_who_am_i", edit_then_fail)
         outcome = rotate(account, fake, store="file")
     assert outcome.exit_code == EXIT_VERIFY_FAILED, outcome.render_text()
     assert held_key(account.location) == held  # back in the keyring, through credential_process
@@ -980,7 +984,9 @@ def test_keys_are_cleaned_up_only_after_an_uncertain_create(
 def test_recovery_after_an_interrupted_create_spares_a_used_key(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setattr(
+        rotation.crash_hook, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash())
+    )
     arm_crash(monkeypatch, "create:before")
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
@@ -1045,7 +1051,9 @@ def test_a_second_rotation_of_the_profile_is_refused_while_one_runs(
 def test_recovery_takes_the_lock_too(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setattr(
+        rotation.crash_hook, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash())
+    )
     arm_crash(monkeypatch, "create")
     with pytest.raises(SimulatedCrash):
         rotate(account, fake)
@@ -1077,7 +1085,9 @@ def test_a_plan_the_profile_has_moved_past_does_not_run(account: Account, fake: 
 def test_the_crash_hook_is_inert_without_the_testing_switch(
     account: Account, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rotation, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash()))
+    monkeypatch.setattr(
+        rotation.crash_hook, "_die", lambda: (_ for _ in ()).throw(SimulatedCrash())
+    )
     monkeypatch.setenv(rotation.CRASH_ENV, "write")
     monkeypatch.delenv(rotation.TESTING_ENV, raising=False)
     assert rotate(account, fake).ok

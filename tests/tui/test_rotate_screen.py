@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, Static
 
 from keyhygiene.aws.connection import ConnectionOptions
+from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.aws.sessions import shared_loader
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.ui.screens.rotate_screen import RotateScreen
@@ -176,10 +177,10 @@ async def test_an_interrupted_rotation_is_offered_first(
     def die() -> None:
         raise SimulatedCrash(where)
 
-    monkeypatch.setattr(rotation, "_die", die)
+    monkeypatch.setattr(rotation.crash_hook, "_die", die)
     monkeypatch.setenv(rotation.CRASH_ENV, where)
     monkeypatch.setenv(rotation.TESTING_ENV, "1")  # the hook is inert without it
-    clients = rotation.HeldKeyClients(
+    clients = HeldKeyClients(
         ConnectionOptions(profile=PROFILE, region="us-east-1"), KeyLocation.for_profile(PROFILE)
     )
     plan = rotation.plan_rotation(

@@ -8,7 +8,7 @@ with the new key's id tail and a who-am-I answer made with the new key.
 An interrupted rotation of the profile comes first: the screen says what
 happened and offers to finish it or roll it back (`keyhygiene.workflows.rotation` decides which).
 
-This screen holds no AWS logic (keyhygiene/workflows/rotation.py does) and never sees the
+This screen holds no AWS logic (keyhygiene.workflows.rotation does) and never sees the
 secret: it handles plans, ids and outcomes only.
 """
 
