@@ -3,7 +3,7 @@
 Opened from a device node (the computer is known, the person picks a group)
 or from a group node (the group is known, the person picks a computer). For a
 loan the person picks a duration (or types one) and sees when it would end.
-The plan is computed by keyhygiene/workflows/membership.py (pure, no AWS call) and opens in
+The plan is computed by keyhygiene.workflows.membership (pure, no AWS call) and opens in
 `PlanScreen` for review and apply. This screen holds no AWS logic.
 
 A loan of a group that grants IAM rights is refused by the core (`LoanRefused`):
