@@ -60,6 +60,8 @@ and the audit call.
 
 from __future__ import annotations
 
+# The plans name their apply-time actions; importing `actions` registers them.
+from keyhygiene.workflows.membership import actions as actions
 from keyhygiene.workflows.membership.actions import GrantChanged, StepsNotDone
 from keyhygiene.workflows.membership.checks import IAM_READ
 from keyhygiene.workflows.membership.durations import (

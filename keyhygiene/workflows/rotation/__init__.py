@@ -62,6 +62,9 @@ from __future__ import annotations
 from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.local.key_location import HeldKey, KeyLocation, Store, held_key
 from keyhygiene.local.vault import Secret, credential_process_command
+
+# The plans name their apply-time actions; importing `actions` registers them.
+from keyhygiene.workflows.rotation import actions as actions
 from keyhygiene.workflows.rotation.actions import (
     UNCHECKED_CREATE,
     delete_unused_keys,
