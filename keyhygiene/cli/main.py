@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # Waits say so: an edit of ~/.aws/credentials on another keyhygiene's
         # lock, a second MFA code until the next one shows.
-        credentials_file.lock_wait_notice = _say_on_stderr
+        credentials_file.tuning.lock_wait_notice = _say_on_stderr
         aws_connection.mfa_wait_notice = _say_on_stderr
         given = getattr(args, "mfa_code", None) or os.environ.get("KEYHYGIENE_MFA_CODE")
         set_mfa_code_provider(terminal_mfa_code_provider(given))

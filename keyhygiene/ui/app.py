@@ -69,7 +69,7 @@ class KeyHygieneApp(App[int]):
 
         # An edit of the credentials file waiting on another keyhygiene's lock
         # says so in a notification (edits run in worker threads).
-        credentials_file.lock_wait_notice = self._notify_wait
+        credentials_file.tuning.lock_wait_notice = self._notify_wait
         connection.mfa_wait_notice = self._notify_wait
         if self.demo:
             self._demo_process = DemoProcess()

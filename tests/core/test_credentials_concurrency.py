@@ -183,9 +183,9 @@ def test_aws_cli_rewriting_in_place_never_wipes_a_profile(
             with guard:
                 wiped.extend(lost)
 
-    monkeypatch.setattr(cf, "_after_read", count("attempts"))
-    monkeypatch.setattr(cf, "_after_replace", count("renames"))
-    monkeypatch.setattr(cf, "_before_replace", check_before_rename)
+    monkeypatch.setattr(cf.tuning, "after_read", count("attempts"))
+    monkeypatch.setattr(cf.tuning, "after_replace", count("renames"))
+    monkeypatch.setattr(cf.tuning, "before_replace", check_before_rename)
 
     stop = FORK.Event()
     stats = [FORK.Array("l", 2) for _ in samples]
@@ -274,7 +274,7 @@ def test_a_rewrite_between_read_and_rename_is_seen_and_the_edit_redone(
 ) -> None:
     other = BEFORE.replace("eu-west-1", "us-west-2") + "\n[cli]\nregion = x\n"
     hook = once(lambda: rewrite_in_place(credentials, other))
-    monkeypatch.setattr(cf, "_after_read", hook)
+    monkeypatch.setattr(cf.tuning, "after_read", hook)
 
     cf.set_access_key(credentials, "work", "AKIANEW", "NEW")
 
@@ -287,7 +287,7 @@ def test_a_file_caught_empty_mid_rewrite_is_read_again_until_whole(
 ) -> None:
     other = BEFORE.replace("eu-west-1", "us-west-2")
     # aws-cli has truncated the file after keyhygiene read it ...
-    monkeypatch.setattr(cf, "_after_read", once(lambda: credentials.write_bytes(b"")))
+    monkeypatch.setattr(cf.tuning, "after_read", once(lambda: credentials.write_bytes(b"")))
     real_sleep = time.sleep
     sleeps: list[float] = []
 
@@ -310,8 +310,8 @@ def test_a_file_left_truncated_is_refused_then_taken_as_it_is_when_run_again(
     credentials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An empty file is used only once nobody has written it for a while.
-    monkeypatch.setattr(cf, "RECENT_WRITE_SECONDS", 0.1)
-    monkeypatch.setattr(cf, "_after_read", once(lambda: credentials.write_bytes(b"")))
+    monkeypatch.setattr(cf.tuning, "RECENT_WRITE_SECONDS", 0.1)
+    monkeypatch.setattr(cf.tuning, "after_read", once(lambda: credentials.write_bytes(b"")))
     with pytest.raises(BadInput) as caught:
         cf.set_access_key(credentials, "work", "AKIANEW", "NEWSECRET")
     message = str(caught.value)
@@ -320,7 +320,7 @@ def test_a_file_left_truncated_is_refused_then_taken_as_it_is_when_run_again(
     assert "AKIA" not in message and "SECRET" not in message and "OLD" not in message
     assert credentials.read_bytes() == b""
 
-    monkeypatch.setattr(cf, "_after_read", None)
+    monkeypatch.setattr(cf.tuning, "after_read", None)
     cf.set_access_key(credentials, "work", "AKIANEW", "NEWSECRET")  # the person's rerun
     assert credentials.read_text() == (
         "[work]\naws_access_key_id = AKIANEW\naws_secret_access_key = NEWSECRET\n"
@@ -347,7 +347,7 @@ def test_an_edit_lost_to_a_late_in_place_write_is_redone(
     # aws-cli read the file before the rename and writes it back just after.
     stale = BEFORE.replace("eu-west-1", "us-west-2")
     hook = once(lambda: rewrite_in_place(credentials, stale))
-    monkeypatch.setattr(cf, "_after_replace", hook)
+    monkeypatch.setattr(cf.tuning, "after_replace", hook)
 
     cf.set_access_key(credentials, "work", "AKIANEW", "NEW")
 
@@ -369,8 +369,8 @@ def test_a_truncation_just_before_the_rename_loses_nothing(
         os.write(descriptors[0], BEFORE.encode())
         os.close(descriptors[0])
 
-    monkeypatch.setattr(cf, "_before_replace", truncate)
-    monkeypatch.setattr(cf, "_after_replace", finish)
+    monkeypatch.setattr(cf.tuning, "before_replace", truncate)
+    monkeypatch.setattr(cf.tuning, "after_replace", finish)
 
     cf.set_access_key(credentials, "work", "AKIANEW", "NEW")
 
@@ -380,14 +380,14 @@ def test_a_truncation_just_before_the_rename_loses_nothing(
 def test_a_file_rewritten_at_every_attempt_is_refused_after_the_bound(
     credentials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cf, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(cf.tuning, "MAX_ATTEMPTS", 3)
     calls: list[None] = []
 
     def rewrite() -> None:
         calls.append(None)
         rewrite_in_place(credentials, BEFORE + f"\n[cli]\nwrite = {len(calls)}\n")
 
-    monkeypatch.setattr(cf, "_after_read", rewrite)
+    monkeypatch.setattr(cf.tuning, "after_read", rewrite)
     with pytest.raises(BadInput) as caught:
         cf.set_access_key(credentials, "work", "AKIANEW", "NEW")
     assert str(caught.value).startswith(
@@ -402,7 +402,7 @@ def test_a_file_rewritten_at_every_attempt_is_refused_after_the_bound(
 def test_a_file_that_never_settles_is_refused_in_bounded_time(
     credentials: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cf, "SETTLE_LIMIT_SECONDS", 0.3)
+    monkeypatch.setattr(cf.tuning, "SETTLE_LIMIT_SECONDS", 0.3)
     real_sleep = time.sleep
     writes: list[None] = []
 
@@ -448,8 +448,8 @@ def test_a_file_written_a_moment_ago_by_someone_else_is_read_twice(
     cf.set_access_key(credentials, "work", "AKIANEW", "NEW")
     # One settle before the read is trusted, then the file is watched a little
     # after the rename (RECHECK_SECONDS) in case the other writer comes back.
-    assert set(sleeps) == {cf.SETTLE_SECONDS}
-    assert 2 <= len(sleeps) <= 2 + cf.RECHECK_SECONDS / cf.SETTLE_SECONDS
+    assert set(sleeps) == {cf.tuning.SETTLE_SECONDS}
+    assert 2 <= len(sleeps) <= 2 + cf.tuning.RECHECK_SECONDS / cf.tuning.SETTLE_SECONDS
 
 
 # ---------------------------------------------------------------------------
@@ -482,10 +482,10 @@ def test_a_held_lock_is_waited_for_with_one_notice_then_refused(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(cf, "LOCK_NOTICE_SECONDS", 0.1)
-    monkeypatch.setattr(cf, "LOCK_TIMEOUT_SECONDS", 0.6)
+    monkeypatch.setattr(cf.tuning, "LOCK_NOTICE_SECONDS", 0.1)
+    monkeypatch.setattr(cf.tuning, "LOCK_TIMEOUT_SECONDS", 0.6)
     notices: list[str] = []
-    monkeypatch.setattr(cf, "lock_wait_notice", notices.append)
+    monkeypatch.setattr(cf.tuning, "lock_wait_notice", notices.append)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger=cf.__name__), pytest.raises(BadInput) as caught:
         cf.set_access_key(credentials, "work", "AKIANEW", "NEWSECRET")
@@ -507,9 +507,9 @@ def test_a_held_lock_is_waited_for_with_one_notice_then_refused(
 def test_a_lock_released_while_waiting_lets_the_edit_through(
     credentials: Path, lock_holder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cf, "LOCK_NOTICE_SECONDS", 0.1)
+    monkeypatch.setattr(cf.tuning, "LOCK_NOTICE_SECONDS", 0.1)
     notices: list[str] = []
-    monkeypatch.setattr(cf, "lock_wait_notice", notices.append)
+    monkeypatch.setattr(cf.tuning, "lock_wait_notice", notices.append)
     threading.Timer(0.4, lock_holder.set).start()
     started = time.monotonic()
     cf.set_access_key(credentials, "work", "AKIANEW", "NEW")

@@ -294,7 +294,7 @@ def test_an_edit_that_would_not_read_back_is_not_written(
     content = "[work]\nregion = x\n\n[home]\nregion = y\n"
     path.write_text(content)
     # Simulate an editing bug that damages another profile.
-    monkeypatch.setattr(cf, "_edited_text", lambda *args: content.replace("= y", "= z"))
+    monkeypatch.setattr(cf.editing, "_edited_text", lambda *args: content.replace("= y", "= z"))
     with pytest.raises(BadInput, match="did not read back as intended; nothing was written"):
         cf.set_access_key(path, "work", "AKIA", SECRET)
     assert path.read_text() == content
@@ -545,7 +545,7 @@ def test_concurrent_processes_do_not_lose_writes(
     path.write_text("[default]\nregion = x\n")
     # A slow writer: without the lock every child would read the same file
     # and the last rename would erase the others' profiles.
-    monkeypatch.setattr(cf, "_after_read", lambda: time.sleep(0.05))
+    monkeypatch.setattr(cf.tuning, "after_read", lambda: time.sleep(0.05))
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_edit_in_child, args=(str(path), f"p{i}")) for i in range(4)]
     for child in children:
@@ -563,7 +563,7 @@ def test_concurrent_threads_do_not_interleave(
 ) -> None:
     path = tmp_path / "credentials"
     path.write_text("[a]\nregion = x\n\n[b]\nregion = y\n")
-    monkeypatch.setattr(cf, "_after_read", lambda: time.sleep(0.1))
+    monkeypatch.setattr(cf.tuning, "after_read", lambda: time.sleep(0.1))
     threads = [
         threading.Thread(target=cf.set_access_key, args=(path, name, f"AKIA{name}", "S"))
         for name in ("a", "b")
