@@ -697,7 +697,7 @@ def _restore_if_unchanged(ctx: ApplyContext, params: Mapping[str, Any]) -> Mappi
     """Undo of the above: the step's `before` over its `after`.
 
     With "Marker" and "KeyArn", `after` held the marker where the key created
-    by the plan goes (keyhygiene/workflows/application.py); the real ARN is swapped in first.
+    by the plan goes (keyhygiene.workflows.application); the real ARN is swapped in first.
     """
     step = _running_step(ctx)
     applied = step.after

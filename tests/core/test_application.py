@@ -43,7 +43,6 @@ from keyhygiene.plans.engine import ApplyContext, Results, apply_plan, rollback
 from keyhygiene.workflows.application import (
     CREATE_KEY,
     Preflight,
-    _create_key,
     new_key_marker,
     plan_create_application,
     plan_sync_application,
@@ -52,6 +51,7 @@ from keyhygiene.workflows.application import (
     validate_application_name,
     validate_new_bucket_name,
 )
+from keyhygiene.workflows.application.actions import _create_key
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -797,7 +797,7 @@ def test_an_existing_role_needs_no_waiting() -> None:
 
 
 def _run_local(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    from keyhygiene.workflows.application import _retry_until_principals_visible
+    from keyhygiene.workflows.application.actions import _retry_until_principals_visible
 
     return _retry_until_principals_visible(ctx, params)
 

@@ -4,7 +4,7 @@ The person names the application, types new bucket names and ticks existing
 buckets to adopt, ticks the computers that join its group, and asks for the
 plan. The few read-only checks the plan needs (is a bucket name free?) run in
 a thread worker; the plan then opens in `PlanScreen` for review and apply.
-This screen holds no AWS logic: keyhygiene/workflows/application.py does.
+This screen holds no AWS logic: keyhygiene.workflows.application does.
 """
 
 from __future__ import annotations
