@@ -43,7 +43,7 @@ from keyhygiene.aws.connection import Connection, ConnectionOptions  # noqa: E40
 from keyhygiene.aws.inventory import load_snapshot  # noqa: E402
 from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_PERSON  # noqa: E402
 from keyhygiene.core.policy_documents import bucket_policy_with_whitelist, key_policy_with_whitelist  # noqa: E402
-from keyhygiene.plans.engine import apply_plan  # noqa: E402
+from keyhygiene.plans import apply_plan  # noqa: E402
 from keyhygiene.plans.journal import Journal  # noqa: E402
 from keyhygiene.workflows.revoke import (  # noqa: E402
     ContainmentTimer,

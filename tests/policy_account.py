@@ -28,7 +28,7 @@ from keyhygiene.core.model import (
 )
 from keyhygiene.core.policy_documents import default_key_policy
 from keyhygiene.core.policy_eval import Principal
-from keyhygiene.plans.engine import Plan
+from keyhygiene.plans import Plan
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"

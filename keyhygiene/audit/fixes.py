@@ -12,7 +12,7 @@ from typing import Literal
 
 from keyhygiene.audit.findings import Finding
 from keyhygiene.core.model import Snapshot
-from keyhygiene.plans.engine import Plan
+from keyhygiene.plans import Plan
 
 FixKind = Literal["plan", "rotate"]
 _SYNC_FIXED = ("whitelist.", "policy.", "bucket.no-unencrypted-deny")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from keyhygiene.cli.options import EXIT_FAILED, EXIT_OK, add_apply_options
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
     Plan,

@@ -26,7 +26,7 @@ from typing import Any
 
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.local.state_dir import private_dir, state_dir
-from keyhygiene.plans.engine import Plan, PlanError
+from keyhygiene.plans.model import Plan, PlanError
 
 log = logging.getLogger(__name__)
 

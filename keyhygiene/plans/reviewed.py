@@ -19,15 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from keyhygiene.plans.engine import (
-    ApplyReport,
-    ClientProvider,
-    Plan,
-    PlanEvent,
-    apply_plan,
-    rollback,
-)
+from keyhygiene.plans.engine import ApplyReport, ClientProvider, PlanEvent, apply_plan, rollback
 from keyhygiene.plans.journal import Journal, interrupted_runs_of
+from keyhygiene.plans.model import Plan
 
 
 @dataclass(frozen=True)

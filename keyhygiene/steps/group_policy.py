@@ -13,7 +13,7 @@ from typing import Any
 
 from keyhygiene.core import arns
 from keyhygiene.core.model import Snapshot
-from keyhygiene.plans.engine import LOCAL, Call, Step
+from keyhygiene.plans import LOCAL, Call, Step
 
 
 @dataclass(frozen=True)

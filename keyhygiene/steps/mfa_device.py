@@ -34,7 +34,7 @@ from keyhygiene.core.mfa_devices import (
 from keyhygiene.core.model import Snapshot
 from keyhygiene.local import credentials_file
 from keyhygiene.local.vault import Secret
-from keyhygiene.plans.engine import LOCAL, ApplyContext, Call, Ref, Step, local_action
+from keyhygiene.plans import LOCAL, ApplyContext, Call, Ref, Step, local_action
 from keyhygiene.steps.group_policy import GroupWithPolicy, group_with_policy_steps
 
 MFA_DEVICE_STEP = "mfa-device"

@@ -62,7 +62,7 @@ from keyhygiene.core.policy_documents import (
     whitelisted_principals,
 )
 from keyhygiene.core.policy_eval import PolicySource, Request, evaluate
-from keyhygiene.plans.engine import LOCAL, ApplyContext, Call, PlanError, Step, local_action
+from keyhygiene.plans import LOCAL, ApplyContext, Call, PlanError, Step, local_action
 
 MembersAfter = Mapping[str, Collection[str]]
 

@@ -74,7 +74,7 @@ from keyhygiene.core.model import (
 )
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.vault import credential_process_command
-from keyhygiene.plans.engine import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
+from keyhygiene.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
 from keyhygiene.plans.journal import Journal, open_journals
 from keyhygiene.steps.group_policy import GroupWithPolicy, group_with_policy_steps
 from keyhygiene.steps.mfa_device import (

@@ -34,7 +34,7 @@ from typing import Any
 from keyhygiene.aws.connection import call_unless_missing
 from keyhygiene.core.errors import BadInput
 from keyhygiene.core.model import TAG_GRANT_PREFIX
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
     ResumeImpossible,

@@ -269,7 +269,7 @@ from keyhygiene.aws.connection import Connection, ConnectionOptions
 from keyhygiene.workflows.enrollment import EnrollmentRequest, plan_enrollment
 from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.plans.journal import Journal
-from keyhygiene.plans.engine import apply_plan, register_local_action
+from keyhygiene.plans import apply_plan, register_local_action
 
 endpoint = sys.argv[1]
 conn = Connection(ConnectionOptions(profile="admin", region="us-east-1", endpoint_url=endpoint))

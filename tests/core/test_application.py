@@ -39,7 +39,7 @@ from keyhygiene.core.policy_documents import (
     statements,
     whitelisted_principals,
 )
-from keyhygiene.plans.engine import ApplyContext, Results, apply_plan, rollback
+from keyhygiene.plans import ApplyContext, Results, apply_plan, rollback
 from keyhygiene.workflows.application import (
     CREATE_KEY,
     Preflight,

@@ -21,7 +21,7 @@ from keyhygiene.core.errors import BadInput, ConnectionProblem, KeyHygieneError
 from keyhygiene.core.model import DEVICES_GROUP, TAG_GROUPS, Group, Snapshot, User
 from keyhygiene.core.policy_documents import whitelisted_principals
 from keyhygiene.local import credentials_file
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     Results,
     ResumeImpossible,

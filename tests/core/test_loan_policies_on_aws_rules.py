@@ -40,7 +40,7 @@ from keyhygiene.core.policy_documents import (
     key_policy_with_whitelist,
 )
 from keyhygiene.core.policy_eval import Decision, PolicySource, Principal, Request, evaluate
-from keyhygiene.plans.engine import Plan
+from keyhygiene.plans import Plan
 from keyhygiene.workflows.membership import IAM_WRITE_RIGHTS, LoanRefused, loan_risks, plan_grant
 
 ACCOUNT = "123456789012"

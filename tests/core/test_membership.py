@@ -39,7 +39,7 @@ from keyhygiene.core.policy_documents import (
     key_policy_with_whitelist,
     whitelisted_principals,
 )
-from keyhygiene.plans.engine import ClientCache, Plan, apply_plan, rollback
+from keyhygiene.plans import ClientCache, Plan, apply_plan, rollback
 from keyhygiene.plans.journal import open_journals
 from keyhygiene.workflows.membership import (
     DEFAULT_MAX_DURATION,

@@ -30,7 +30,7 @@ from keyhygiene.core.mfa_devices import (
 from keyhygiene.core.policy_documents import default_key_policy
 from keyhygiene.core.policy_eval import PolicySource, Principal, Request, evaluate
 from keyhygiene.local import credentials_file
-from keyhygiene.plans.engine import apply_plan
+from keyhygiene.plans import apply_plan
 from keyhygiene.plans.journal import Journal
 from keyhygiene.steps.mfa_device import NewMfaDevice, set_mfa_device_prompt
 from keyhygiene.workflows.enrollment import (
@@ -144,7 +144,7 @@ def test_an_unconfirmed_device_rolls_everything_back(account: Any, prompt: Any) 
     failed = next(r for r in report.results if r.status == "failed")
     assert failed.step_id == "mfa-device"
     assert "codes" in failed.message or "terminal" in failed.message
-    from keyhygiene.plans.engine import rollback
+    from keyhygiene.plans import rollback
 
     assert rollback(report, conn).ok
     users = [u["UserName"] for u in account.list_users()["Users"]]

@@ -35,7 +35,7 @@ from keyhygiene.core.policy_documents import default_key_policy
 from keyhygiene.core.policy_eval import PolicySource, Principal, Request, evaluate
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.mfa_sessions import SessionRequest, parse_duration, serve_session
-from keyhygiene.plans.engine import apply_plan, rollback
+from keyhygiene.plans import apply_plan, rollback
 from keyhygiene.plans.journal import Journal
 from keyhygiene.steps.mfa_device import NewMfaDevice, set_mfa_device_prompt
 from keyhygiene.workflows.enrollment import (

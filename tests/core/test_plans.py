@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.local.state_dir import state_dir
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     ApplyReport,
     Call,

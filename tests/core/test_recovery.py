@@ -26,7 +26,7 @@ from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.core.errors import BadInput
 from keyhygiene.core.model import EXPIRY_POLICY_NAME
 from keyhygiene.core.policy_documents import whitelisted_principals
-from keyhygiene.plans.engine import Call, ClientProvider, Plan, Step, apply_plan
+from keyhygiene.plans import Call, ClientProvider, Plan, Step, apply_plan
 from keyhygiene.plans.journal import Journal, open_journals
 from keyhygiene.workflows.membership import SWEEP_KIND, plan_grant, plan_sweep
 from keyhygiene.workflows.registry import (

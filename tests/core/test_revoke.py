@@ -31,7 +31,7 @@ from keyhygiene.core.policy_documents import (
     statements,
     whitelisted_principals,
 )
-from keyhygiene.plans.engine import ApplyReport, Plan, PlanEvent, apply_plan
+from keyhygiene.plans import ApplyReport, Plan, PlanEvent, apply_plan
 from keyhygiene.workflows.revoke import (
     DENY_ALL_DOCUMENT,
     DENY_ALL_POLICY_NAME,

@@ -61,7 +61,7 @@ from keyhygiene.core.policy_eval import (
     Request,
     evaluate,
 )
-from keyhygiene.plans.engine import Plan
+from keyhygiene.plans import Plan
 from keyhygiene.workflows.revoke import STEP_DENY, plan_revoke
 
 ACCOUNT = "123456789012"

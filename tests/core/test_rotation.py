@@ -22,7 +22,7 @@ from keyhygiene.core.errors import BadInput, KeyHygieneError
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.credentials_file import CredentialsFileRefused
 from keyhygiene.local.state_dir import state_dir
-from keyhygiene.plans.engine import PlanEvent
+from keyhygiene.plans import PlanEvent
 from keyhygiene.plans.journal import open_journals
 from keyhygiene.workflows import rotation
 from keyhygiene.workflows.rotation import (

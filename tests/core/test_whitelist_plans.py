@@ -35,7 +35,7 @@ from keyhygiene.core.policy_documents import (
     key_policy_with_whitelist,
     whitelisted_principals,
 )
-from keyhygiene.plans.engine import ApplyReport, ClientCache, Plan, Step, apply_plan, rollback
+from keyhygiene.plans import ApplyReport, ClientCache, Plan, Step, apply_plan, rollback
 from keyhygiene.steps.whitelists import (
     PUT_IF_UNCHANGED,
     RESTORE_IF_UNCHANGED,

@@ -37,7 +37,7 @@ from keyhygiene.core import access
 from keyhygiene.core.access import upload_context
 from keyhygiene.core.model import InlinePolicy, Role, Snapshot
 from keyhygiene.core.policy_eval import Principal
-from keyhygiene.plans.engine import Plan
+from keyhygiene.plans import Plan
 from keyhygiene.steps.whitelists import members_after_change, replace_value, whitelist_steps
 from keyhygiene.workflows.application import (
     new_key_marker,

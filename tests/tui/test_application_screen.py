@@ -18,7 +18,7 @@ from keyhygiene.aws import inventory
 from keyhygiene.aws.connection import Connection, ConnectionOptions
 from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.core.model import TAG_DEVICE, TAG_GROUPS, TAG_HOSTNAME, TAG_PERSON
-from keyhygiene.plans.engine import ApplyReport
+from keyhygiene.plans import ApplyReport
 from keyhygiene.ui.screens.application_screen import ApplicationScreen, split_names
 from keyhygiene.ui.screens.plan_screen import PlanScreen
 

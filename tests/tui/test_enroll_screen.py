@@ -21,7 +21,7 @@ from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.core.model import DEVICES_GROUP, TAG_GROUPS
 from keyhygiene.core.policy_documents import whitelisted_principals
 from keyhygiene.local import credentials_file
-from keyhygiene.plans.engine import ApplyReport
+from keyhygiene.plans import ApplyReport
 from keyhygiene.ui.screens.enroll_screen import EnrollScreen
 from keyhygiene.ui.screens.plan_screen import PlanScreen
 

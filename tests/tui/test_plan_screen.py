@@ -7,7 +7,7 @@ from moto import mock_aws
 from textual.app import App
 
 from keyhygiene.aws.connection import Connection, ConnectionOptions
-from keyhygiene.plans.engine import Call, Plan, Step
+from keyhygiene.plans import Call, Plan, Step
 from keyhygiene.ui.screens.plan_screen import PlanScreen
 from keyhygiene.ui.widgets.plan_view import PlanView
 

@@ -22,7 +22,7 @@ from keyhygiene.aws.connection import Connection, ConnectionOptions
 from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.core.model import TAG_GROUPS
 from keyhygiene.core.policy_documents import bucket_policy_with_whitelist
-from keyhygiene.plans.engine import Call, ClientProvider, Plan, Step, apply_plan
+from keyhygiene.plans import Call, ClientProvider, Plan, Step, apply_plan
 from keyhygiene.plans.journal import Journal
 from keyhygiene.ui.screens.recovery_screen import RecoveryScreen
 from keyhygiene.workflows.membership import plan_grant

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from keyhygiene.aws.connection import Connection
-    from keyhygiene.plans.engine import ApplyReport
+    from keyhygiene.plans import ApplyReport
     from keyhygiene.plans.journal import Journal
 
 EXIT_OK = 0
@@ -203,7 +203,7 @@ def _finish_open(
     journals: list[Journal], choice: str, args: argparse.Namespace, options: Any
 ) -> int:
     from keyhygiene.cli.reviewed_apply import print_event
-    from keyhygiene.plans.engine import resume, rollback
+    from keyhygiene.plans import resume, rollback
 
     conn = _admin(args, options)
     worst = EXIT_OK
@@ -248,7 +248,7 @@ def _converge(journal: Journal, args: argparse.Namespace, options: Any) -> int:
     """Finish the interrupted run of this very enrollment, or, when it cannot be
     finished, undo it and enroll again: either way the computer ends enrolled once."""
     from keyhygiene.cli.reviewed_apply import print_event
-    from keyhygiene.plans.engine import ResumeImpossible, check_resumable, resume, rollback
+    from keyhygiene.plans import ResumeImpossible, check_resumable, resume, rollback
 
     conn = _admin(args, options)
     print(f"An earlier run of this enrollment was interrupted: {journal.summary()}.")

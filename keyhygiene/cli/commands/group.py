@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from keyhygiene.core.model import Snapshot
-    from keyhygiene.plans.engine import ApplyReport, Plan
+    from keyhygiene.plans import ApplyReport, Plan
 
 NOW_ENVIRONMENT = "KEYHYGIENE_NOW"
 TESTING_ENVIRONMENT = "KEYHYGIENE_TESTING"

@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.core.model import DEVICES_GROUP, Snapshot
-from keyhygiene.plans.engine import ApplyReport, ClientProvider, Plan
+from keyhygiene.plans import ApplyReport, ClientProvider, Plan
 from keyhygiene.ui.screens.plan_screen import PlanScreen
 from keyhygiene.workflows.enrollment import (
     EnrollmentRequest,

@@ -29,7 +29,7 @@ from keyhygiene.views.outline import (
 
 if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
     from keyhygiene.aws.connection import Connection
-    from keyhygiene.plans.engine import ApplyReport
+    from keyhygiene.plans import ApplyReport
     from keyhygiene.ui.app import KeyHygieneApp
 
 

@@ -26,7 +26,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.core.formatting import describe_duration
 from keyhygiene.core.model import Snapshot, User
-from keyhygiene.plans.engine import ApplyReport, ClientProvider, Plan
+from keyhygiene.plans import ApplyReport, ClientProvider, Plan
 from keyhygiene.ui.screens.plan_screen import PlanScreen
 from keyhygiene.workflows.membership import (
     DEFAULT_MAX_DURATION,

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from keyhygiene.core.errors import KeyHygieneError
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
     Plan,

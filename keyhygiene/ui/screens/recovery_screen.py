@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from keyhygiene.core.errors import KeyHygieneError
-from keyhygiene.plans.engine import ClientProvider
+from keyhygiene.plans import ClientProvider
 from keyhygiene.workflows.registry import (
     InterruptedRun,
     RecoveryResult,

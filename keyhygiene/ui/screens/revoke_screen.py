@@ -24,7 +24,7 @@ from textual.widgets.option_list import Option
 from keyhygiene.aws.connection import Connection
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.core.model import Snapshot, User
-from keyhygiene.plans.engine import Plan, PlanEvent, apply_plan
+from keyhygiene.plans import Plan, PlanEvent, apply_plan
 from keyhygiene.plans.journal import Journal
 from keyhygiene.ui.widgets.plan_view import PlanView
 from keyhygiene.workflows.registry import describe_unexpected

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 from keyhygiene.aws.connection import ConnectionOptions
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.local.vault import keyring_status
-from keyhygiene.plans.engine import Plan, PlanEvent
+from keyhygiene.plans import Plan, PlanEvent
 from keyhygiene.ui.widgets.plan_view import PlanView
 from keyhygiene.workflows.rotation import (
     DEFAULT_VERIFY_INTERVAL,

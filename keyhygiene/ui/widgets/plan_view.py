@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from keyhygiene.plans.engine import Plan, PlanEvent
+from keyhygiene.plans import Plan, PlanEvent
 
 _MARKS = {
     "pending": ("○", "dim"),

@@ -12,7 +12,7 @@ from keyhygiene.core import arns
 from keyhygiene.core.model import (
     TAG_GROUPS,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     Call,
     PlanError,

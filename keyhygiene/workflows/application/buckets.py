@@ -18,7 +18,7 @@ from keyhygiene.core.model import (
 from keyhygiene.core.policy_documents import (
     bucket_policy_with_whitelist,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     LOCAL,
     Call,
     Ref,

@@ -14,7 +14,7 @@ from keyhygiene.core.policy_documents import (
     default_key_policy,
     key_policy_with_whitelist,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     LOCAL,
     Call,
     Ref,

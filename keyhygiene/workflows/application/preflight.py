@@ -11,7 +11,7 @@ from keyhygiene.core.errors import BadInput
 from keyhygiene.core.model import (
     Snapshot,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ClientProvider,
 )
 from keyhygiene.steps.whitelists import (

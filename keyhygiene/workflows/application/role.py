@@ -18,7 +18,7 @@ from keyhygiene.core.policy_documents import (
     POLICY_VERSION,
     as_document,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Call,
     Step,
 )

@@ -8,7 +8,7 @@ from keyhygiene.core.model import (
     KmsKey,
     Snapshot,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Plan,
 )
 from keyhygiene.steps.whitelists import (

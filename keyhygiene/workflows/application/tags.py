@@ -14,7 +14,7 @@ from keyhygiene.core.model import (
     TAG_GROUPS,
     groups_from_tag,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Call,
     Step,
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from keyhygiene.aws.connection import all_items, call_unless_missing
 from keyhygiene.core.errors import KeyHygieneError
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     local_action,
 )

@@ -15,7 +15,7 @@ from keyhygiene.core.model import (
     Snapshot,
     User,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
     Plan,

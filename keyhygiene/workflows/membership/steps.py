@@ -13,7 +13,7 @@ from keyhygiene.core.model import (
     Snapshot,
     User,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Call,
     Step,
 )

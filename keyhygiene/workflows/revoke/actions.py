@@ -13,7 +13,7 @@ from keyhygiene.aws.connection import (
 )
 from keyhygiene.aws.errors import ClientError
 from keyhygiene.core.errors import KeyHygieneError
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     local_action,
 )

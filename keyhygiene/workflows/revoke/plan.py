@@ -28,7 +28,7 @@ from keyhygiene.core.policy_documents import (
     statements,
     with_admin_exempt,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     LOCAL,
     Call,
     Plan,

@@ -17,7 +17,7 @@ from keyhygiene.core.model import (
     Snapshot,
     User,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     Plan,
     PlanEvent,

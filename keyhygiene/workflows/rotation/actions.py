@@ -26,7 +26,7 @@ from keyhygiene.local.vault import (
     Secret,
     is_keyhygiene_process,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyContext,
     ResultNotAvailable,
     Sealed,

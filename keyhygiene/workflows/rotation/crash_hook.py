@@ -7,7 +7,7 @@ import signal
 from typing import Any
 
 from keyhygiene.aws import held_key_clients
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     PlanEvent,
 )
 from keyhygiene.workflows.rotation.model import CRASH_ENV, STEP_CREATE, STEP_DEACTIVATE, TESTING_ENV

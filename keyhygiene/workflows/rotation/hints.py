@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from keyhygiene.core.errors import AwsProblem
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     PlanEvent,
 )

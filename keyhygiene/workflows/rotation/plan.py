@@ -21,7 +21,7 @@ from keyhygiene.local.key_location import KeyLocation, Store
 from keyhygiene.local.vault import (
     credential_process_command,
 )
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Call,
     Plan,
     Ref,

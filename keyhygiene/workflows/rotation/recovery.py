@@ -15,7 +15,7 @@ from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.core.errors import BadInput, KeyHygieneError
 from keyhygiene.local import vault
 from keyhygiene.local.key_location import Store, held_key_id
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     Plan,
     PlanEvent,
     resume,

@@ -19,7 +19,7 @@ from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.core.errors import BadInput, KeyHygieneError
 from keyhygiene.local.key_location import KeyLocation, held_key_id
 from keyhygiene.local.state_dir import state_dir
-from keyhygiene.plans.engine import (
+from keyhygiene.plans import (
     ApplyReport,
     Plan,
     PlanEvent,
