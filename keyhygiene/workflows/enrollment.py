@@ -72,6 +72,7 @@ from keyhygiene.core.model import (
     TAG_ROTATE_EVERY,
     Snapshot,
 )
+from keyhygiene.core.verification import Answer, Pacing, successes_in_a_row
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.vault import credential_process_command
 from keyhygiene.plans import LOCAL, ApplyContext, Call, Plan, Ref, Sealed, Step, local_action
@@ -748,7 +749,7 @@ def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
     new key can be refused for some seconds (eventual consistency), and one
     answer does not prove that every endpoint knows it: a refusal after a
     success starts the count again. An answer naming another identity fails
-    at once.
+    at once. The loop is the rotation's too (`keyhygiene.core.verification`).
     """
     ctx.last_service = "sts"
     sts = _profile_session(params).client(
@@ -761,41 +762,47 @@ def _verify_key(ctx: ApplyContext, params: Mapping[str, Any]) -> Mapping[str, An
     attempts = max(1, int(params.get("attempts", 1)))
     needed = max(1, int(params.get("successes", 2)))
     first_delay = float(params.get("first_delay", 1.0))
-    delay = first_delay
-    in_a_row = 0
-    last_code = ""
-    for attempt in range(1, attempts + 1):
+
+    def probe() -> Answer:
         try:
-            arn = str(sts.get_caller_identity()["Arn"])
+            return Answer(arn=str(sts.get_caller_identity()["Arn"]))
         except ClientError as exc:
-            last_code = error_code(exc)
-            if last_code not in _NOT_YET_CODES:
+            code = error_code(exc)
+            if code not in _NOT_YET_CODES:
                 raise
-            in_a_row = 0
-        else:
-            if not arn.endswith(f":user/{user}"):
-                raise KeyHygieneError(
-                    f"The profile {params['profile']} authenticates as {arn}, not as {user}."
-                )
-            in_a_row += 1
-            if in_a_row >= needed:
-                return {"Arn": arn, "attempts": attempt}
-        if attempt < attempts:
-            if in_a_row:
-                ctx.sleep(first_delay)  # spacing the next check, not backing off
-            else:
-                ctx.sleep(delay)
-                delay = min(delay * 2, float(params.get("max_delay", 8.0)))
-    if in_a_row:
-        before = f" ({last_code} before that)" if last_code else ""
+            return Answer(problem=code)
+
+    pacing = Pacing(
+        spacing=first_delay,  # between successes: spacing, not backing off
+        first_backoff=first_delay,
+        max_backoff=float(params.get("max_delay", 8.0)),
+        max_tries=attempts,
+    )
+    tally = successes_in_a_row(
+        probe,
+        lambda arn: arn.endswith(f":user/{user}"),
+        successes=needed,
+        pacing=pacing,
+        clock=ctx.clock,
+        sleep=ctx.sleep,
+    )
+    if tally.stranger:
         raise KeyHygieneError(
-            f"AWS answered to the new key of {user} only {in_a_row} time(s) in a row in "
+            f"The profile {params['profile']} authenticates as {tally.stranger}, not as {user}."
+        )
+    if tally.proven:
+        return {"Arn": tally.arn, "attempts": tally.tries}
+    if tally.in_a_row:
+        last = tally.last_problem
+        before = f" ({last} before that)" if last else ""
+        raise KeyHygieneError(
+            f"AWS answered to the new key of {user} only {tally.in_a_row} time(s) in a row in "
             f"{attempts} tries, not the {needed} needed{before}.",
             hint="On AWS a new key can take a few seconds to work everywhere: resume to check "
             "again, or roll back.",
         )
     raise KeyHygieneError(
-        f"AWS still refused the new key of {user} after {attempts} tries ({last_code}).",
+        f"AWS still refused the new key of {user} after {attempts} tries ({tally.last_problem}).",
         hint="On AWS a new key can take a few seconds to work: resume to check again, "
         "or roll back.",
     )

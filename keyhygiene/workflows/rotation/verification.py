@@ -1,4 +1,5 @@
-"""Prove a key works: several GetCallerIdentity successes in a row, with backoff, under a bound."""
+"""Prove the rotated key works: GetCallerIdentity with the key as the profile
+holds it, through the one successes-in-a-row loop (`keyhygiene.core.verification`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from keyhygiene.aws.connection import (
-    error_code,
-)
+from keyhygiene.aws.connection import error_code
 from keyhygiene.aws.errors import BotoCoreError, ClientError
 from keyhygiene.aws.held_key_clients import client_with_key
 from keyhygiene.core.errors import KeyHygieneError
+from keyhygiene.core.verification import Answer, Pacing, successes_in_a_row
 from keyhygiene.local.key_location import HeldKey, KeyLocation, held_key
 from keyhygiene.workflows.rotation.model import FIRST_BACKOFF, MAX_BACKOFF, VerificationFailed
 from keyhygiene.workflows.rotation_defaults import (
@@ -19,8 +19,6 @@ from keyhygiene.workflows.rotation_defaults import (
     DEFAULT_VERIFY_SUCCESSES,
     DEFAULT_VERIFY_TIMEOUT,
 )
-
-# --------------------------------------------------------------------------- verification
 
 
 def verify_held_key(
@@ -38,41 +36,33 @@ def verify_held_key(
     """Prove that the profile holds `key_id` and that it signs as `user_arn`,
     `successes` times in a row; on failure retry with exponential backoff
     (0.5 s, 1 s, 2 s ... 8 s) until `timeout` seconds have passed."""
-    started = clock()
-    deadline = started + timeout
-    in_a_row = tries = 0
-    backoff = FIRST_BACKOFF
-    last_problem = ""
-    while True:
+
+    def probe() -> Answer:
+        # Read again at every try: the key as the profile holds it *now*.
         held = held_key(location)
         if held is None or held.access_key_id != key_id:
             raise VerificationFailed(
                 f"Profile {location.profile!r} does not hold the new key {key_id} "
                 f"(it holds {held.access_key_id if held else 'no key'})."
             )
-        tries += 1
         arn, problem = _who_am_i(clients, held)
-        if problem:
-            in_a_row, last_problem = 0, problem
-            pause, backoff = backoff, min(backoff * 2, MAX_BACKOFF)
-        elif arn != user_arn:
-            raise VerificationFailed(f"The new key {key_id} signs as {arn}, not as {user_arn}.")
-        else:
-            in_a_row += 1
-            if in_a_row >= successes:
-                return {
-                    "Arn": arn,
-                    "AccessKeyId": key_id,
-                    "Tries": tries,
-                    "Seconds": round(clock() - started, 3),
-                }
-            pause = interval
-        if clock() + pause > deadline:
-            raise VerificationFailed(
-                f"The new key {key_id} did not answer as {user_arn} {successes} time(s) in a row "
-                f"within {timeout:g} s ({tries} tries; last problem: {last_problem or 'none'})."
-            )
-        sleep(pause)
+        return Answer(arn, problem)
+
+    pacing = Pacing(interval, FIRST_BACKOFF, MAX_BACKOFF, timeout=timeout)
+    tally = successes_in_a_row(
+        probe, user_arn.__eq__, successes=successes, pacing=pacing, clock=clock, sleep=sleep
+    )
+    if tally.stranger:
+        raise VerificationFailed(
+            f"The new key {key_id} signs as {tally.stranger}, not as {user_arn}."
+        )
+    if not tally.proven:
+        raise VerificationFailed(
+            f"The new key {key_id} did not answer as {user_arn} {successes} time(s) in a row "
+            f"within {timeout:g} s ({tally.tries} tries; last problem: "
+            f"{tally.last_problem or 'none'})."
+        )
+    return {"Arn": tally.arn, "AccessKeyId": key_id, "Tries": tally.tries, "Seconds": tally.seconds}
 
 
 def _who_am_i(clients: Any, key: HeldKey) -> tuple[str, str]:
