@@ -14,7 +14,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import keyhygiene.workflows.enrollment as enrollment_module
 from keyhygiene.aws.connection import Connection, ConnectionOptions, forget_mfa_sessions
 from keyhygiene.aws.inventory import load_snapshot
 from keyhygiene.core.errors import BadInput, ConnectionProblem, KeyHygieneError
@@ -43,6 +42,7 @@ from keyhygiene.workflows.enrollment import (
     resolve,
     with_local_files,
 )
+from keyhygiene.workflows.enrollment import actions as enrollment_actions
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -378,12 +378,12 @@ def test_a_failed_step_is_rolled_back_to_nothing(
         undone = rollback(report, conn)
         assert undone.ok, undone.render_text()
     finally:
-        register_local_action("enroll.verify_key", enrollment_module._verify_key, replace=True)
+        register_local_action("enroll.verify_key", enrollment_actions._verify_key, replace=True)
     assert_not_enrolled(account)
 
 
 def crash_once(name: str) -> None:
-    original = enrollment_module.__dict__
+    original = enrollment_actions.__dict__
     real = {
         "enroll.verify_key": original["_verify_key"],
         "enroll.write_credentials": original["_write_credentials"],
@@ -549,7 +549,7 @@ def test_deleting_the_new_user_clears_what_blocks_delete_user(account: dict[str,
     )
     recorder = _Recorder(admin())
     ctx = ApplyContext(recorder, Results(), {})
-    undo = enrollment_module._delete_new_user(ctx, {"UserName": "alice-laptop"})
+    undo = enrollment_actions._delete_new_user(ctx, {"UserName": "alice-laptop"})
     assert undo == {"Deleted": True, "AccessKeysDeleted": 2}
     last = recorder.calls.index("delete_user")
     assert recorder.calls.count("delete_access_key") == 2
@@ -557,7 +557,7 @@ def test_deleting_the_new_user_clears_what_blocks_delete_user(account: dict[str,
         assert recorder.calls.index(earlier) < last
     assert "alice-laptop" not in {u["UserName"] for u in iam.list_users()["Users"]}
     # Already gone (an interrupted create-user that never took effect): nothing to do.
-    assert enrollment_module._delete_new_user(ctx, {"UserName": "alice-laptop"}) == {
+    assert enrollment_actions._delete_new_user(ctx, {"UserName": "alice-laptop"}) == {
         "Deleted": False
     }
 
@@ -597,7 +597,7 @@ def test_verification_retries_with_backoff_then_gives_up(
         def client(self, *args: Any, **kwargs: Any) -> RefusingSts:
             return RefusingSts()
 
-    monkeypatch.setattr(enrollment_module, "_profile_session", lambda params: FakeSession())
+    monkeypatch.setattr(enrollment_actions, "_profile_session", lambda params: FakeSession())
     slept: list[float] = []
     conn = admin()
     report = apply_plan(laptop_plan(conn), conn, sleep=slept.append)
@@ -639,7 +639,7 @@ def test_verification_needs_consecutive_answers(
         def client(self, *args: Any, **kwargs: Any) -> FlakySts:
             return FlakySts()
 
-    monkeypatch.setattr(enrollment_module, "_profile_session", lambda params: FakeSession())
+    monkeypatch.setattr(enrollment_actions, "_profile_session", lambda params: FakeSession())
     plan = laptop_plan(admin())
     assert plan.step("verify-key").call.params["successes"] == 2
     slept: list[float] = []

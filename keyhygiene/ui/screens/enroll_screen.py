@@ -5,7 +5,7 @@ host name), ticks the groups this computer joins and, if they like, names the
 profile. The plan (user, groups, whitelists, key into ~/.aws/credentials) is
 computed in a thread worker and opens in `PlanScreen` for review and apply;
 the wizard then shows how to use the new profile. This screen holds no AWS
-logic (keyhygiene/workflows/enrollment.py does) and never sees the secret key.
+logic (keyhygiene.workflows.enrollment does) and never sees the secret key.
 """
 
 from __future__ import annotations
