@@ -62,11 +62,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal, get_args
 
 from keyhygiene.core.errors import BadInput
-from keyhygiene.core.model import Snapshot
 
 Severity = Literal["critical", "high", "medium", "low"]
 # Worst first: the index is the rank used for sorting and thresholds.
@@ -157,27 +155,6 @@ def severity_rank(severity: str) -> int:
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     """Worst first, then by resource, so the same account always prints the same."""
     return sorted(findings, key=lambda f: (f.rank, f.resource_kind, f.resource, f.id, f.title))
-
-
-def run_audit(
-    snapshot: Snapshot, *, now: datetime | None = None, settings: AuditSettings | None = None
-) -> list[Finding]:
-    """Every account finding in the snapshot, worst first.
-
-    `now` defaults to when the snapshot was loaded: the audit judges what the
-    inventory saw, at the time it saw it, and never reads the clock.
-    """
-    # Imported here because the rules import `Finding` from this module.
-    from keyhygiene.audit.rules import RULES
-
-    when = now or snapshot.loaded_at
-    # Rules compare with AWS times, which are aware; a naive `now` is UTC.
-    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    chosen = settings or AuditSettings()
-    findings: list[Finding] = []
-    for rule in RULES:
-        findings.extend(rule(snapshot, when, chosen))
-    return sort_findings(findings)
 
 
 def at_or_above(findings: Iterable[Finding], threshold: str) -> list[Finding]:

@@ -159,8 +159,8 @@ class KeyHygieneApp(App[int]):
 
     def audit(self, snapshot: Snapshot) -> list[Finding]:
         """The account's findings and this computer's (called from a worker)."""
-        from keyhygiene.audit.findings import run_audit
         from keyhygiene.audit.local_checks import run_local_audit
+        from keyhygiene.audit.runner import run_audit
 
         findings = run_audit(snapshot, now=self.now())
         # The demo's computer is its sandbox: never audit the real home's files for it.

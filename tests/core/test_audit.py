@@ -28,7 +28,6 @@ from keyhygiene.audit.findings import (
     at_or_above,
     count_by_severity,
     findings_by_resource,
-    run_audit,
     should_fail,
     sort_findings,
     summary_line,
@@ -36,6 +35,7 @@ from keyhygiene.audit.findings import (
 )
 from keyhygiene.audit.local_checks import run_local_audit, same_host
 from keyhygiene.audit.rules import RULES
+from keyhygiene.audit.runner import run_audit
 from keyhygiene.core.errors import AwsProblem, BadInput
 from keyhygiene.core.model import (
     EXPIRY_POLICY_NAME,

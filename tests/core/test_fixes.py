@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sample_account import ACCOUNT, NOW, sample_snapshot
 
-from keyhygiene.audit.findings import run_audit
 from keyhygiene.audit.fixes import fix_for
+from keyhygiene.audit.runner import run_audit
 from keyhygiene.core.policy_documents import remove_principal, whitelisted_principals
 
 

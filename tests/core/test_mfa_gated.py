@@ -335,7 +335,8 @@ def test_a_second_code_waits_for_the_next_window(monkeypatch: pytest.MonkeyPatch
 def test_the_rotation_schedule_is_tagged_and_holds_the_audit(account: Any) -> None:
     from datetime import datetime, timedelta, timezone
 
-    from keyhygiene.audit.findings import AuditSettings, run_audit, should_fail
+    from keyhygiene.audit.findings import AuditSettings, should_fail
+    from keyhygiene.audit.runner import run_audit
 
     conn = Connection(ConnectionOptions(region=REGION))
     request = with_local_files(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sample_account import NOW, sample_snapshot
 
-from keyhygiene.audit.findings import run_audit
+from keyhygiene.audit.runner import run_audit
 from keyhygiene.views.outline import annotate, build_outline, filter_outline
 
 

@@ -20,8 +20,9 @@ from policy_account import (
     ask,
 )
 
-from keyhygiene.audit.findings import Finding, run_audit
+from keyhygiene.audit.findings import Finding
 from keyhygiene.audit.fixes import fix_for
+from keyhygiene.audit.runner import run_audit
 from keyhygiene.core.access import upload_context
 from keyhygiene.core.model import EXPIRY_POLICY_NAME, Group, InlinePolicy, Snapshot
 from keyhygiene.core.policy_documents import default_key_policy

@@ -13,7 +13,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from keyhygiene.audit.findings import run_audit
+from keyhygiene.audit.runner import run_audit
 from keyhygiene.aws.connection import ConnectionOptions
 from keyhygiene.ui.app import KeyHygieneApp
 from keyhygiene.ui.widgets.account_tree import AccountTree

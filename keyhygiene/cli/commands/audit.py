@@ -80,8 +80,9 @@ def _days(text: str) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from keyhygiene.audit.findings import AuditSettings, run_audit, should_fail, sort_findings
+    from keyhygiene.audit.findings import AuditSettings, should_fail, sort_findings
     from keyhygiene.audit.local_checks import run_local_audit
+    from keyhygiene.audit.runner import run_audit
     from keyhygiene.aws.inventory import load_account
     from keyhygiene.cli.options import connection_options
     from keyhygiene.core.errors import KeyHygieneError

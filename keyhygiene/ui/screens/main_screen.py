@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 from keyhygiene.audit.findings import Finding, sort_findings, summary_line
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.core.model import Snapshot
+from keyhygiene.ui.host import Host
 from keyhygiene.ui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
 from keyhygiene.ui.screens.findings_screen import FindingsScreen
 from keyhygiene.ui.widgets.account_tree import AccountTree
@@ -30,7 +31,6 @@ from keyhygiene.views.outline import (
 if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
     from keyhygiene.aws.connection import Connection
     from keyhygiene.plans import ApplyReport
-    from keyhygiene.ui.app import KeyHygieneApp
 
 
 class MainScreen(Screen[None]):
@@ -70,13 +70,10 @@ class MainScreen(Screen[None]):
         self._swept = False
 
     @property
-    def keyhygiene_app(self) -> KeyHygieneApp:
-        """The app, typed: its options, its clock and its loaders. Imported only
-        for the type checker (keyhygiene.ui.app imports this screen)."""
-        from keyhygiene.ui.app import KeyHygieneApp
-
+    def keyhygiene_app(self) -> Host:
+        """The app, typed as what a screen needs of it (its options and clock)."""
         app = self.app
-        assert isinstance(app, KeyHygieneApp)
+        assert isinstance(app, Host)
         return app
 
     def compose(self) -> ComposeResult:
