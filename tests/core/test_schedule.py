@@ -216,3 +216,20 @@ def test_notices_are_kept_per_profile_and_cleared(isolated_aws: Path) -> None:
     ]
     notices.clear("work")
     assert [n.profile for n in notices.pending()] == ["home"]
+
+
+def test_status_flags_a_timer_written_by_keyhygiene_0_1(
+    isolated_aws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keyhygiene.cli.main import main
+
+    old_argv = ("/opt/kh/bin/python", "-m", "tui.cli", "rotate", "--profile", "work laptop")
+    install(schedule(argv=old_argv), home=isolated_aws, runner=FakeTools())
+    install(schedule(profile="home"), home=isolated_aws, runner=FakeTools())
+    assert [item.schedule.from_older_version for item in recorded()] == [False, True]
+    assert main(["schedule", "status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any("BROKEN" in line for line in lines if line.startswith("home:"))
+    [old] = [line for line in lines if line.startswith("work laptop:")]
+    assert "BROKEN: written by keyhygiene 0.1" in old
+    assert "keyhygiene schedule rotate --profile 'work laptop' --every 30d" in old

@@ -8,6 +8,7 @@ message says how to enable it), 2 bad input or no timer on this computer.
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 EXIT_OK = 0
@@ -115,6 +116,12 @@ def _status(args: argparse.Namespace) -> int:
         missing = [str(path) for path in item.files if not path.exists()]
         if missing:
             state = f"files missing: {', '.join(missing)}"
+        if schedule.from_older_version:
+            state = (
+                "BROKEN: written by keyhygiene 0.1, it starts `python -m tui.cli`, which is gone; "
+                f"run `keyhygiene schedule rotate --profile {shlex.quote(schedule.profile)} "
+                f"--every {schedule.every_days}d` to install it again"
+            )
         print(
             f"{schedule.profile}: every {schedule.every_days} days, checked daily at "
             f"{schedule.hour:02d}:00 by {schedule.platform} ({state}); output: {item.log_hint}"
