@@ -1,4 +1,5 @@
-"""Apply a plan in order, resume it or roll it back: the local actions' registry, the runner, its context and its report."""
+"""Apply a plan in order, resume it or roll it back: the local actions' registry,
+the runner, its context and its report."""
 
 from __future__ import annotations
 
@@ -28,8 +29,6 @@ from keyhygiene.plans.model import (
 )
 from keyhygiene.plans.scrub import _scrub
 from keyhygiene.plans.values import _kept_values, _lookup, _lookup_kept
-
-# --------------------------------------------------------------------------- local actions
 
 LocalAction = Callable[["ApplyContext", Mapping[str, Any]], "Mapping[str, Any] | None"]
 _LOCAL_ACTIONS: dict[str, LocalAction] = {}

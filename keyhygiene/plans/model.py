@@ -1,4 +1,6 @@
-"""The plan as data (`Ref`, `Call`, `Step`, `Plan`, the errors a plan raises): well formed by construction, rendered for review, and JSON for the journal. The plan renders itself, which is why its rendering lives here and not above it."""
+"""The plan as data (`Ref`, `Call`, `Step`, `Plan`, the errors a plan raises): well
+formed by construction, rendered for review, and JSON for the journal. The plan
+renders itself, which is why its rendering lives here and not above it."""
 
 from __future__ import annotations
 

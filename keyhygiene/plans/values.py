@@ -10,8 +10,6 @@ if TYPE_CHECKING:
 from keyhygiene.plans.model import _jsonable
 from keyhygiene.plans.scrub import _redacted
 
-# --------------------------------------------------------------------------- values
-
 
 def _lookup(value: Any, path: str) -> tuple[bool, Any]:
     """Follow a dotted path ("AccessKey.AccessKeyId", "Users.0.UserName")."""

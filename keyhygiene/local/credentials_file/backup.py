@@ -29,9 +29,6 @@ from keyhygiene.local.credentials_file.settled_read import (
     _take_snapshot,
 )
 
-# ---------------------------------------------------------------------------
-# Preflight, backup and restore
-
 
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Raise the refusals an edit of `path` would meet on the file system, without

@@ -46,9 +46,6 @@ from keyhygiene.local.credentials_file.settled_read import (
     _Snapshot,
 )
 
-# ---------------------------------------------------------------------------
-# Editing
-
 # What an edit asks, computed from the version it starts from (so that a retry
 # after another writer's change asks again): keys to set, keys to remove, and
 # values the target must resolve to as botocore reads it ("" also for absent).

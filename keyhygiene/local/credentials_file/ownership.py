@@ -8,9 +8,6 @@ from pathlib import Path
 from keyhygiene.core.errors import BadInput
 from keyhygiene.local.credentials_file.settled_read import _Snapshot
 
-# ---------------------------------------------------------------------------
-# Owner, group, links
-
 
 def _euid() -> int | None:
     """The effective user id; None where there is none (Windows)."""

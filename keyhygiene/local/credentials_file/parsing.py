@@ -8,9 +8,6 @@ from dataclasses import dataclass, field
 
 from keyhygiene.local.credentials_file.model import CredentialsFileRefused
 
-# ---------------------------------------------------------------------------
-# Parsing, exactly as botocore reads
-
 # botocore reads both files with a default RawConfigParser: reuse its own
 # patterns so that "what botocore accepts" is decided by the same code.
 _SECTION_RE = configparser.RawConfigParser.SECTCRE

@@ -10,9 +10,6 @@ from pathlib import Path
 from keyhygiene.core.errors import BadInput
 from keyhygiene.local.credentials_file.parsing import _ENV_VAR_RE
 
-# ---------------------------------------------------------------------------
-# Paths
-
 
 def credentials_path(env: Mapping[str, str] = os.environ) -> Path:
     """The shared credentials file botocore reads (`AWS_SHARED_CREDENTIALS_FILE`)."""

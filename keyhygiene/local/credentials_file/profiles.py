@@ -13,9 +13,6 @@ from keyhygiene.local.credentials_file.parsing import (
     _Section,
 )
 
-# ---------------------------------------------------------------------------
-# Profiles and sections
-
 
 def _config_profile_of(section_name: str) -> str | None:
     """The profile a config-file section defines, as botocore's

@@ -15,9 +15,6 @@ from keyhygiene.local.credentials_file.parsing import _DEFAULT_SECTION, _Documen
 from keyhygiene.local.credentials_file.profiles import _profile_of, _target_section
 from keyhygiene.local.credentials_file.settled_read import _read_current
 
-# ---------------------------------------------------------------------------
-# Reading, public
-
 
 def validate(path: str | os.PathLike[str]) -> None:
     """Raise `CredentialsFileRefused` when botocore could not read the file.

@@ -27,10 +27,6 @@ from keyhygiene.local.credentials_file.paths import _os_problem
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------------
-# Safe writing
-
-
 def _lock_path(target: Path) -> Path:
     return target.with_name(target.name + LOCK_SUFFIX)
 

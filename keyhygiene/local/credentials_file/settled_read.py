@@ -22,9 +22,6 @@ from keyhygiene.local.credentials_file.model import (
 from keyhygiene.local.credentials_file.parsing import _decode, _Document, _parse
 from keyhygiene.local.credentials_file.paths import _os_problem, _resolve
 
-# ---------------------------------------------------------------------------
-# Reading: a version that is whole, never a torn one
-
 
 @dataclass(frozen=True)
 class _Snapshot:

@@ -1,4 +1,5 @@
-"""The editor's bounds, its lock notice and its test hooks: read at call time, so that a front end or a test can set them here."""
+"""The editor's bounds, its lock notice and its test hooks: read at call time, so
+that a front end or a test can set them here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The application plans' apply-time actions: the new key, its alias, a policy naming it, retries until IAM shows the principals."""
+"""The application plans' apply-time actions: the new key, its alias, a policy
+naming it, retries until IAM shows the principals."""
 
 from __future__ import annotations
 
@@ -29,8 +30,6 @@ from keyhygiene.workflows.application.model import (
     FIND_UNNAMED_KEY,
     KEY_DELETION_DAYS,
 )
-
-# --------------------------------------------------------------------------- local action
 
 PUT_POLICY_WITH_NEW_KEY = "application.put_bucket_policy_with_new_key"
 RETRY_UNTIL_VISIBLE = "application.retry_until_principals_visible"

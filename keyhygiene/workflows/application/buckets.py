@@ -1,4 +1,5 @@
-"""The application's buckets: created, closed to the public, encrypted with its key, whitelisted, tagged."""
+"""The application's buckets: created, closed to the public, encrypted with its
+key, whitelisted, tagged."""
 
 from __future__ import annotations
 

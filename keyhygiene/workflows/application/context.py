@@ -8,8 +8,6 @@ from keyhygiene.core.model import (
     Snapshot,
 )
 
-# --------------------------------------------------------------------------- create
-
 
 @dataclass(frozen=True)
 class _Context:

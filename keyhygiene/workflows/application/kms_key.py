@@ -1,4 +1,5 @@
-"""The application's KMS key: adopted when it exists, created when not, with a key policy that lists every computer."""
+"""The application's KMS key: adopted when it exists, created when not, with a key
+policy that lists every computer."""
 
 from __future__ import annotations
 

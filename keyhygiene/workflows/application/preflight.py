@@ -22,8 +22,6 @@ from keyhygiene.workflows.application.validation import (
     validate_new_bucket_name,
 )
 
-# --------------------------------------------------------------------------- preflight
-
 
 @dataclass(frozen=True)
 class Preflight:

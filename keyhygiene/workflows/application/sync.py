@@ -20,8 +20,6 @@ from keyhygiene.workflows.application.buckets import _encryption_steps, _public_
 from keyhygiene.workflows.application.kms_key import _existing_key
 from keyhygiene.workflows.application.validation import validate_application_name
 
-# --------------------------------------------------------------------------- sync
-
 
 def plan_sync_application(snapshot: Snapshot, name: str, actor_arn: str | None = None) -> Plan:
     """The plan that brings application NAME back in line. Pure; `BadInput` on a bad request.

@@ -14,8 +14,6 @@ from keyhygiene.workflows.application.model import (
     _NEW_BUCKET,
 )
 
-# --------------------------------------------------------------------------- validation
-
 
 def validate_application_name(name: str) -> str:
     """The name, stripped; `BadInput` when IAM or KMS would refuse it."""

@@ -1,4 +1,5 @@
-"""The enrollment's apply-time actions: write the key, store it, prove it works, undo what a failure leaves."""
+"""The enrollment's apply-time actions: write the key, store it, prove it works,
+undo what a failure leaves."""
 
 from __future__ import annotations
 
@@ -29,8 +30,6 @@ from keyhygiene.steps.mfa_device import (
     remove_mfa_devices,
 )
 from keyhygiene.workflows.enrollment.model import _NOT_YET_CODES
-
-# --------------------------------------------------------------------------- local actions
 
 
 @local_action("enroll.write_credentials")

@@ -1,4 +1,5 @@
-"""Around the plan: the local files it reads, the journals it leaves, the admin connection it runs on."""
+"""Around the plan: the local files it reads, the journals it leaves, the admin
+connection it runs on."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from keyhygiene.local import credentials_file, vault
 from keyhygiene.plans.journal import Journal, open_journals
 from keyhygiene.workflows.enrollment.model import PLAN_KIND
 from keyhygiene.workflows.enrollment.request import EnrollmentRequest
-
-# --------------------------------------------------------------------------- around the plan
 
 
 def profiles_in_use(path: str | None = None) -> frozenset[str]:

@@ -1,4 +1,5 @@
-"""Plan the enrollment of this computer: the user, its groups, its one key, written where the profile keeps it."""
+"""Plan the enrollment of this computer: the user, its groups, its one key, written
+where the profile keeps it."""
 
 from __future__ import annotations
 
@@ -31,8 +32,6 @@ from keyhygiene.workflows.enrollment.model import (
     ROTATE_OWN_KEY_POLICY,
 )
 from keyhygiene.workflows.enrollment.request import Enrollment, EnrollmentRequest, resolve
-
-# --------------------------------------------------------------------------- the plan
 
 
 def rotate_own_key_document(partition: str = "aws") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What the user asks (person, device, groups, profile, store, MFA) and what it resolves to, checked against the account."""
+"""What the user asks (person, device, groups, profile, store, MFA) and what it
+resolves to, checked against the account."""
 
 from __future__ import annotations
 
@@ -40,8 +41,6 @@ from keyhygiene.workflows.enrollment.model import (
     _TAG_VALUE_UNSAFE,
     DEFAULT_DEVICE,
 )
-
-# --------------------------------------------------------------------------- the request
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from keyhygiene.plans import (
     local_action,
 )
 
-# --------------------------------------------------------------------------- local actions
+
 # Registered at import time so that a journal read at the next start can run them.
 
 

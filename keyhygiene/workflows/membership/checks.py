@@ -20,9 +20,6 @@ from keyhygiene.core.model import (
 from keyhygiene.core.policy_documents import caller_principal_arn
 from keyhygiene.workflows.membership.durations import parse_expiry
 
-# --------------------------------------------------------------------------- checks
-
-
 IAM_READ = "IAM users, groups and roles"  # the inventory's name for that read
 
 

@@ -1,4 +1,5 @@
-"""The inline expiry policy: a Deny AWS evaluates itself once a loan is past, and the guard that keeps it in place."""
+"""The inline expiry policy: a Deny AWS evaluates itself once a loan is past, and
+the guard that keeps it in place."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from keyhygiene.core.model import (
 from keyhygiene.core.policy_documents import POLICY_VERSION
 from keyhygiene.workflows.membership.durations import format_expiry
 from keyhygiene.workflows.membership.model import EXPIRY_SID_PREFIX
-
-# --------------------------------------------------------------------------- expiry policy
 
 
 @dataclass(frozen=True)

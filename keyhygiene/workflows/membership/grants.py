@@ -11,8 +11,6 @@ from keyhygiene.core.model import (
 )
 from keyhygiene.workflows.membership.durations import parse_expiry, utc
 
-# --------------------------------------------------------------------------- grants
-
 
 @dataclass(frozen=True)
 class Grant:

@@ -12,8 +12,6 @@ from keyhygiene.core.model import (
 from keyhygiene.workflows.membership.checks import _grant_value, _in_group, _is_actor
 from keyhygiene.workflows.membership.model import MEMBERSHIP_ACTIONS, MembershipAction
 
-# --------------------------------------------------------------------------- what to offer
-
 
 @dataclass(frozen=True)
 class Candidates:

@@ -57,8 +57,6 @@ from keyhygiene.workflows.membership.steps import (
     _whitelist_steps,
 )
 
-# --------------------------------------------------------------------------- plans
-
 
 def plan_add_member(snapshot: Snapshot, user_name: str, group_name: str) -> Plan:
     """Make `user_name` a permanent member of `group_name` (a loan becomes permanent).

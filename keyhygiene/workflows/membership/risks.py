@@ -1,4 +1,5 @@
-"""What a loan gives away beyond the group (roles it can assume, IAM rights that outlive it), and the refusal."""
+"""What a loan gives away beyond the group (roles it can assume, IAM rights that
+outlive it), and the refusal."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from keyhygiene.core.model import (
 )
 from keyhygiene.core.policy_eval import PolicySource, Principal, Request, evaluate, may_cover_action
 from keyhygiene.workflows.membership.durations import utc
-
-# --------------------------------------------------------------------------- what a loan gives away
 
 # IAM writes that make something no expiry covers: another user, an access key
 # or password for one, a right given to another identity (a user, a group, a

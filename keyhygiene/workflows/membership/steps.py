@@ -20,8 +20,6 @@ from keyhygiene.plans import (
 from keyhygiene.workflows.membership.expiry import ExpiryPolicy
 from keyhygiene.workflows.membership.grants import Grant
 
-# --------------------------------------------------------------------------- steps
-
 
 def _members(group: Group) -> set[str]:
     return set(group.members)

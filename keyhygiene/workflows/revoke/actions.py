@@ -1,4 +1,5 @@
-"""The revoke's apply-time actions: keys off, deny everything, and the removals, in parallel where they can be."""
+"""The revoke's apply-time actions: keys off, deny everything, and the removals, in
+parallel where they can be."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from keyhygiene.workflows.revoke.model import (
     NO_ROOM,
     T,
 )
-
-# --------------------------------------------------------------------------- local actions
 
 
 @local_action("revoke.deactivate_keys")

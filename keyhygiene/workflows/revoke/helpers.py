@@ -10,8 +10,6 @@ from keyhygiene.core.policy_documents import (
     as_document,
 )
 
-# --------------------------------------------------------------------------- helpers
-
 
 def _same_principal(actor_arn: str, user_arn: str) -> bool:
     return actor_arn.lower() == user_arn.lower()

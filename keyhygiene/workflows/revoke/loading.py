@@ -1,4 +1,5 @@
-"""Load just what a revoke needs, fast: the user, the actor, the buckets and keys that name the user."""
+"""Load just what a revoke needs, fast: the user, the actor, the buckets and keys
+that name the user."""
 
 from __future__ import annotations
 
@@ -42,8 +43,6 @@ from keyhygiene.core.policy_documents import (
 from keyhygiene.workflows.revoke.helpers import _document
 from keyhygiene.workflows.revoke.model import AccountReader, T, UserExtras
 from keyhygiene.workflows.revoke.plan import unknown_user
-
-# --------------------------------------------------------------------------- loading
 
 
 def load_for_revoke(

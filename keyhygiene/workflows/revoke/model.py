@@ -1,4 +1,5 @@
-"""The revoke's step names, the deny policies' names and limits, and what it reads besides the snapshot."""
+"""The revoke's step names, the deny policies' names and limits, and what it reads
+besides the snapshot."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Plan the revoke of a lost or stolen computer: containment first, then the whitelists, then what is left."""
+"""Plan the revoke of a lost or stolen computer: containment first, then the
+whitelists, then what is left."""
 
 from __future__ import annotations
 
@@ -59,8 +60,6 @@ from keyhygiene.workflows.revoke.model import (
     STEP_TAG,
     UserExtras,
 )
-
-# --------------------------------------------------------------------------- planning
 
 
 def find_user(snapshot: Snapshot, user_name: str) -> User:

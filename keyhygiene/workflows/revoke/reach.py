@@ -13,8 +13,6 @@ from keyhygiene.core.model import (
 from keyhygiene.workflows.revoke.helpers import _mentions
 from keyhygiene.workflows.revoke.model import UserExtras
 
-# --------------------------------------------------------------------------- what it can reach
-
 
 def describe_reach(snapshot: Snapshot, user: User, extras: UserExtras | None = None) -> list[str]:
     """What the computer's user can reach, as lines for people (before revoking)."""

@@ -38,8 +38,6 @@ from keyhygiene.workflows.revoke.model import (
 from keyhygiene.workflows.revoke.plan import _deny_all_attached
 from keyhygiene.workflows.revoke.reach import _last_use
 
-# --------------------------------------------------------------------------- the report
-
 
 class ContainmentTimer:
     """Give it every PlanEvent: it notes when the user was put out of action.

@@ -1,4 +1,5 @@
-"""The rotation's apply-time actions: create, write, switch, restore, delete; the backups kept in memory."""
+"""The rotation's apply-time actions: create, write, switch, restore, delete; the
+backups kept in memory."""
 
 from __future__ import annotations
 
@@ -52,9 +53,6 @@ from keyhygiene.workflows.rotation.plan import _list_keys
 from keyhygiene.workflows.rotation.verification import verify_held_key
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- local actions
 
 
 class _Backup:

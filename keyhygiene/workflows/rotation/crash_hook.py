@@ -12,8 +12,6 @@ from keyhygiene.plans import (
 )
 from keyhygiene.workflows.rotation.model import CRASH_ENV, STEP_CREATE, STEP_DEACTIVATE, TESTING_ENV
 
-# --------------------------------------------------------------------------- crash hook (tests)
-
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)

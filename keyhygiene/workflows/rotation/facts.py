@@ -14,8 +14,6 @@ from keyhygiene.workflows.rotation_defaults import (
     DEFAULT_VERIFY_TIMEOUT,
 )
 
-# --------------------------------------------------------------------------- facts and plan
-
 
 @dataclass(frozen=True)
 class KeyInfo:

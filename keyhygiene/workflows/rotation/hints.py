@@ -13,8 +13,6 @@ from keyhygiene.plans import (
     PlanEvent,
 )
 
-# --------------------------------------------------------------------------- hints for this workflow
-
 # keyhygiene.core.errors hints "use --admin-profile" on AccessDenied, but a rotation signs
 # every call with the profile's own key: the hint that helps names the policy.
 _PERMISSION_IN_TEXT = re.compile(r"lacks ([\w-]+:[\w*]+)")

@@ -18,8 +18,6 @@ from keyhygiene.workflows.rotation.model import (
     key_tail,
 )
 
-# --------------------------------------------------------------------------- recovery
-
 RecoveryAction = Literal["finish", "roll_back", "busy", "blocked"]
 
 

@@ -52,9 +52,6 @@ from keyhygiene.workflows.rotation.plan import _plan_value
 log = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- running it
-
-
 @dataclass(frozen=True)
 class RotationOutcome:
     """How a rotation (or the recovery of one) ended; `render_text` says it for people."""
