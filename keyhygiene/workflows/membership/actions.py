@@ -12,7 +12,6 @@ from keyhygiene.plans import (
     local_action,
 )
 
-
 # Registered at import time so that a journal read at the next start can run them.
 
 
