@@ -107,3 +107,14 @@ def test_no_module_imports_itself_through_others() -> None:
         if module not in index:
             visit(module)
     assert cycles == []
+
+
+def test_no_module_passes_a_thousand_lines() -> None:
+    """A module that long hides its parts: split it along its sections."""
+    root = Path(keyhygiene.__file__).parent
+    long = {
+        str(path.relative_to(root)): count
+        for path in root.rglob("*.py")
+        if (count := len(path.read_text().splitlines())) > 1000
+    }
+    assert long == {}
