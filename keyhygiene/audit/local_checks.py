@@ -31,6 +31,7 @@ from pathlib import Path
 from keyhygiene.audit.findings import Finding, sort_findings
 from keyhygiene.core.formatting import key_tail, shown_path
 from keyhygiene.core.model import Snapshot
+from keyhygiene.core.options import key_in_use
 
 # The four the practice names, plus the other files bash and zsh read at start.
 STARTUP_FILES = (
@@ -294,11 +295,12 @@ def active_key_id(
     profile: str | None,
     env: Mapping[str, str],
 ) -> str | None:
-    """The key boto3 authenticates with: environment keys win unless --profile was given."""
-    if profile is None and env_key is not None:
+    """The key botocore authenticates with (`core.options.key_in_use`): environment
+    keys win unless --profile was given."""
+    in_use = key_in_use(profile, env)
+    if in_use.from_environment and env_key is not None:
         return env_key.key_id
-    name = profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
-    return next((k.key_id for k in keys if k.profile == name), None)
+    return next((k.key_id for k in keys if k.profile == in_use.profile), None)
 
 
 def same_host(tagged: str, local: str) -> bool:

@@ -390,8 +390,17 @@ def translate_errors(
     except bexc.ProfileNotFound as exc:
         raise ConnectionProblem(
             f"The profile {exc.kwargs.get('profile', profile)!r} is not in the AWS credentials or config file.",
-            hint="Use --profile with one of your profiles (`aws configure list-profiles`), "
+            # `aws configure list-profiles` is CLI v2 only: name the files instead.
+            hint="Use --profile with one of your profiles (the [profile NAME] sections of "
+            "~/.aws/config and the [NAME] sections of ~/.aws/credentials), "
             "or register this computer with `keyhygiene enroll`.",
+        ) from None
+    except (bexc.SSOError, bexc.TokenRetrievalError):
+        name = profile or "default"
+        raise ConnectionProblem(
+            f"Profile {name!r} signs in through AWS IAM Identity Center (SSO), and its "
+            f"sign-in has expired or was never made, while {doing}.",
+            hint=f"Run `aws sso login --profile {name}`, then try again.",
         ) from None
     except (bexc.NoCredentialsError, bexc.PartialCredentialsError):
         raise ConnectionProblem(

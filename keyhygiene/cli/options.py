@@ -24,7 +24,8 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
         "--profile",
         default=default,
         help="this computer's AWS profile; it also reads and changes the account when "
-        "--admin-profile is not given (default: $AWS_PROFILE or 'default')",
+        "--admin-profile is not given (default, as botocore: $AWS_DEFAULT_PROFILE, else "
+        "$AWS_PROFILE, else 'default'; without --profile, keys in $AWS_ACCESS_KEY_ID win)",
     )
     group.add_argument(
         "--admin-profile",

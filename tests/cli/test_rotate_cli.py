@@ -414,3 +414,44 @@ def test_exit_3_says_what_aws_refused(
     assert "keyhygiene-rotate-own-key" in out.out
     assert computer.credentials.read_bytes() == computer.before
     assert computer.keys() == {computer.old_key_id: "Active"}
+
+
+# ------------------------------------------------------------- the key in use
+
+
+def test_keys_in_the_environment_are_refused_with_the_reason(computer: Computer) -> None:
+    """botocore signs with AWS_ACCESS_KEY_ID when no profile is given outright:
+    rotating [laptop] would leave this shell on a key that is then deleted."""
+    result = keyhygiene(
+        computer,
+        "rotate",
+        "--yes",
+        env={"AWS_PROFILE": PROFILE, "AWS_ACCESS_KEY_ID": computer.old_key_id},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "AWS_ACCESS_KEY_ID" in result.stderr
+    assert f"…{computer.old_key_id[-4:]}" in result.stderr
+    assert "--profile" in result.stderr
+    assert computer.credentials.read_bytes() == computer.before
+    assert computer.keys() == {computer.old_key_id: "Active"}
+    assert computer.old_secret not in result.stdout + result.stderr
+
+
+def test_aws_default_profile_wins_over_aws_profile_as_in_botocore(computer: Computer) -> None:
+    """AWS_DEFAULT_PROFILE names the profile botocore and the aws CLI use, even
+    with AWS_PROFILE set: rotate and the inventory agree on it."""
+    env = {
+        "AWS_DEFAULT_PROFILE": PROFILE,
+        "AWS_PROFILE": "other",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+    }
+    result = keyhygiene(computer, "rotate", "--yes", "--verify-interval", "0", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    new_key_id = assert_one_working_key(computer)
+    assert new_key_id != computer.old_key_id
+    other = credentials_file.read_profile(computer.credentials, "other")
+    assert other["aws_access_key_id"] == "AKIAOTHEROTHEROTHER0"
+    inventory = keyhygiene(computer, "inventory", "--json", env=env)
+    assert inventory.returncode == 0, inventory.stderr
+    assert json.loads(inventory.stdout)["this_user"] == USER

@@ -839,3 +839,16 @@ def test_adopting_a_bucket_of_another_application_keeps_its_choices() -> None:
         {"Key": TAG_GROUPS, "Value": "archive photos"}
     ]
     assert any("also tagged for archive" in warning for warning in plan.warnings)
+
+
+def test_in_china_ec2_is_trusted_under_its_own_service_principal() -> None:
+    """aws-cn names EC2 ec2.amazonaws.com.cn: the new role's trust uses it, and a
+    role that already trusts it is not given a second trust statement."""
+    caller = f"arn:aws-cn:iam::{ACCOUNT}:user/admin"
+    plan = plan_create_application(_snapshot(caller=caller), "photos")
+    trust = json.loads(plan.step("role").call.params["AssumeRolePolicyDocument"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com.cn"}
+    assert trusts_ec2(trust)
+    role = Role(name="photos", arn=f"arn:aws-cn:iam::{ACCOUNT}:role/photos", trust_policy=trust)
+    adopted = plan_create_application(_snapshot(caller=caller, roles=(role,)), "photos")
+    assert "role-trust" not in {step.id for step in adopted.steps}

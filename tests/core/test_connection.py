@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -120,3 +121,21 @@ def test_call_unless_missing_tolerates_only_no_such_entity() -> None:
         with pytest.raises(ClientError) as raised:
             call_unless_missing(iam.delete_login_profile, **params)
     assert error_code(raised.value) == "AccessDenied"
+
+
+def test_an_sso_profile_without_a_sign_in_says_to_run_aws_sso_login(
+    isolated_aws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore's "Token for … does not exist" becomes the one step that fixes it."""
+    (isolated_aws / ".aws" / "config").write_text(
+        "[profile work-sso]\n"
+        "sso_start_url = https://example.awsapps.com/start\n"
+        "sso_region = us-east-1\n"
+        "sso_account_id = 123456789012\n"
+        "sso_role_name = ReadOnly\n"
+        "region = us-east-1\n"
+    )
+    with pytest.raises(ConnectionProblem) as caught:
+        Connection(ConnectionOptions(profile="work-sso")).whoami()
+    assert "aws sso login --profile work-sso" in str(caught.value)
+    assert "IAM Identity Center" in str(caught.value)

@@ -33,13 +33,14 @@ class SimulatedCrash(BaseException):
 
 
 class Host(App[None]):
-    def __init__(self) -> None:
+    def __init__(self, options: ConnectionOptions | None = None) -> None:
         super().__init__()
         self.result: object = "unset"
+        self.options = options or ConnectionOptions(profile=PROFILE, region="us-east-1")
 
     def on_mount(self) -> None:
         screen = RotateScreen(
-            ConnectionOptions(profile=PROFILE, region="us-east-1"),
+            self.options,
             verify_timeout=5,
             verify_interval=0,
             sleep=lambda seconds: None,
@@ -255,3 +256,21 @@ async def test_an_mfa_gated_computer_rotates_with_one_code_asked_in_a_dialog(iam
     assert asked == [serial]  # one code for the whole rotation
     key_id, _ = held()
     assert keys(iam) == {key_id: "Active"}
+
+
+async def test_keys_in_the_environment_are_refused_before_any_call(
+    iam: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --profile and AWS_ACCESS_KEY_ID set: botocore signs with the shell's
+    key, which a rotation of the profile would not replace."""
+    monkeypatch.setenv("AWS_PROFILE", PROFILE)
+    before = keys(iam)
+    app = Host(ConnectionOptions(region="us-east-1"))
+    async with app.run_test(size=(140, 50)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RotateScreen)
+        result = text_of(screen, "#rotate-result")
+        assert "AWS_ACCESS_KEY_ID" in result and "--profile" in result
+        assert screen.query_one("#apply", Button).disabled
+    assert keys(iam) == before

@@ -123,6 +123,7 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
         HeldKeyClients,
         KeyLocation,
         RotationRequest,
+        check_key_in_use,
         check_store_usable,
         execute_rotation,
         held_key,
@@ -142,6 +143,8 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
         verify_successes=args.verify_successes,
         verify_interval=args.verify_interval,
     )
+    # The shell's environment keys win over the profile: refused before anything.
+    check_key_in_use(options)
     location = KeyLocation.for_profile(profile)
     # A file botocore cannot parse is refused before anything else (exit 2).
     credentials_file.validate(location.credentials_file)

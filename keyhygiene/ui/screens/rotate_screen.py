@@ -44,6 +44,7 @@ from keyhygiene.workflows.rotation import (
     RotationRequest,
     Store,
     TwoActiveKeys,
+    check_key_in_use,
     execute_rotation,
     finish_or_roll_back,
     inspect_rotation,
@@ -91,6 +92,9 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
         super().__init__()
         self.options = options
         self.profile = profile or options.profile_name
+        # A profile named here is used explicitly (botocore then ignores keys in
+        # the environment); otherwise the environment's keys may be the ones in use.
+        self.profile_explicit = profile is not None
         self.store = store
         self.verify = (verify_timeout, verify_successes, verify_interval)
         self.clock = clock
@@ -138,6 +142,8 @@ class RotateScreen(ModalScreen[RotationOutcome | None]):
             if pending is not None:
                 self._wait_on_ui(self._show_pending, pending)
                 return
+            if not self.profile_explicit:
+                check_key_in_use(self.options)
             clients = HeldKeyClients(self.options, KeyLocation.for_profile(self.profile))
             facts = inspect_rotation(clients)
         except KeyHygieneError as exc:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import re
 
 EC2_SERVICE = "ec2.amazonaws.com"
+# The China partition names EC2's service principal with its own domain
+# (https://docs.amazonaws.cn/en_us/aws/latest/userguide/iam.html#iam-service-principals).
+EC2_SERVICES = {"aws": EC2_SERVICE, "aws-cn": "ec2.amazonaws.com.cn"}
+
+
+def ec2_service(partition: str) -> str:
+    """EC2's service principal in `partition` (aws, aws-cn, aws-us-gov)."""
+    return EC2_SERVICES.get(partition, EC2_SERVICE)
+
+
 SID_TRUST_EC2 = "KeyHygieneTrustEc2"
 KEY_DELETION_DAYS = 7  # the shortest window KMS allows
 PUBLIC_ACCESS_BLOCK_ALL: dict[str, bool] = {

@@ -23,7 +23,7 @@ from keyhygiene.plans import (
     Step,
 )
 from keyhygiene.workflows.application.context import _Context
-from keyhygiene.workflows.application.model import EC2_SERVICE, SID_TRUST_EC2
+from keyhygiene.workflows.application.model import EC2_SERVICES, SID_TRUST_EC2, ec2_service
 from keyhygiene.workflows.application.preflight import Preflight
 from keyhygiene.workflows.application.tags import _adopt_tag_steps, _TagCalls
 
@@ -34,7 +34,10 @@ def _role_steps(
     ctx: _Context, role: Role | None, preflight: Preflight, warnings: list[str]
 ) -> list[Step]:
     if role is None:
-        return [_create_role_step(ctx.name), *_instance_profile_steps(ctx, ctx.name, (), preflight)]
+        return [
+            _create_role_step(ctx.name, ctx.partition),
+            *_instance_profile_steps(ctx, ctx.name, (), preflight),
+        ]
     if role.service_linked:
         raise BadInput(
             f"Role {role.name} is a service-linked role; it cannot be an application's role.",
@@ -44,14 +47,14 @@ def _role_steps(
         "role", ctx.name, role.tags, _role_tag_calls(role.name), warnings, f"role {role.name}"
     )
     return [
-        *_trust_steps(role),
+        *_trust_steps(role, ctx.partition),
         *tag_steps,
         *_instance_profile_steps(ctx, role.name, role.instance_profiles, preflight),
     ]
 
 
-def _create_role_step(name: str) -> Step:
-    trust = _ec2_trust_policy()
+def _create_role_step(name: str, partition: str) -> Step:
+    trust = _ec2_trust_policy(partition)
     return Step(
         id="role",
         description=f"Create role {name}, which EC2 instances may assume, "
@@ -111,21 +114,21 @@ def _instance_profile_steps(
     return steps
 
 
-def _ec2_trust_policy() -> dict[str, Any]:
-    return {"Version": POLICY_VERSION, "Statement": [_ec2_trust_statement()]}
+def _ec2_trust_policy(partition: str) -> dict[str, Any]:
+    return {"Version": POLICY_VERSION, "Statement": [_ec2_trust_statement(partition)]}
 
 
-def _ec2_trust_statement() -> dict[str, Any]:
+def _ec2_trust_statement(partition: str) -> dict[str, Any]:
     return {
         "Sid": SID_TRUST_EC2,
         "Effect": "Allow",
-        "Principal": {"Service": EC2_SERVICE},
+        "Principal": {"Service": ec2_service(partition)},
         "Action": "sts:AssumeRole",
     }
 
 
 def trusts_ec2(trust_policy: Mapping[str, Any] | None) -> bool:
-    """Some Allow lets ec2.amazonaws.com assume the role.
+    """Some Allow lets EC2 (ec2.amazonaws.com, or .com.cn in China) assume the role.
 
     A condition on it is the owner's deliberate restriction: it still counts,
     so that adoption does not add an unconditional trust beside it.
@@ -140,19 +143,21 @@ def trusts_ec2(trust_policy: Mapping[str, Any] | None) -> bool:
         services = [services] if isinstance(services, str) else list(services)
         actions = statement.get("Action", ())
         actions = [actions] if isinstance(actions, str) else list(actions)
-        if EC2_SERVICE in services and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+        if set(EC2_SERVICES.values()) & set(services) and any(
+            a in ("sts:AssumeRole", "sts:*", "*") for a in actions
+        ):
             return True
     return False
 
 
-def _trust_steps(role: Role) -> list[Step]:
+def _trust_steps(role: Role, partition: str) -> list[Step]:
     """An adopted role that EC2 may not assume yet gets keyhygiene's trust statement added."""
     if trusts_ec2(role.trust_policy):
         return []
     before = as_document(role.trust_policy) or {"Version": POLICY_VERSION, "Statement": []}
     raw = before.get("Statement", [])
     kept = list(raw) if isinstance(raw, list) else [raw]
-    after = {**before, "Statement": [*kept, _ec2_trust_statement()]}
+    after = {**before, "Statement": [*kept, _ec2_trust_statement(partition)]}
     after.setdefault("Version", POLICY_VERSION)
     if len(json.dumps(after, separators=(",", ":"))) > TRUST_POLICY_LIMIT:
         raise BadInput(

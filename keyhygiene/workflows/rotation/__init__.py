@@ -110,7 +110,13 @@ from keyhygiene.workflows.rotation.pending import (
     pending_rotation,
     pending_rotations,
 )
-from keyhygiene.workflows.rotation.plan import TwoActiveKeys, inspect_rotation, plan_rotation
+from keyhygiene.workflows.rotation.plan import (
+    KeyNotRotatable,
+    TwoActiveKeys,
+    check_key_in_use,
+    inspect_rotation,
+    plan_rotation,
+)
 from keyhygiene.workflows.rotation.recovery import (
     check_store_usable,
     finish_or_roll_back,
@@ -131,6 +137,8 @@ from keyhygiene.workflows.rotation_defaults import (
 
 # The types a caller of the rotation needs, from where they live.
 __all__ = [
+    "KeyNotRotatable",
+    "check_key_in_use",
     "HeldKeyClients",
     "HeldKey",
     "KeyLocation",

@@ -16,6 +16,7 @@ from keyhygiene.aws.connection import (
 from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.core.arns import name_of
 from keyhygiene.core.errors import BadInput
+from keyhygiene.core.options import ConnectionOptions
 from keyhygiene.local import credentials_file, vault
 from keyhygiene.local.key_location import KeyLocation, Store
 from keyhygiene.local.vault import (
@@ -42,6 +43,20 @@ from keyhygiene.workflows.rotation.model import (
     _serves_mfa_sessions,
     key_tail,
 )
+
+
+class KeyNotRotatable(BadInput):
+    """The key this computer signs with is not one keyhygiene can rotate."""
+
+
+def check_key_in_use(options: ConnectionOptions) -> None:
+    """Refuse (exit 2, before any call) when botocore signs with a key that a
+    rotation of `options.profile_name` would not replace: keys in the
+    environment win over a profile botocore was not told to use."""
+    in_use = options.key_in_use()
+    refusal = in_use.rotation_refusal()
+    if refusal is not None:
+        raise KeyNotRotatable(refusal, hint=in_use.rotation_hint())
 
 
 def inspect_rotation(clients: HeldKeyClients) -> RotationFacts:
