@@ -75,6 +75,15 @@ def terminal_mfa_code_provider(given: str | None) -> MfaCodeProvider:
 # Exit codes of the changing commands (keyhygiene.cli.reviewed_apply).
 EXIT_OK = 0
 EXIT_FAILED = 3
+# A plan was shown and not applied: no --yes and no terminal to ask on, or the
+# person said no. Not 0, so that a cron job that forgot --yes does not pass
+# for one that did its work (a --dry-run still exits 0: it was asked for).
+EXIT_NOT_APPLIED = 5
+
+
+def not_applied_code(args: argparse.Namespace) -> int:
+    """The exit code of a command that did not apply its plan."""
+    return EXIT_OK if getattr(args, "dry_run", False) else EXIT_NOT_APPLIED
 
 
 def add_apply_options(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,8 @@ Every headless workflow (enroll, grant, sweep, revoke, app ...) ends here, so
 they all behave alike:
 - `--dry-run` prints the plan and changes nothing (exit 0);
 - without `--yes` and without a terminal, the plan is printed and nothing
-  changes (exit 0, and the message says to pass --yes);
-- without `--yes` on a terminal, the person is asked;
+  changes (exit 5, EXIT_NOT_APPLIED, and the message says to pass --yes);
+- without `--yes` on a terminal, the person is asked (no: exit 5);
 - a failed step stops the plan; what was done is rolled back where it can be
   (unless the workflow says not to, like emergency revoke), and the report says
   what was done and undone (exit 3).
@@ -19,7 +19,13 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from keyhygiene.cli.options import EXIT_FAILED, EXIT_OK, add_apply_options
+from keyhygiene.cli.options import (
+    EXIT_FAILED,
+    EXIT_NOT_APPLIED,
+    EXIT_OK,
+    add_apply_options,
+    not_applied_code,
+)
 from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
@@ -28,7 +34,13 @@ from keyhygiene.plans import (
 )
 from keyhygiene.plans.reviewed import apply_reviewed, close_as_done, earlier_runs
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "add_apply_options"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_NOT_APPLIED",
+    "EXIT_OK",
+    "add_apply_options",
+    "not_applied_code",
+]
 
 
 # Streams default to None and are looked up at call time: a default of
@@ -45,24 +57,33 @@ def print_event(event: PlanEvent, out: TextIO | None = None) -> None:
         print(f"    failed: {event.message}", file=out, flush=True)
 
 
-def confirm(plan: Plan, *, stdin: TextIO | None = None, out: TextIO | None = None) -> bool:
+def ask(question: str, *, stdin: TextIO | None = None, out: TextIO | None = None) -> bool:
+    """A yes/no question on the terminal; anything but y or yes is no."""
     stdin, out = stdin or sys.stdin, out or sys.stdout
-    count = len(plan.steps)
-    print(
-        f"\nApply these {count} change{'s' if count != 1 else ''}? [y/N] ",
-        end="",
-        file=out,
-        flush=True,
-    )
-    answer = stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+    print(f"{question} [y/N] ", end="", file=out, flush=True)
+    return stdin.readline().strip().lower() in ("y", "yes")
+
+
+def agreed(args: argparse.Namespace, question: str, refusal: str, out: TextIO) -> bool:
+    """--yes, or a yes on a terminal. Without a terminal, `refusal` (which says
+    to pass --yes) is printed and the answer is no; on a no, "Nothing was changed."."""
+    if getattr(args, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        print(refusal, file=out)
+        return False
+    if ask(question, out=out):
+        return True
+    print("Nothing was changed.", file=out)
+    return False
 
 
 def approved(plan: Plan, args: argparse.Namespace, out: TextIO | None = None) -> bool:
     """Whether to apply `plan`, as every changing command decides it: --dry-run
     shows it (as JSON with --json) and changes nothing; --yes applies it;
     otherwise it is shown and, on a terminal, the person is asked; without a
-    terminal nothing changes and the message says to pass --yes."""
+    terminal nothing changes and the message says to pass --yes. The caller
+    exits with `not_applied_code(args)` when this is False."""
     out = out or sys.stdout
     if getattr(args, "dry_run", False):
         if getattr(args, "json", False):
@@ -74,13 +95,13 @@ def approved(plan: Plan, args: argparse.Namespace, out: TextIO | None = None) ->
     if getattr(args, "yes", False):
         return True
     print(plan.render_text(), file=out)
-    if not sys.stdin.isatty():
-        print("\nNothing was changed: pass --yes to apply this plan.", file=out)
-        return False
-    if not confirm(plan, out=out):
-        print("Nothing was changed.", file=out)
-        return False
-    return True
+    count = len(plan.steps)
+    return agreed(
+        args,
+        f"\nApply these {count} change{'s' if count != 1 else ''}?",
+        "\nNothing was changed: pass --yes to apply this plan.",
+        out,
+    )
 
 
 def run_plan(
@@ -115,7 +136,7 @@ def run_plan(
             print("The interrupted run is finished.", file=out, flush=True)
         return EXIT_OK, None
     if not approved(plan, args, out):
-        return EXIT_OK, None
+        return not_applied_code(args), None
 
     def rolling_back(report: ApplyReport) -> None:
         print(report.render_text(), file=out)

@@ -170,6 +170,12 @@ def test_grant_then_sweep_after_the_expiry_removes_all_four(account: Account) ->
     assert "nothing to do" in early.stdout
     assert "photos" in account.groups("rare-box")
 
+    # A cron sweep that forgot --yes: the plan, nothing done, and exit 5, not 0.
+    forgot = account.cli("sweep", "--now", LATER)
+    assert forgot.returncode == 5, forgot.stdout + forgot.stderr
+    assert "pass --yes" in forgot.stdout
+    assert "photos" in account.groups("rare-box")
+
     swept = account.cli("sweep", "--yes", env={"KEYHYGIENE_NOW": LATER, "KEYHYGIENE_TESTING": "1"})
     assert swept.returncode == 0, swept.stdout + swept.stderr
     assert "photos" not in account.groups("rare-box")

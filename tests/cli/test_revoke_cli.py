@@ -151,7 +151,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(account: Seeded) -> None:
     assert account.key_statuses() == {"Active"}
     # Without --yes and without a terminal: the plan, and nothing done.
     result = run_cli("revoke", USER, "--endpoint-url", account.url)
-    assert result.returncode == 0 and "pass --yes" in result.stdout
+    assert result.returncode == 5 and "pass --yes" in result.stdout
     assert account.key_statuses() == {"Active"}
 
 

@@ -195,7 +195,8 @@ def test_rotate_yes_leaves_one_key_in_an_otherwise_identical_file(computer: Comp
 
 def test_without_yes_and_without_a_terminal_only_the_plan_shows(computer: Computer) -> None:
     result = rotate(computer)
-    assert result.returncode == 0, result.stderr
+    # Not 0: a cron job that forgot --yes must not pass for one that rotated.
+    assert result.returncode == 5, result.stderr
     assert "Plan (rotate): Rotate the access key of christopher-laptop" in result.stdout
     assert "Nothing was changed: pass --yes" in result.stdout
     dry = rotate(computer, "--dry-run", "--json")

@@ -88,8 +88,10 @@ def _recover(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"Run {args.number} cannot be handled with --{args.choice}.",
             hint=f"Safe for it: {safe}. {_advice(entry)}",
         )
-    if not args.yes and not _confirmed(args, entry, out):
-        return 0
+    if not _confirmed(args, entry, out):
+        from keyhygiene.cli.options import EXIT_NOT_APPLIED
+
+        return EXIT_NOT_APPLIED
     return _do(args, entry, out)
 
 
@@ -150,15 +152,15 @@ def _advice(entry: Any) -> str:
 
 
 def _confirmed(args: argparse.Namespace, entry: Any, out: TextIO) -> bool:
+    from keyhygiene.cli.reviewed_apply import agreed
+
     verb = {"finish": "Finish", "roll-back": "Roll back", "forget": "Forget"}[args.choice]
-    if not sys.stdin.isatty():
-        print(f"Nothing was changed: pass --yes to {args.choice} run {args.number}.", file=out)
-        return False
-    print(f"{verb} run {args.number}? [y/N] ", end="", file=out, flush=True)
-    if sys.stdin.readline().strip().lower() in ("y", "yes"):
-        return True
-    print("Nothing was changed.", file=out)
-    return False
+    return agreed(
+        args,
+        f"{verb} run {args.number}?",
+        f"Nothing was changed: pass --yes to {args.choice} run {args.number}.",
+        out,
+    )
 
 
 def _do(args: argparse.Namespace, entry: Any, out: TextIO) -> int:

@@ -116,7 +116,7 @@ def _rotate(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from keyhygiene.cli.options import connection_options
-    from keyhygiene.cli.reviewed_apply import approved, print_event
+    from keyhygiene.cli.reviewed_apply import approved, not_applied_code, print_event
     from keyhygiene.local import credentials_file
     from keyhygiene.local.schedule import parse_every
     from keyhygiene.workflows.rotation import (
@@ -170,7 +170,7 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
     plan = plan_rotation(facts, request)
 
     if not approved(plan, args, out):
-        return 0
+        return not_applied_code(args)
     outcome = execute_rotation(plan, clients, on_event=lambda event: print_event(event, out))
     print("", file=out)
     print(outcome.render_text(details=not outcome.ok), file=out)
@@ -203,7 +203,7 @@ def _handle_pending(
     Returns an exit code to stop with, or None to go on with a new rotation
     (there was none, or it was rolled back).
     """
-    from keyhygiene.cli.reviewed_apply import print_event
+    from keyhygiene.cli.reviewed_apply import EXIT_NOT_APPLIED, agreed, print_event
     from keyhygiene.workflows.rotation import finish_or_roll_back, pending_rotations
 
     pending_all = pending_rotations()
@@ -223,14 +223,10 @@ def _handle_pending(
         if args.dry_run:
             print(f"Dry run: nothing was changed (a real run would {verb} first).", file=out)
             return 0
-        if not args.yes:
-            if not sys.stdin.isatty():
-                print(f"Nothing was changed: pass --yes to {verb}.", file=out)
-                return 0
-            print(f"{verb.capitalize()} now? [y/N] ", end="", file=out, flush=True)
-            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-                print("Nothing was changed.", file=out)
-                return 0
+        if not agreed(
+            args, f"{verb.capitalize()} now?", f"Nothing was changed: pass --yes to {verb}.", out
+        ):
+            return EXIT_NOT_APPLIED
         print(f"Going to {verb} …", file=out, flush=True)
         outcome = finish_or_roll_back(
             pending, options, on_event=lambda event: print_event(event, out)
