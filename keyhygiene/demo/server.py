@@ -48,11 +48,25 @@ class DemoInfo:
             "KEYHYGIENE_DEMO": "1",
         }
 
+    def shell_environment(self) -> dict[str, str]:
+        """What a second terminal needs to be inside the demo as `--demo` is:
+        every variable, so that keyhygiene there keeps its state in the sandbox
+        too, with a keyring in a sandbox file (a memory keyring would die with
+        each command, and the OS keyring is not the demo's)."""
+        env = self.environment()
+        env["KEYHYGIENE_KEYRING"] = f"file:{Path(self.directory) / 'keyring.json'}"
+        return env
+
     def export_lines(self) -> list[str]:
+        """Shell lines for a second terminal. Keys already in that shell's
+        environment would win over the demo's profile (and are a real
+        account's): they are unset first."""
         return [
-            f"export {name}={shlex.quote(value)}"
-            for name, value in self.environment().items()
-            if name.startswith("AWS_")
+            "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE",
+            *(
+                f"export {name}={shlex.quote(value)}"
+                for name, value in self.shell_environment().items()
+            ),
         ]
 
 

@@ -27,7 +27,6 @@ Secrets travel in `Secret` objects whose repr and str hide them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from keyhygiene.core.errors import BadInput, KeyHygieneError
+from keyhygiene.local import file_lock
 
 SERVICE_NAME = "keyhygiene"
 ENV_VAR = "KEYHYGIENE_KEYRING"
@@ -201,7 +201,7 @@ def _make_backends() -> tuple[type, type]:
                 self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
             )
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                file_lock.lock(fd)
                 yield
             finally:
                 os.close(fd)

@@ -99,3 +99,35 @@ def test_an_endpoint_that_is_not_aws_is_a_clear_message() -> None:
     assert result.returncode == 2
     assert "not an AWS response" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_serve_export_lines_keep_a_second_terminal_in_the_sandbox(
+    fresh_demo: DemoInfo, tmp_path: Path
+) -> None:
+    """The lines `demo serve` prints: a shell that runs them rotates the demo's
+    key into a sandbox keyring, keeps its journal in the sandbox, and the real
+    aws CLI signs through credential_process; the real ~/.aws stays as it was."""
+    import os
+    import subprocess
+    import sys
+
+    home = Path(os.environ["HOME"])
+    before = sorted(str(p) for p in home.rglob("*"))
+    script = "\n".join(
+        [
+            *fresh_demo.export_lines(),
+            f"{sys.executable} -m keyhygiene rotate --store keyring --yes --verify-interval 0",
+            f"{Path(sys.executable).parent / 'aws'} sts get-caller-identity --output json",
+        ]
+    )
+    # The test's own keys are in the environment, as a real account's may be.
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=180, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"Arn": "arn:aws:iam::' in result.stdout and "christopher-laptop" in result.stdout
+    sandbox = Path(fresh_demo.directory)
+    assert (sandbox / "keyring.json").exists()
+    assert "credential_process" in (sandbox / "config").read_text()
+    assert list((sandbox / "state").rglob("*.json"))
+    assert sorted(str(p) for p in home.rglob("*")) == before

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from keyhygiene.core.errors import BadInput
 from keyhygiene.core.formatting import shown_path
+from keyhygiene.local import file_lock
 from keyhygiene.local.credentials_file import tuning
 from keyhygiene.local.credentials_file.model import (
     FILE_MODE,
@@ -39,7 +40,7 @@ def _locked(target: Path, shown: str) -> Iterator[None]:
     a root run does not leave a lock the owner cannot open."""
     _ensure_folder(target.parent, shown)
     lock_path = _lock_path(target)
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDWR | os.O_CREAT | file_lock.CLOEXEC | file_lock.NOFOLLOW
     try:
         try:
             fd = os.open(lock_path, flags | os.O_EXCL, FILE_MODE)
@@ -57,7 +58,8 @@ def _locked(target: Path, shown: str) -> Iterator[None]:
                 info = os.stat(target.parent)
             owner = (info.st_uid, info.st_gid)
             current = os.fstat(fd)
-            if created or (current.st_uid, current.st_gid) != owner:
+            # Windows has no owners to keep (and no os.fchown).
+            if hasattr(os, "fchown") and (created or (current.st_uid, current.st_gid) != owner):
                 os.fchown(fd, *owner)
         _acquire(fd, lock_path, shown)
         yield
@@ -69,17 +71,13 @@ def _acquire(fd: int, lock_path: Path, shown: str) -> None:
     """Take the flock, waiting for another holder with a notice after
     tuning.LOCK_NOTICE_SECONDS and a refusal after tuning.LOCK_TIMEOUT_SECONDS. Non-blocking
     attempts in a loop: a blocking flock could neither say it waits nor stop."""
-    import fcntl  # here, not at the top: the module must import on Windows
-
     started = time.monotonic()
     pause = 0.001
     noticed = False
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
+            if file_lock.try_lock(fd):
+                return
         except OSError as exc:
             raise _os_problem("lock", shown, exc) from None
         waited = time.monotonic() - started

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -17,6 +16,7 @@ from typing import Any
 from keyhygiene.aws.errors import BotoCoreError, ClientError
 from keyhygiene.aws.held_key_clients import HeldKeyClients
 from keyhygiene.core.errors import BadInput, KeyHygieneError
+from keyhygiene.local import file_lock
 from keyhygiene.local.key_location import KeyLocation, held_key_id
 from keyhygiene.local.state_dir import state_dir
 from keyhygiene.plans import (
@@ -230,17 +230,15 @@ def _lock_name(profile: str) -> str:
 def rotation_lock(profile: str, directory: Path | None = None) -> Iterator[Path]:
     """One rotation of `profile` at a time on this computer (TUI, cron and the
     command line alike): an flock on `<state dir>/rotate-<profile>.lock`, which
-    the system releases when the process dies. Never waits: a second one gets
+    the system releases when the process dies (`local.file_lock`). Never waits: a second one gets
     `RotationBusy` (exit 2) before anything is changed."""
     folder = Path(directory) if directory else state_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"rotate-{_lock_name(profile)}.lock"
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDWR | os.O_CREAT | file_lock.CLOEXEC | file_lock.NOFOLLOW
     fd = os.open(path, flags, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not file_lock.try_lock(fd):
             raise RotationBusy(
                 f"Another rotation of profile {profile!r} is running on this computer "
                 "(keyhygiene in another window, a scheduled job, or the TUI). Nothing was changed.",
