@@ -135,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_tui(args: argparse.Namespace) -> int:
     from keyhygiene.ui.app import make_app
 
+    if args.demo:
+        from keyhygiene.demo.server import require_demo_extra
+
+        # Said on the terminal, before Textual takes it.
+        require_demo_extra()
     # Textual owns the terminal: a credential-process botocore starts for a
     # strict computer's profile must not ask for a code over the screen.
     os.environ["KEYHYGIENE_CREDENTIAL_PROCESS_NO_PROMPT"] = "1"

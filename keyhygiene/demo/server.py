@@ -22,9 +22,30 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from keyhygiene.core.errors import KeyHygieneError
+from keyhygiene.core.errors import BadInput, KeyHygieneError
 
 READY_PREFIX = "KEYHYGIENE-DEMO-READY "
+# What the `demo` extra installs: moto's four services and its server's web stack.
+DEMO_MODULES = ("moto", "flask", "flask_cors")
+
+
+class DemoNotInstalled(BadInput):
+    """The demo extra is not installed."""
+
+
+def require_demo_extra() -> None:
+    """Refuse (exit 2) before anything starts when the demo's moto is missing:
+    it is an extra, so that an install for real accounts stays light."""
+    import importlib.util
+
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DemoNotInstalled(
+            f"The demo needs the demo extra, which is not installed (missing: {', '.join(missing)}).",
+            hint="Install it with `pip install 'keyhygiene[demo]'` (pipx: `pipx install "
+            "'keyhygiene[demo]'`; uv: `uv tool install 'keyhygiene[demo]'`), then run "
+            "`keyhygiene --demo` again.",
+        )
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def serve_forever(port: int, directory: Path | None, *, machine: bool = False) -> int:
     """`keyhygiene demo serve`: run until Ctrl-C (or SIGTERM)."""
+    require_demo_extra()
     folder = directory or Path(tempfile.mkdtemp(prefix="keyhygiene-demo-"))
     server, info = start_server(port, folder)
     stop = threading.Event()

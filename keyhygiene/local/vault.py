@@ -317,10 +317,58 @@ def unusable_reason(backend: Any) -> str:
     return ""
 
 
+class KeyringNotSafe(KeyringUnavailable):
+    """The keyring would lose the key (a memory keyring) or keeps it in plain text."""
+
+
+# Environment flag of `--insecure-keyring`, read by the check below; the demo sets
+# KEYHYGIENE_DEMO, whose keyring lives and dies with its sandbox on purpose.
+INSECURE_VAR = "KEYHYGIENE_INSECURE_KEYRING"
+
+
+def unsafe_reason(backend: Any) -> str:
+    """Why `backend` must not hold this computer's only key, or "" when it may:
+    a keyring that dies with the process loses the key when the command ends
+    (and the old key is deleted by then), and a plaintext file is no safer
+    than ~/.aws/credentials while claiming to be."""
+    memory_class, file_class = _classes()
+    if isinstance(backend, memory_class):
+        return "it is a memory keyring, emptied when this process ends"
+    if isinstance(backend, file_class):
+        return "it is a plaintext file"
+    kind = type(backend)
+    if kind.__module__.startswith("keyrings.alt") and "Plaintext" in kind.__name__:
+        return "it is keyrings.alt's plaintext file, no safer than ~/.aws/credentials"
+    if kind.__module__.startswith("keyring.backends.chainer"):
+        chained = list(getattr(backend, "backends", ()))
+        first = next((item for item in chained if not unusable_reason(item)), None)
+        return unsafe_reason(first) if first is not None else ""
+    return ""
+
+
+def check_safe_for_the_only_key(*, allow_insecure: bool = False) -> Any:
+    """The keyring backend, refused (`KeyringNotSafe`, nothing changed) when it
+    would lose the key or keeps it in plain text, unless told (`allow_insecure`,
+    $KEYHYGIENE_INSECURE_KEYRING=1, or the demo)."""
+    backend = keyring_backend()
+    allowed = allow_insecure or os.environ.get(INSECURE_VAR) == "1"
+    if allowed or os.environ.get("KEYHYGIENE_DEMO") == "1":
+        return backend
+    reason = unsafe_reason(backend)
+    if reason:
+        raise KeyringNotSafe(
+            f"Refusing to keep this computer's only key in {backend}: {reason}. Nothing was "
+            "changed.",
+            hint="Use the OS keyring (unset KEYHYGIENE_KEYRING and PYTHON_KEYRING_BACKEND), "
+            "keep --store file, or pass --insecure-keyring if this is a throwaway sandbox.",
+        )
+    return backend
+
+
 def keyring_status() -> tuple[bool, str]:
     """(usable, a sentence for people): for the TUI and `--store keyring` checks."""
     try:
-        backend = keyring_backend()
+        backend = check_safe_for_the_only_key()
     except KeyHygieneError as exc:
         return False, exc.message
     return True, f"Keyring in use: {backend}."

@@ -210,6 +210,7 @@ def test_a_strict_computer_serves_the_aws_cli_mfa_sessions(account: str, tmp_pat
     env = {
         **os.environ,
         "KEYHYGIENE_KEYRING": f"file:{tmp_path / 'keyring.json'}",
+        "KEYHYGIENE_INSECURE_KEYRING": "1",
         "AWS_ENDPOINT_URL": account,
     }
     pid, fd = _in_terminal(argv(account, *ENROLL, "--mfa-strict", "--admin-profile", "admin"), env)

@@ -242,7 +242,7 @@ def test_keyring_store_serves_the_aws_cli_through_credential_process(
     computer: Computer, tmp_path: Path
 ) -> None:
     env = {vault.ENV_VAR: f"file:{tmp_path / 'keyring.json'}"}
-    result = rotate(computer, "--yes", "--store", "keyring", env=env)
+    result = rotate(computer, "--yes", "--store", "keyring", "--insecure-keyring", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
     text = computer.credentials.read_text()
@@ -270,7 +270,7 @@ def test_no_usable_keyring_keeps_the_file(computer: Computer) -> None:
         vault.ENV_VAR: "",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
     }
-    result = rotate(computer, "--yes", "--store", "keyring", env=env)
+    result = rotate(computer, "--yes", "--store", "keyring", "--insecure-keyring", env=env)
     assert result.returncode == 2
     assert "No usable OS keyring on this computer" in result.stderr
     assert "The key stays in the credentials file; nothing was changed." in result.stderr
@@ -456,3 +456,13 @@ def test_aws_default_profile_wins_over_aws_profile_as_in_botocore(computer: Comp
     inventory = keyhygiene(computer, "inventory", "--json", env=env)
     assert inventory.returncode == 0, inventory.stderr
     assert json.loads(inventory.stdout)["this_user"] == USER
+
+
+def test_a_memory_keyring_from_the_command_line_is_refused(computer: Computer) -> None:
+    """It would die with the command, after the old key was deleted: the profile
+    would authenticate no more. Refused; the old key still works."""
+    result = rotate(computer, "--yes", "--store", "keyring", env={vault.ENV_VAR: "memory"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "memory keyring" in result.stderr and "--insecure-keyring" in result.stderr
+    assert computer.credentials.read_bytes() == computer.before
+    assert_one_working_key(computer)

@@ -186,7 +186,11 @@ def plan_for(mfa: str, store: str | None = None) -> Any:
     return conn, plan_enrollment(load_snapshot(conn), request)
 
 
-def test_a_strict_enrolment_plans_both_gates_and_the_keyring(account: Any) -> None:
+def test_a_strict_enrolment_plans_both_gates_and_the_keyring(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests' memory keyring: allowed here, refused for real use.
+    monkeypatch.setenv(vault.INSECURE_VAR, "1")
     _, plan = plan_for("strict")
     ids = [step.id for step in plan.steps]
     assert ids.index(f"join.{STRICT_GROUP}") < ids.index("join.readers")
@@ -199,7 +203,11 @@ def test_a_strict_enrolment_plans_both_gates_and_the_keyring(account: Any) -> No
         plan_for("strict", store="file")
 
 
-def test_a_strict_enrolment_keeps_the_key_in_the_keyring_only(account: Any) -> None:
+def test_a_strict_enrolment_keeps_the_key_in_the_keyring_only(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests' memory keyring: allowed here, refused for real use.
+    monkeypatch.setenv(vault.INSECURE_VAR, "1")
     set_mfa_device_prompt(AppPrompt())
     conn, plan = plan_for("strict")
     report = apply_plan(plan, conn, journal=Journal.create(plan), sleep=no_sleep)

@@ -78,3 +78,40 @@ def test_the_lock_is_exclusive_between_descriptors(tmp_path: Path) -> None:
         for fd in (first, second):
             if fd >= 0:
                 os.close(fd)
+
+
+def test_without_the_demo_extra_the_demo_says_how_to_install_it() -> None:
+    """moto is the demo extra's: without it, --demo and demo serve exit 2 with the
+    pip line, and nothing starts."""
+    for args in (["--demo"], ["demo", "serve"]):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\nsys.modules['moto'] = None\n"
+                "import importlib.util\n"
+                "real = importlib.util.find_spec\n"
+                "importlib.util.find_spec = lambda n, *a: None if n == 'moto' else real(n, *a)\n"
+                "from keyhygiene.cli.main import main\n"
+                f"sys.exit(main({args!r}))\n",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "pip install 'keyhygiene[demo]'" in result.stderr
+        assert "missing: moto" in result.stderr
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject.toml reads it from keyhygiene/__init__.py: what pip shows is what
+    --version prints."""
+    from importlib.metadata import version
+
+    assert version("keyhygiene") == keyhygiene.__version__
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    path = Path(keyhygiene.__file__).parent.parent / "pyproject.toml"
+    project = tomllib.loads(path.read_text())["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]

@@ -1139,3 +1139,39 @@ def test_a_create_whose_key_no_one_could_look_for_is_found_by_the_next_run(
     normal_run(account, fake)
     assert_one_working_key(account)
     assert account.old_key_id not in account.statuses()
+
+
+def test_a_keyring_that_would_lose_the_key_or_keeps_it_plain_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The memory keyring dies with the command, after the old key was deleted;
+    a plaintext file claims a safety it does not have. Both need --insecure-keyring."""
+    import keyring
+
+    for choice, words in (
+        ("memory", "memory keyring"),
+        (f"file:{tmp_path / 'k.json'}", "plaintext"),
+    ):
+        monkeypatch.setenv(vault.ENV_VAR, choice)
+        with pytest.raises(vault.KeyringNotSafe) as caught:
+            rotation.check_store_usable("keyring")
+        assert caught.value.exit_code == 2 and words in str(caught.value)
+        assert "--insecure-keyring" in str(caught.value)
+        assert not vault.keyring_status()[0]
+        rotation.check_store_usable("keyring", allow_insecure=True)
+        # A key already there can still be read, to move it back to the file.
+        rotation.check_store_usable("file", "keyring")
+    monkeypatch.setenv("KEYHYGIENE_DEMO", "1")
+    rotation.check_store_usable("keyring")  # the demo's sandbox keyring, on purpose
+    monkeypatch.delenv("KEYHYGIENE_DEMO")
+
+    # keyrings.alt's plaintext backend, as the OS keyring `keyring` picked.
+    plaintext = type("PlaintextKeyring", (), {"__module__": "keyrings.alt.file"})()
+    monkeypatch.delenv(vault.ENV_VAR)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: plaintext)
+    monkeypatch.setattr(vault, "unusable_reason", lambda backend: "")
+    with pytest.raises(vault.KeyringNotSafe) as caught:
+        rotation.check_store_usable("keyring")
+    assert "keyrings.alt" in str(caught.value)
+    monkeypatch.setenv(vault.INSECURE_VAR, "1")
+    rotation.check_store_usable("keyring")

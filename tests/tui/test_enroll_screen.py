@@ -234,7 +234,11 @@ async def test_an_mfa_gated_computer_confirms_its_device_in_a_dialog(conn: Conne
     assert MFA_GROUP in groups_of
 
 
-async def test_a_strict_computer_plans_its_key_into_the_keyring(conn: Connection) -> None:
+async def test_a_strict_computer_plans_its_key_into_the_keyring(
+    conn: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests' memory keyring: allowed here, refused for real use.
+    monkeypatch.setenv("KEYHYGIENE_INSECURE_KEYRING", "1")
     from textual.widgets import Select
 
     from keyhygiene.core.mfa_devices import STRICT_GROUP

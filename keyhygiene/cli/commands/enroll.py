@@ -92,6 +92,12 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "CLI through credential_process (default: the file; the keyring with --mfa-strict)",
     )
     parser.add_argument(
+        "--insecure-keyring",
+        action="store_true",
+        help="allow the keyring even when it dies with the process or keeps the key in plain "
+        "text (refused otherwise: the key would be lost or no safer than the file)",
+    )
+    parser.add_argument(
         "--rotate-every",
         metavar="DAYS",
         help="this computer's rotation schedule, like 30d: kept in its keyhygiene:rotate-every "
@@ -150,7 +156,12 @@ def _new_enrollment(args: argparse.Namespace, options: Any) -> int:
     # Both files are checked before AWS is touched: a file botocore cannot
     # read would otherwise fail the plan after the user was created.
     files_checked = with_local_files(
-        EnrollmentRequest(person=args.person, mfa=args.mfa, store=args.store)
+        EnrollmentRequest(
+            person=args.person,
+            mfa=args.mfa,
+            store=args.store,
+            insecure_keyring=args.insecure_keyring,
+        )
     )
     conn = _admin(args, options)
     snapshot = load_snapshot(conn)

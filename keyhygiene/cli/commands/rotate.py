@@ -49,6 +49,12 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         ),
     )
     parser.add_argument(
+        "--insecure-keyring",
+        action="store_true",
+        help="allow --store keyring into a keyring that dies with the process or keeps the key "
+        "in plain text (refused otherwise: the old key is deleted, so the key would be lost)",
+    )
+    parser.add_argument(
         "--delete-other",
         action="store_true",
         help="delete the user's second key even if it is active (it stops whatever uses it)",
@@ -155,7 +161,9 @@ def _rotate_now(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return code
 
     current = held_key(location)
-    check_store_usable(args.store, current.store if current else None)
+    check_store_usable(
+        args.store, current.store if current else None, allow_insecure=args.insecure_keyring
+    )
     clients = HeldKeyClients(options, location)
     facts = inspect_rotation(clients)
     if min_age is not None:

@@ -46,7 +46,8 @@ def with_local_files(request: EnrollmentRequest) -> EnrollmentRequest:
     path = request.credentials_file or str(credentials_file.credentials_path())
     credentials_file.check_writable(path)
     if request.store == "keyring" or (request.store is None and request.mfa == "strict"):
-        vault.keyring_backend()  # KeyringUnavailable says why, nothing created
+        # KeyringUnavailable / KeyringNotSafe say why, nothing created.
+        vault.check_safe_for_the_only_key(allow_insecure=request.insecure_keyring)
     return replace(
         request,
         profiles_in_use=profiles_in_use(path),

@@ -65,6 +65,9 @@ class EnrollmentRequest:
     # "on", "strict", "off", or "auto": on when a chosen group's policies allow
     # IAM writes. Strict: the key does nothing at all without an MFA session.
     mfa: str = "auto"
+    # Allow a keyring that loses the key at exit or keeps it in plain text
+    # (`--insecure-keyring`); refused otherwise (vault.check_safe_for_the_only_key).
+    insecure_keyring: bool = False
     # Where the key goes: "file" (the credentials file) or "keyring" (the OS
     # keyring, served by keyhygiene's credential_process). None: the file, or
     # the keyring for a strict computer (whose AWS CLI needs MFA sessions).

@@ -251,8 +251,13 @@ def _delete_lost_keys(
     return delete_unused_keys(clients, user, known=known, since=interrupted_create_started)
 
 
-def check_store_usable(store: Store | None, current: Store | None = None) -> None:
+def check_store_usable(
+    store: Store | None, current: Store | None = None, *, allow_insecure: bool = False
+) -> None:
     """Raise `KeyringUnavailable` (exit 2, nothing changed) when the keyring is
-    asked for, or in use, and this computer has none."""
-    if "keyring" in (store, current):
+    asked for, or in use, and this computer has none; `KeyringNotSafe` when the
+    new key would go into a keyring that loses it or keeps it in plain text."""
+    if store == "keyring":
+        vault.check_safe_for_the_only_key(allow_insecure=allow_insecure)
+    elif current == "keyring":
         vault.keyring_backend()
