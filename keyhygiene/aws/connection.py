@@ -297,6 +297,7 @@ class Connection:
                 session = boto3_session(
                     core, profile=self.options.profile, region=self.options.region
                 )
+                self._adapt_assume_role(core)
                 serial = _mfa_serial_to_answer(core)
             if serial is not None:
                 # The profile's region and settings stay; only the key changes.
@@ -307,6 +308,43 @@ class Connection:
                 self.mfa_serial = serial
             self._session = session
         return self._session
+
+    def _adapt_assume_role(self, core: botocore.session.Session) -> None:
+        """A role profile: botocore assumes the role with a client it makes itself.
+
+        - With `mfa_serial`, botocore asks for the code with getpass on the
+          terminal. That prompt cannot read --mfa-code or $KEYHYGIENE_MFA_CODE,
+          ends in EOFError without a terminal, and would write over the screen
+          Textual owns: it is replaced with the prompter every other MFA code
+          of keyhygiene comes from.
+        - Its STS client knows nothing of --endpoint-url (only the environment's
+          and the profile's endpoint settings), so with moto or LocalStack it
+          would call AWS: it is given the endpoint.
+
+        botocore has no public hook for either: AssumeRoleProvider keeps them in
+        `_prompter` and `_client_creator` (botocore/credentials.py); tests fail
+        if a botocore release moves them."""
+        provider = core.get_component("credential_provider").get_provider("assume-role")
+        if provider is None or not hasattr(provider, "_prompter"):
+            return
+        endpoint_url = self.options.endpoint_url
+        creator = getattr(provider, "_client_creator", None)
+        if endpoint_url and creator is not None:
+
+            def client_creator(service_name: str, **kwargs: Any) -> Any:
+                kwargs.setdefault("endpoint_url", endpoint_url)
+                return creator(service_name, **kwargs)
+
+            provider._client_creator = client_creator
+        profile = self.options.profile_name
+        code_provider = self._mfa_code_provider
+
+        def prompter(prompt: str) -> str:
+            # botocore's prompt is "Enter MFA code for <serial>: ".
+            serial = prompt.removeprefix("Enter MFA code for ").rstrip().rstrip(":")
+            return ask_mfa_code(profile, serial, code_provider)
+
+        provider._prompter = prompter
 
     def _mfa_session(
         self, core: botocore.session.Session, serial: str, region: str | None

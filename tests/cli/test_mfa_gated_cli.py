@@ -275,3 +275,42 @@ def test_a_strict_computer_serves_the_aws_cli_mfa_sessions(account: str, tmp_pat
     assert "alice-laptop#mfa-session" in keyring
     for path in (credentials_file.credentials_path(), credentials_file.config_path()):
         assert "SessionToken" not in path.read_text() and seed not in path.read_text()
+
+
+def test_an_admin_role_profile_with_mfa_runs_headless_with_mfa_code(account: str) -> None:
+    """botocore's own AssumeRole prompt would end in EOFError under cron: the code
+    comes from --mfa-code, or $KEYHYGIENE_MFA_CODE, and without one the message
+    says how to give it (exit 2)."""
+    iam = admin_client(account, "iam")
+    iam.create_role(RoleName="admin-role", AssumeRolePolicyDocument="{}")
+    credentials_file.set_config_values(
+        credentials_file.config_path(),
+        "admin-role",
+        {
+            "role_arn": "arn:aws:iam::123456789012:role/admin-role",
+            "source_profile": "admin",
+            "mfa_serial": "arn:aws:iam::123456789012:mfa/admin",
+            "region": REGION,
+        },
+    )
+
+    def inventory(*extra: str, env: dict[str, str] | None = None) -> Any:
+        return subprocess.run(
+            argv(account, "inventory", "--json", "--profile", "admin-role", *extra),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            cwd=ROOT,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "", **(env or {})},
+            start_new_session=True,
+        )
+
+    given = inventory("--mfa-code", "123456")
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert '"caller_arn": "arn:aws:sts::123456789012:assumed-role/admin-role/' in given.stdout
+    from_env = inventory(env={"KEYHYGIENE_MFA_CODE": "654321"})
+    assert from_env.returncode == 0, from_env.stderr
+    missing = inventory()
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert "--mfa-code" in missing.stderr and "EOFError" not in missing.stderr

@@ -169,3 +169,68 @@ def test_admin_connection_takes_the_code_it_is_given(account: list[dict[str, Any
     forget_mfa_sessions()
     admin_connection(ADMIN, ask_mfa_code=lambda s: asked.append(s) or "111111").whoami()
     assert asked == [SERIAL]
+
+
+def _role_profile_recording(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Profile `role` assumes role admin with mfa_serial, from profile admin's key
+    (through `base`, which has no mfa_serial). Returns the AssumeRole requests."""
+    values = credentials_file.read_profile(credentials_file.credentials_path(), "admin")
+    credentials_file.set_access_key(
+        credentials_file.credentials_path(),
+        "base",
+        values["aws_access_key_id"],
+        values["aws_secret_access_key"],
+    )
+    import boto3
+
+    boto3.client("iam", region_name="us-east-1").create_role(
+        RoleName="admin", AssumeRolePolicyDocument="{}"
+    )
+    credentials_file.set_config_values(
+        credentials_file.config_path(),
+        "role",
+        {
+            "role_arn": f"arn:aws:iam::{ACCOUNT}:role/admin",
+            "source_profile": "base",
+            "mfa_serial": SERIAL,
+            "region": REGION,
+        },
+    )
+    requests: list[dict[str, Any]] = []
+    plain_session = connection_module.new_botocore_session
+
+    def recording_session(*args: Any) -> Any:
+        core = plain_session(*args)
+        core.register(
+            "provide-client-params.sts.AssumeRole",
+            lambda params, **_: requests.append(dict(params)),
+        )
+        return core
+
+    monkeypatch.setattr(connection_module, "new_botocore_session", recording_session)
+    return requests
+
+
+def test_a_role_profiles_mfa_code_comes_from_keyhygiene_not_botocores_prompt(
+    account: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore would ask with getpass (EOFError without a terminal, and over the
+    TUI's screen with one): the code comes from --mfa-code, the environment or
+    the TUI's dialog, like every other MFA code."""
+    assumed = _role_profile_recording(monkeypatch)
+    asked: list[tuple[str, str]] = []
+    set_mfa_code_provider(lambda profile, serial: asked.append((profile, serial)) or "246810")
+    identity = Connection(ConnectionOptions(profile="role")).whoami()
+    assert ":assumed-role/admin/" in identity.arn
+    assert asked == [("role", SERIAL)]
+    assert [(r["SerialNumber"], r["TokenCode"]) for r in assumed] == [(SERIAL, "246810")]
+
+
+def test_a_role_profile_without_a_code_says_how_to_give_one(
+    account: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assumed = _role_profile_recording(monkeypatch)
+    with pytest.raises(ConnectionProblem, match="requires MFA") as problem:
+        Connection(ConnectionOptions(profile="role")).whoami()
+    assert "--mfa-code" in str(problem.value)
+    assert assumed == []
