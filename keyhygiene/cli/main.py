@@ -67,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Environment: AWS_PROFILE, AWS_ENDPOINT_URL, AWS_SHARED_CREDENTIALS_FILE and "
             "AWS_CONFIG_FILE as for the aws CLI; KEYHYGIENE_STATE_DIR for the journals of "
             "interrupted runs (default: the user state folder); KEYHYGIENE_MFA_CODE for "
-            "--mfa-code; KEYHYGIENE_DEBUG=1 shows "
-            "tracebacks of unexpected errors."
+            "--mfa-code; KEYHYGIENE_DEBUG=1 as --debug."
         ),
     )
     parser.add_argument("--version", action="version", version=f"keyhygiene {__version__}")
@@ -87,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "debug", False) or os.environ.get("KEYHYGIENE_DEBUG"):
+        _log_debug()
     try:
         if args.command is None:
             return _run_tui(args)
@@ -119,10 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Only the type: an unexpected exception's text could quote values.
         print(
             f"keyhygiene: unexpected error ({type(exc).__name__}). Nothing more was done; "
-            "run again with KEYHYGIENE_DEBUG=1 for the traceback and report it.",
+            "run again with --debug for the traceback and report it.",
             file=sys.stderr,
         )
-        if os.environ.get("KEYHYGIENE_DEBUG"):
+        if os.environ.get("KEYHYGIENE_DEBUG") or getattr(args, "debug", False):
             raise
         return 3
     finally:
@@ -146,6 +147,23 @@ def _run_tui(args: argparse.Namespace) -> int:
     app = make_app(connection_options(args), demo=bool(args.demo))
     app.run()
     return int(app.return_code or 0)
+
+
+def _log_debug() -> None:
+    """--debug: keyhygiene's and botocore's DEBUG logs on stderr, secrets masked
+    (keyhygiene.aws.connection.RedactSecretKeys, on the loggers and the handler)."""
+    import logging
+
+    from keyhygiene.aws.connection import RedactSecretKeys
+
+    handler = logging.StreamHandler(sys.stderr)
+    # On the handler too: whatever logger a record comes from, it is masked.
+    handler.addFilter(RedactSecretKeys())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    for name in ("keyhygiene", "botocore", "boto3"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
 
 
 def _say_on_stderr(text: str) -> None:

@@ -45,6 +45,13 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
         help="the 6 digits of your MFA device, for a profile whose config has mfa_serial "
         "(default: $KEYHYGIENE_MFA_CODE, else asked for on a terminal; the TUI asks in a dialog)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="log keyhygiene's and botocore's steps on stderr (secrets masked) and show the "
+        "traceback of an unexpected error (also: KEYHYGIENE_DEBUG=1)",
+    )
     return parser
 
 
@@ -91,6 +98,6 @@ def add_apply_options(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--yes", "-y", action="store_true", help="apply the plan without asking")
     mode.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument(
-        "--json", action="store_true", help="with --dry-run: print the plan as JSON"
-    )
+    from keyhygiene.cli.output import add_output_options
+
+    add_output_options(parser, what="the plan, with --dry-run,")

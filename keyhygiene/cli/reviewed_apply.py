@@ -14,7 +14,6 @@ they all behave alike:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -26,6 +25,7 @@ from keyhygiene.cli.options import (
     add_apply_options,
     not_applied_code,
 )
+from keyhygiene.cli.output import print_json, wants_json
 from keyhygiene.plans import (
     ApplyReport,
     ClientProvider,
@@ -86,8 +86,8 @@ def approved(plan: Plan, args: argparse.Namespace, out: TextIO | None = None) ->
     exits with `not_applied_code(args)` when this is False."""
     out = out or sys.stdout
     if getattr(args, "dry_run", False):
-        if getattr(args, "json", False):
-            print(json.dumps(plan.to_json(), indent=2), file=out)
+        if wants_json(args):
+            print_json(plan.to_json(), args, out)
         else:
             print(plan.render_text(), file=out)
             print("\nDry run: nothing was changed.", file=out)

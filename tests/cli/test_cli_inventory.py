@@ -131,3 +131,45 @@ def test_demo_serve_export_lines_keep_a_second_terminal_in_the_sandbox(
     assert "credential_process" in (sandbox / "config").read_text()
     assert list((sandbox / "state").rglob("*.json"))
     assert sorted(str(p) for p in home.rglob("*")) == before
+
+
+# ---- --output json|text and --query, one spelling on every command that prints data
+
+
+def test_inventory_output_json_and_query(demo_session: DemoInfo) -> None:
+    env = demo_env(demo_session)
+    full = run_cli("inventory", "--output", "json", env=env)
+    assert full.returncode == 0, full.stderr
+    names = sorted(user["name"] for user in json.loads(full.stdout)["users"])
+    queried = run_cli("inventory", "--query", "users[].name", env=env)
+    assert queried.returncode == 0, queried.stderr
+    assert sorted(json.loads(queried.stdout)) == names
+    # 0.2's spelling still works.
+    old = run_cli("inventory", "--json", env=env)
+    assert sorted(user["name"] for user in json.loads(old.stdout)["users"]) == names
+
+
+def test_audit_takes_the_same_options(demo_session: DemoInfo) -> None:
+    env = demo_env(demo_session)
+    result = run_cli("audit", "-o", "json", "--query", "[].severity", "--fail-on", "never", env=env)
+    assert result.returncode == 0, result.stderr
+    severities = json.loads(result.stdout)
+    assert severities and set(severities) <= {"critical", "high", "medium", "low", "info"}
+    old = run_cli("audit", "--format", "json", "--fail-on", "never", env=env)
+    assert len(json.loads(old.stdout)) == len(severities)
+
+
+def test_a_bad_query_is_refused_before_aws() -> None:
+    result = run_cli("inventory", "--query", "users[", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is not a JMESPath expression" in result.stderr
+    assert "Cannot reach" not in result.stderr
+
+
+def test_a_dry_run_plan_as_json_with_a_query(demo_session: DemoInfo) -> None:
+    env = demo_env(demo_session)
+    result = run_cli(
+        "revoke", "christopher-phone", "--dry-run", "--output", "json", "--query", "kind", env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == "revoke"

@@ -287,7 +287,7 @@ def test_keyhygiene_now_alone_does_not_move_the_clock(account: Account) -> None:
 def test_json_without_dry_run_is_refused(account: Account, args: tuple[str, ...]) -> None:
     result = account.cli(*args)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "--json works only with --dry-run" in result.stderr
+    assert "works only with --dry-run" in result.stderr and "--json" in result.stderr
     assert account.groups("rare-box") == set()
     clock = ("--now", NOW) if args[0] != "group" else ()  # group has no clock
     dry = account.cli(*[a for a in args if a != "--yes"], "--dry-run", *clock)

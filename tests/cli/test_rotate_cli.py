@@ -466,3 +466,13 @@ def test_a_memory_keyring_from_the_command_line_is_refused(computer: Computer) -
     assert "memory keyring" in result.stderr and "--insecure-keyring" in result.stderr
     assert computer.credentials.read_bytes() == computer.before
     assert_one_working_key(computer)
+
+
+def test_debug_logs_botocores_steps_and_no_secret(computer: Computer) -> None:
+    """--debug shows the requests (CreateAccessKey's answer included) with the
+    old and the new secret masked."""
+    result = rotate(computer, "--yes", "--debug")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "botocore.endpoint DEBUG" in result.stderr and "CreateAccessKey" in result.stderr
+    assert "****" in result.stderr
+    assert_secrets_hidden(computer, result.stdout, result.stderr)

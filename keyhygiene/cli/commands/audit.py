@@ -8,7 +8,6 @@ account (the audit would then be silently incomplete).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -37,9 +36,10 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         ),
         parents=parents,
     )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    from keyhygiene.cli.output import add_format_alias, add_output_options
+
+    add_output_options(parser, what="the findings")
+    add_format_alias(parser)
     parser.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,
@@ -85,8 +85,10 @@ def _audit(args: argparse.Namespace) -> int:
     from keyhygiene.audit.runner import run_audit
     from keyhygiene.aws.inventory import load_account
     from keyhygiene.cli.options import connection_options
+    from keyhygiene.cli.output import check_query, print_json, wants_json
     from keyhygiene.core.errors import KeyHygieneError
 
+    check_query(args)
     try:
         settings = AuditSettings(args.rotation_age, args.unused_age)
         options = connection_options(args)
@@ -101,7 +103,10 @@ def _audit(args: argparse.Namespace) -> int:
         print(f"keyhygiene: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
-    print(_as_json(findings) if args.format == "json" else _as_text(findings))
+    if wants_json(args):
+        print_json([finding.to_json() for finding in findings], args)
+    else:
+        print(_as_text(findings))
     for problem in snapshot.problems:
         print(f"warning: could not read {problem.what}: {problem.message}", file=sys.stderr)
     if should_fail(findings, args.fail_on):
@@ -110,10 +115,6 @@ def _audit(args: argparse.Namespace) -> int:
         print("keyhygiene: the audit is incomplete (see the warnings above).", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_CLEAN
-
-
-def _as_json(findings: list[Any]) -> str:
-    return json.dumps([finding.to_json() for finding in findings], indent=2, ensure_ascii=False)
 
 
 def _as_text(findings: list[Any]) -> str:

@@ -14,7 +14,6 @@ do not tell (an unreadable policy, an operator not modelled).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Mapping
@@ -107,7 +106,9 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         + "; ".join(f"{name}: {text}" for name, text in _UPLOAD_HELP.items())
         + "; a --context key overrides these",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    from keyhygiene.cli.output import add_output_options
+
+    add_output_options(parser, what="the decision")
     parser.set_defaults(handler=_explain)
 
 
@@ -121,8 +122,10 @@ def _context_item(text: str) -> tuple[str, str]:
 def _explain(args: argparse.Namespace) -> int:
     from keyhygiene.aws.inventory import load_account
     from keyhygiene.cli.options import connection_options
+    from keyhygiene.cli.output import check_query, print_json, wants_json
     from keyhygiene.core.access import explain, upload_context
 
+    check_query(args)
     snapshot, _ = load_account(connection_options(args))
     for problem in snapshot.problems:
         print(f"warning: could not read {problem.what}: {problem.message}", file=sys.stderr)
@@ -145,8 +148,8 @@ def _explain(args: argparse.Namespace) -> int:
     decision = explain(snapshot, principal, args.action, resource, context=context)
     if decision.allowed:
         notes += _kms_notes(snapshot, args.action, resource, context)
-    if args.json:
-        print(json.dumps(_as_json(principal, args.action, resource, context, decision), indent=2))
+    if wants_json(args):
+        print_json(_as_json(principal, args.action, resource, context, decision), args)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     else:

@@ -98,14 +98,18 @@ def now_from(args: argparse.Namespace) -> datetime:
 
 
 def check_json_option(args: argparse.Namespace) -> None:
-    """--json only changes what --dry-run prints: alone it would be silently ignored."""
-    if getattr(args, "json", False) and not getattr(args, "dry_run", False):
+    """--output json only changes what --dry-run prints: alone it would be silently ignored."""
+    from keyhygiene.cli.output import check_query, wants_json
+
+    if wants_json(args) and not getattr(args, "dry_run", False):
         from keyhygiene.core.errors import BadInput
 
         raise BadInput(
-            "--json works only with --dry-run (it prints the plan as JSON). Nothing was changed.",
-            hint="Add --dry-run to see the plan as JSON, or drop --json.",
+            "--output json (or --json, --query) works only with --dry-run (it prints the plan "
+            "as JSON). Nothing was changed.",
+            hint="Add --dry-run to see the plan as JSON, or drop the option.",
         )
+    check_query(args)
 
 
 def run_membership_plan(

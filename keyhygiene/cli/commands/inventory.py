@@ -14,19 +14,23 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         description="Load the account (in a handful of calls) and print it. Never prints a secret.",
         parents=parents,
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    from keyhygiene.cli.output import add_output_options
+
+    add_output_options(parser, what="the account")
     parser.set_defaults(handler=_inventory)
 
 
 def _inventory(args: argparse.Namespace) -> int:
     from keyhygiene.aws.inventory import load_account
     from keyhygiene.cli.options import connection_options
-    from keyhygiene.views.snapshot_json import snapshot_json
+    from keyhygiene.cli.output import check_query, print_json, wants_json
+    from keyhygiene.views.snapshot_json import snapshot_dict
     from keyhygiene.views.snapshot_text import snapshot_text
 
+    check_query(args)
     snapshot, _ = load_account(connection_options(args))
-    if args.json:
-        print(snapshot_json(snapshot))
+    if wants_json(args):
+        print_json(snapshot_dict(snapshot), args)
     else:
         print(snapshot_text(snapshot))
     for problem in snapshot.problems:
