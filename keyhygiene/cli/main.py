@@ -91,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return _run_tui(args)
+        if args.command == "credential-process":
+            # The AWS CLI runs it for every call: serving the keyring's key, or a
+            # cached MFA session, needs neither boto3 nor keyhygiene's prompts
+            # (it asks for a code on the terminal itself).
+            return int(args.handler(args))
         # Imported for commands only: the TUI draws its first frame before boto3 loads.
         from keyhygiene.aws import connection as aws_connection
         from keyhygiene.aws.connection import set_mfa_code_provider

@@ -95,8 +95,9 @@ TAG_ADMIN = "keyhygiene:admin"
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 SSO_ADMIN_PERMISSION_SET = "AWSReservedSSO_AdministratorAccess_"
 
-# The object a question about "a bucket's objects" names (any key would do).
-EXAMPLE_OBJECT = "example"
+# The object a question about "a bucket's objects" names (any key would do);
+# kept in core.arns, light enough for the command line's parser.
+EXAMPLE_OBJECT = arns.EXAMPLE_OBJECT
 
 # Requests a real client sends, as condition keys present or absent.
 UploadKind = Literal["plain", "kms-key", "kms-no-key", "other-key", "aes256", "sse-c"]

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import re
 
+# The object a question about "a bucket's objects" names (any key would do).
+EXAMPLE_OBJECT = "example"
+
 DEFAULT_PARTITION = "aws"
 
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")

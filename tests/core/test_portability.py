@@ -4,6 +4,7 @@ are hidden from a child interpreter instead."""
 
 from __future__ import annotations
 
+import json
 import os
 import pkgutil
 import subprocess
@@ -115,3 +116,51 @@ def test_the_version_is_written_once() -> None:
     path = Path(keyhygiene.__file__).parent.parent / "pyproject.toml"
     project = tomllib.loads(path.read_text())["project"]
     assert "version" not in project and project["dynamic"] == ["version"]
+
+
+def test_credential_process_serves_the_key_and_a_cached_session_without_botocore(
+    tmp_path: Path,
+) -> None:
+    """The AWS CLI runs credential_process for every call: it must stay light.
+    Neither serving the keyring's key nor a cached MFA session loads botocore."""
+    from datetime import datetime, timedelta, timezone
+
+    from keyhygiene.local import vault
+    from keyhygiene.local.vault import Secret
+
+    env = {
+        **os.environ,
+        vault.ENV_VAR: f"file:{tmp_path / 'keyring.json'}",
+        "KEYHYGIENE_INSECURE_KEYRING": "1",
+    }
+    os.environ[vault.ENV_VAR] = env[vault.ENV_VAR]
+    try:
+        vault.store_key("laptop", "AKIAEXAMPLEEXAMPLE00", Secret("s" * 40))
+        ends = datetime.now(timezone.utc) + timedelta(hours=6)
+        vault.store_session(
+            "laptop", "ASIAEXAMPLEEXAMPLE00", Secret("t" * 40), Secret("x" * 60), ends
+        )
+    finally:
+        del os.environ[vault.ENV_VAR]
+    code = (
+        "import sys\n"
+        "from keyhygiene.cli.main import main\n"
+        "code = main(sys.argv[1:])\n"
+        "loaded = sorted(n for n in sys.modules if n.split('.')[0] in ('botocore', 'boto3'))\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    for extra, key_id in (
+        ([], "AKIAEXAMPLEEXAMPLE00"),
+        (["--mfa-session"], "ASIAEXAMPLEEXAMPLE00"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code, "credential-process", "--profile", "laptop", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["AccessKeyId"] == key_id
+        assert "LOADED []" in result.stderr

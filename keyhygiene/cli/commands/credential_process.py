@@ -85,9 +85,15 @@ def _credential_process(args: argparse.Namespace) -> int:
 
 
 def _print_session(args: argparse.Namespace, profile: str) -> int:
-    from keyhygiene.aws.connection import session_for_key
     from keyhygiene.cli.options import connection_options
     from keyhygiene.local import credentials_file, mfa_sessions
+
+    def session_for_key(*args: Any, **kwargs: Any) -> Any:
+        # boto3 is loaded only when a new session is made: a cached one is
+        # served without it (the AWS CLI runs this for every call).
+        from keyhygiene.aws.connection import session_for_key as make
+
+        return make(*args, **kwargs)
 
     options = connection_options(args)
     session = mfa_sessions.serve_session(

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 # Pure (no boto3): building the parser stays cheap.
-from keyhygiene.core.access import EXAMPLE_OBJECT
+from keyhygiene.core.arns import EXAMPLE_OBJECT
 
 if TYPE_CHECKING:
     from keyhygiene.core.model import Snapshot
