@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The command line: `keyhygiene [global options] [command] [options]`.
 
 With no command it opens the TUI. Every command runs the same core workflows
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:
+        # Shell completion (`eval "$(register-python-argcomplete keyhygiene)"`):
+        # argcomplete answers and exits. Imported only then: no cost otherwise.
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     if getattr(args, "debug", False) or os.environ.get("KEYHYGIENE_DEBUG"):
         _log_debug()

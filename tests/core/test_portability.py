@@ -164,3 +164,27 @@ def test_credential_process_serves_the_key_and_a_cached_session_without_botocore
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["AccessKeyId"] == key_id
         assert "LOADED []" in result.stderr
+
+
+def test_shell_completion_offers_the_commands_and_their_options(tmp_path: Path) -> None:
+    """argcomplete's protocol, as bash runs it: COMP_LINE in, candidates out."""
+    out = tmp_path / "candidates"
+
+    def complete(line: str) -> list[str]:
+        env = {
+            **os.environ,
+            "_ARGCOMPLETE": "1",
+            "_ARGCOMPLETE_IFS": "\n",
+            "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "keyhygiene"], env=env, timeout=60, capture_output=True
+        )
+        return out.read_text().split("\n")
+
+    assert {"rotate", "revoke", "recover"} <= {c.strip() for c in complete("keyhygiene re")} | {
+        c.strip() for c in complete("keyhygiene ro")
+    }
+    assert "--insecure-keyring" in {c.strip() for c in complete("keyhygiene rotate --ins")}
