@@ -101,3 +101,44 @@ def test_revoke_screen_search(snap_compare: Any) -> None:
 
     screen = RevokeScreen(sample_snapshot(), connection=None)  # type: ignore[arg-type]
     assert snap_compare(Host(screen), terminal_size=(120, 40), run_before=search)
+
+
+def _people_open(pilot: Pilot) -> Any:
+    async def run() -> None:
+        await _loaded(pilot)
+        tree = pilot.app.screen.query_one(AccountTree)
+        tree.select_ref("device", "christopher-laptop")
+        await pilot.pause()
+
+    return run()
+
+
+def test_main_screen_80x24(snap_compare: Any) -> None:
+    """A small terminal: the details pane goes under the tree, full width."""
+    assert snap_compare(FixedApp(), terminal_size=(80, 24), run_before=_people_open)
+
+
+def test_main_screen_160x50(snap_compare: Any) -> None:
+    assert snap_compare(FixedApp(), terminal_size=(160, 50), run_before=_people_open)
+
+
+def test_lend_form_80x24(snap_compare: Any) -> None:
+    """The fields scroll; the buttons stay on the screen."""
+    from keyhygiene.ui.screens.membership_screen import MembershipScreen
+
+    screen = MembershipScreen(sample_snapshot(), None, "lend", user="christopher-phone")  # type: ignore[arg-type]
+    assert snap_compare(Host(screen), terminal_size=(80, 24))
+
+
+def test_enroll_form_80x24(snap_compare: Any) -> None:
+    from keyhygiene.ui.screens.enroll_screen import EnrollScreen
+
+    async def no_blink(pilot: Pilot) -> None:
+        await pilot.pause()
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    # A fixed host name: the picture must not depend on the machine.
+    screen = EnrollScreen(sample_snapshot(), None, hostname="studio")  # type: ignore[arg-type]
+    assert snap_compare(Host(screen), terminal_size=(80, 24), run_before=no_blink)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
@@ -78,10 +78,14 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
 
     DEFAULT_CSS = """
     MembershipScreen { align: center middle; }
-    MembershipScreen > VerticalScroll {
+    MembershipScreen > #ms-frame {
         width: 80; max-width: 95%; height: auto; max-height: 90%;
         background: $surface; border: thick $primary; padding: 0 1;
     }
+    /* The fields take what the buttons leave: at most 65% of the screen, so
+       that with the frame's border (2) and the buttons' row and margin (4)
+       the dialog fits in its 90% on 24 rows (15 + 6 = 21). */
+    MembershipScreen #ms-fields { height: auto; max-height: 65vh; }
     MembershipScreen Label { margin: 1 0 0 0; color: $text-muted; }
     MembershipScreen .explanation { color: $text-muted; }
     MembershipScreen .fixed { margin: 1 0 0 0; }
@@ -123,34 +127,40 @@ class MembershipScreen(ModalScreen[ApplyReport | None]):
     # ---- layout
 
     def compose(self) -> ComposeResult:
-        # Scrolls on a small terminal, so that the buttons can always be reached.
-        with VerticalScroll():
-            yield Static(f"[b]{_TITLES[self.action]}[/b]")
-            yield Static(_EXPLANATIONS[self.action], classes="explanation", markup=False)
-            if self.fixed_user is not None:
-                yield Static(f"Computer: {self.fixed_user}", classes="fixed", markup=False)
-            else:
-                yield Label("Computer")
-                yield self._picker(self.user_choices(), "Choose a computer", "ms-user")
-            if self.fixed_group is not None:
-                yield Static(f"Group: {self.fixed_group}", classes="fixed", markup=False)
-            else:
-                yield Label("Group")
-                yield self._picker(self.group_choices(), "Choose a group", "ms-group")
-            if self.action == "lend":
-                yield Label(f"For how long (at most {describe_duration(self.max_duration)})")
-                yield Select(
-                    DURATION_CHOICES, allow_blank=False, value=DEFAULT_DURATION, id="ms-duration"
-                )
-                yield Input(placeholder="or type a duration: 45m, 1d12h, 2w", id="ms-duration-text")
-                yield Static("", id="ms-expiry", markup=False)
-            # Messages quote names: never read them as markup.
-            yield Static("", id="ms-message", markup=False)
-            if self.action == "lend":
-                # Shown once a loan is refused because the group grants IAM rights.
-                force = Checkbox(FORCE_LABEL, id="ms-force")
-                force.display = False
-                yield force
+        # The fields scroll on a small terminal; the buttons below them stay in view.
+        with Vertical(id="ms-frame"):
+            with VerticalScroll(id="ms-fields"):
+                yield Static(f"[b]{_TITLES[self.action]}[/b]")
+                yield Static(_EXPLANATIONS[self.action], classes="explanation", markup=False)
+                if self.fixed_user is not None:
+                    yield Static(f"Computer: {self.fixed_user}", classes="fixed", markup=False)
+                else:
+                    yield Label("Computer")
+                    yield self._picker(self.user_choices(), "Choose a computer", "ms-user")
+                if self.fixed_group is not None:
+                    yield Static(f"Group: {self.fixed_group}", classes="fixed", markup=False)
+                else:
+                    yield Label("Group")
+                    yield self._picker(self.group_choices(), "Choose a group", "ms-group")
+                if self.action == "lend":
+                    yield Label(f"For how long (at most {describe_duration(self.max_duration)})")
+                    yield Select(
+                        DURATION_CHOICES,
+                        allow_blank=False,
+                        value=DEFAULT_DURATION,
+                        id="ms-duration",
+                    )
+                    yield Input(
+                        placeholder="or type a duration: 45m, 1d12h, 2w", id="ms-duration-text"
+                    )
+                    yield Static("", id="ms-expiry", markup=False)
+                # Messages quote names: never read them as markup.
+                yield Static("", id="ms-message", markup=False)
+                if self.action == "lend":
+                    # Shown once a loan is refused because the group grants IAM rights.
+                    force = Checkbox(FORCE_LABEL, id="ms-force")
+                    force.display = False
+                    yield force
             with Horizontal(id="ms-buttons"):
                 yield Button("Review plan", variant="primary", id="review")
                 yield Button("Cancel", id="cancel")

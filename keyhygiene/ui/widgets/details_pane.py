@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -12,6 +14,51 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from keyhygiene.views.details import Details
+
+# Where a long value may break, best first: between words, then between an
+# ARN's parts (after a slash, a colon or a comma), then inside an id (after a
+# hyphen); only a part with none of these is folded mid-word.
+_BREAKS = (frozenset(" "), frozenset("/:,"), frozenset("-"))
+
+
+def wrap_at_boundaries(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`: broken between words where a word
+    ends on the line, else after the best boundary past the line's first
+    third, else folded at `width`."""
+    width = max(width, 1)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        while len(paragraph) > width:
+            cut = width
+            for tier, marks in enumerate(_BREAKS):
+                # A space just past `width` still ends a full line (it is dropped).
+                window = paragraph[: width + 1] if tier == 0 else paragraph[:width]
+                best = min(
+                    max((i + 1 for i, ch in enumerate(window) if ch in marks), default=0), width
+                )
+                # Between words always; inside a word only past its first third.
+                if best > (0 if tier == 0 else width // 3):
+                    cut = best
+                    break
+            lines.append(paragraph[:cut].rstrip(" "))
+            paragraph = paragraph[cut:].lstrip(" ")
+        lines.append(paragraph)
+    return lines
+
+
+class Wrapped:
+    """A fact's value, wrapped at boundaries by whatever width the table gives it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Text]:
+        for line in wrap_at_boundaries(self.text, options.max_width):
+            yield Text(line)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max((len(line) for line in self.text.split("\n")), default=0)
+        return Measurement(min(longest, 12), longest)
 
 
 class DetailsPane(VerticalScroll):
@@ -39,9 +86,9 @@ def render_details(details: Details) -> RenderableType:
     if details.facts:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim", no_wrap=True)
-        table.add_column(overflow="fold")
+        table.add_column()
         for name, value in details.facts:
-            table.add_row(name, value)
+            table.add_row(name, Wrapped(value))
         parts.append(table)
     for hint in details.hints:
         parts.append(Text(hint, style="italic yellow"))
