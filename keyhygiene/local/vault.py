@@ -41,12 +41,21 @@ from pathlib import Path
 from typing import Any
 
 from keyhygiene.core.errors import BadInput, KeyHygieneError
-from keyhygiene.local import file_lock
+from keyhygiene.local import file_lock, sealed_file
 
 SERVICE_NAME = "keyhygiene"
 ENV_VAR = "KEYHYGIENE_KEYRING"
 MEMORY = "memory"
 FILE_PREFIX = "file:"
+# A passphrase-sealed file (keyhygiene.local.sealed_file); `encrypted` alone
+# keeps it in the state folder.
+ENCRYPTED = "encrypted"
+
+
+def default_encrypted_path() -> Path:
+    from keyhygiene.local.state_dir import state_dir
+
+    return state_dir() / "keyring.sealed"
 
 
 class Secret:
@@ -123,7 +132,7 @@ def _keyring_backend_base() -> type:
     return KeyringBackend
 
 
-def _make_backends() -> tuple[type, type]:
+def _make_backends() -> tuple[type, type, type]:
     """Our two backends. Made on first use, so that importing this module does
     not import `keyring`; their `priority` raises because keyring registers
     every backend class it sees, and must never pick ours by itself."""
@@ -208,19 +217,30 @@ def _make_backends() -> tuple[type, type]:
 
         def _read(self) -> dict[str, str]:
             try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
+                blob = self.path.read_bytes()
             except FileNotFoundError:
                 return {}
-            except (OSError, ValueError):
+            except OSError:
+                raise VaultError(f"The keyring file {self.path} cannot be read.") from None
+            return self._decode(blob)
+
+        def _decode(self, blob: bytes) -> dict[str, str]:
+            try:
+                data = json.loads(blob)
+            except ValueError:
                 # No detail: a JSON error object carries the whole document.
                 raise VaultError(f"The keyring file {self.path} cannot be read.") from None
             return data if isinstance(data, dict) else {}
 
+        def _encode(self, items: dict[str, str]) -> bytes:
+            return json.dumps(items).encode("utf-8")
+
         def _write(self, items: dict[str, str]) -> None:
+            blob = self._encode(items)
             fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(items, handle)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(blob)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temp, self.path)
@@ -235,15 +255,43 @@ def _make_backends() -> tuple[type, type]:
         def __repr__(self) -> str:
             return f"<FileKeyring {str(self.path)!r}>"
 
-    return MemoryKeyring, FileKeyring
+    class EncryptedFileKeyring(FileKeyring):
+        """Secrets in a file sealed with a passphrase (KEYHYGIENE_KEYRING=encrypted[:PATH]):
+        for computers without an OS keyring. See keyhygiene.local.sealed_file."""
+
+        @properties.classproperty
+        def priority(cls) -> float:
+            raise RuntimeError("chosen only through KEYHYGIENE_KEYRING=encrypted")
+
+        def _decode(self, blob: bytes) -> dict[str, str]:
+            shown = str(self.path)
+            salt = sealed_file.salt_of(blob, shown)
+            return sealed_file.unseal(blob, sealed_file.file_key(shown, salt, confirm=False), shown)
+
+        def _encode(self, items: dict[str, str]) -> bytes:
+            shown = str(self.path)
+            try:
+                salt = sealed_file.salt_of(self.path.read_bytes(), shown)
+                new = False
+            except FileNotFoundError:
+                salt, new = os.urandom(16), True
+            return sealed_file.seal(items, sealed_file.file_key(shown, salt, confirm=new), salt)
+
+        def __str__(self) -> str:
+            return f"keyhygiene encrypted keyring {self.path} (sealed with a passphrase)"
+
+        def __repr__(self) -> str:
+            return f"<EncryptedFileKeyring {str(self.path)!r}>"
+
+    return MemoryKeyring, FileKeyring, EncryptedFileKeyring
 
 
-_BACKEND_CLASSES: tuple[type, type] | None = None
+_BACKEND_CLASSES: tuple[type, type, type] | None = None
 _MEMORY_BACKEND: Any = None
 _CLASSES_LOCK = threading.Lock()
 
 
-def _classes() -> tuple[type, type]:
+def _classes() -> tuple[type, type, type]:
     global _BACKEND_CLASSES
     with _CLASSES_LOCK:
         if _BACKEND_CLASSES is None:
@@ -254,7 +302,7 @@ def _classes() -> tuple[type, type]:
 def memory_backend() -> Any:
     """The process-wide memory keyring (KEYHYGIENE_KEYRING=memory)."""
     global _MEMORY_BACKEND
-    memory_class, _ = _classes()
+    memory_class, _, _ = _classes()
     with _CLASSES_LOCK:
         if _MEMORY_BACKEND is None:
             _MEMORY_BACKEND = memory_class()
@@ -274,12 +322,17 @@ def keyring_backend() -> Any:
     if choice == MEMORY:
         return memory_backend()
     if choice.startswith(FILE_PREFIX):
-        _, file_class = _classes()
+        _, file_class, _ = _classes()
         return file_class(Path(choice[len(FILE_PREFIX) :]).expanduser())
+    if choice == ENCRYPTED or choice.startswith(ENCRYPTED + ":"):
+        _, _, encrypted_class = _classes()
+        path = choice[len(ENCRYPTED) + 1 :] or str(default_encrypted_path())
+        return encrypted_class(Path(path).expanduser())
     if choice:
         raise BadInput(
             f"{ENV_VAR}={choice!r} is not understood.",
-            hint=f"Leave it unset for the OS keyring, or use {MEMORY!r} or 'file:PATH' for tests.",
+            hint="Leave it unset for the OS keyring, use 'encrypted' (or 'encrypted:PATH') for "
+            f"a passphrase-sealed file, or {MEMORY!r} or 'file:PATH' for tests.",
         )
     try:
         import keyring
@@ -296,7 +349,8 @@ def keyring_backend() -> Any:
             "credentials file; nothing was changed.",
             hint=(
                 "On Linux, run a Secret Service (GNOME Keyring or KWallet) in a desktop "
-                "session; on a headless box keep --store file (the default)."
+                "session; on a headless box set KEYHYGIENE_KEYRING=encrypted (a file sealed "
+                "with a passphrase), or keep --store file (the default)."
             ),
         )
     return backend
@@ -331,7 +385,9 @@ def unsafe_reason(backend: Any) -> str:
     a keyring that dies with the process loses the key when the command ends
     (and the old key is deleted by then), and a plaintext file is no safer
     than ~/.aws/credentials while claiming to be."""
-    memory_class, file_class = _classes()
+    memory_class, file_class, encrypted_class = _classes()
+    if isinstance(backend, encrypted_class):
+        return ""
     if isinstance(backend, memory_class):
         return "it is a memory keyring, emptied when this process ends"
     if isinstance(backend, file_class):
@@ -377,6 +433,7 @@ def keyring_status() -> tuple[bool, str]:
 # --------------------------------------------------------------------------- the command in ~/.aws/config
 
 MFA_SESSION_FLAG = "--mfa-session"
+KEYRING_FLAG = "--keyring"
 
 
 def is_keyhygiene_process(command: str) -> bool:
@@ -407,6 +464,12 @@ def credential_process_command(profile: str, *, mfa_session: bool = False) -> st
     else:
         program = [str(Path(sys.executable).absolute()), "-m", "keyhygiene"]
     flags = [MFA_SESSION_FLAG] if mfa_session else []
+    choice = os.environ.get(ENV_VAR, "").strip()
+    if choice == ENCRYPTED or choice.startswith(ENCRYPTED + ":"):
+        # The AWS CLI that runs the command has its own environment: the
+        # command names the sealed file it reads, by its absolute path.
+        path = Path(choice[len(ENCRYPTED) + 1 :] or default_encrypted_path()).expanduser()
+        flags += [KEYRING_FLAG, f"{ENCRYPTED}:{path.absolute()}"]
     return shlex.join([*program, "credential-process", "--profile", profile, *flags])
 
 

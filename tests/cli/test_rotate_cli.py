@@ -476,3 +476,40 @@ def test_debug_logs_botocores_steps_and_no_secret(computer: Computer) -> None:
     assert "botocore.endpoint DEBUG" in result.stderr and "CreateAccessKey" in result.stderr
     assert "****" in result.stderr
     assert_secrets_hidden(computer, result.stdout, result.stderr)
+
+
+def test_an_encrypted_keyring_serves_a_headless_computer(
+    computer: Computer, tmp_path: Path
+) -> None:
+    """No OS keyring (headless Linux): KEYHYGIENE_KEYRING=encrypted seals the key
+    with a passphrase. The file holds no secret in clear; credential_process names
+    the file, so the aws CLI needs only the passphrase; a wrong one is refused."""
+    sealed = tmp_path / "keyring.sealed"
+    passphrase = "correct horse battery staple"
+    env = {vault.ENV_VAR: f"encrypted:{sealed}", "KEYHYGIENE_VAULT_PASSPHRASE": passphrase}
+    result = rotate(computer, "--yes", "--store", "keyring", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert computer.held() == ("", "")
+    config = credentials_file.read_profile(computer.config, PROFILE, config_style=True)
+    assert f"--keyring encrypted:{sealed}" in config["credential_process"]
+
+    # The aws CLI's environment names no keyring, only the passphrase.
+    whoami = aws_whoami(computer, {"KEYHYGIENE_VAULT_PASSPHRASE": passphrase})
+    assert whoami["Arn"].endswith(f":user/{USER}")
+    new_key_id = next(iter(computer.keys()))
+    blob = sealed.read_text()
+    assert new_key_id not in blob and passphrase not in blob
+    assert oct(sealed.stat().st_mode & 0o777) == "0o600"
+
+    wrong = keyhygiene(
+        computer,
+        "credential-process",
+        "--profile",
+        PROFILE,
+        "--keyring",
+        f"encrypted:{sealed}",
+        env={"KEYHYGIENE_VAULT_PASSPHRASE": "not it"},
+    )
+    assert wrong.returncode != 0
+    assert "does not open with this passphrase" in wrong.stderr
+    assert_secrets_hidden(computer, result.stdout, result.stderr, wrong.stdout, wrong.stderr)

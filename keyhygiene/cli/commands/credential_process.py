@@ -45,6 +45,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "mfa_serial and a code asked on the terminal), cached in the keyring until it ends",
     )
     parser.add_argument(
+        "--keyring",
+        metavar="CHOICE",
+        default=None,
+        help="the keyring to read, as KEYHYGIENE_KEYRING says it (written by rotate and enroll "
+        "for an encrypted keyring, whose file the AWS CLI's environment does not name)",
+    )
+    parser.add_argument(
         "--duration",
         default="12h",
         metavar="TIME",
@@ -58,6 +65,8 @@ def _credential_process(args: argparse.Namespace) -> int:
     from keyhygiene.local import vault
 
     profile = connection_options(args).profile_name
+    if args.keyring:
+        os.environ[vault.ENV_VAR] = args.keyring
     if not is_pipe(sys.stdout):
         raise BadInput(
             "credential-process hands a secret to the AWS CLI through a pipe; it will not "
