@@ -25,6 +25,14 @@ from pathlib import Path
 from keyhygiene.core.errors import BadInput, KeyHygieneError
 
 READY_PREFIX = "KEYHYGIENE-DEMO-READY "
+# What a shell may hold that would take the demo off its own profile: keys of a
+# real account (botocore prefers them to a profile), or another default profile.
+DEMO_UNSET = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_PROFILE",
+)
 # What the `demo` extra installs: moto's four services and its server's web stack.
 DEMO_MODULES = ("moto", "flask", "flask_cors")
 
@@ -83,7 +91,7 @@ class DemoInfo:
         environment would win over the demo's profile (and are a real
         account's): they are unset first."""
         return [
-            "unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE",
+            "unset " + " ".join(DEMO_UNSET),
             *(
                 f"export {name}={shlex.quote(value)}"
                 for name, value in self.shell_environment().items()
@@ -236,5 +244,10 @@ class DemoProcess:
 
 
 def enter_demo_environment(info: DemoInfo) -> None:
-    """Point this process at the demo sandbox (files, endpoint, state, keyring)."""
+    """Point this process at the demo sandbox (files, endpoint, state, keyring).
+
+    Keys in the shell's environment would win over the demo's profile (and
+    they are a real account's): they are dropped for this process."""
+    for name in DEMO_UNSET:
+        os.environ.pop(name, None)
     os.environ.update(info.environment())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import botocore.session
@@ -91,3 +92,29 @@ def test_the_refusal_names_the_variable_and_never_the_secret() -> None:
     assert "AWS_ACCESS_KEY_ID" in refusal and "…EY00" in refusal
     assert "s-env" not in refusal + ours.rotation_hint()
     assert key_in_use("laptop", {"AWS_ACCESS_KEY_ID": ENV_KEY}).rotation_refusal() is None
+
+
+def test_the_demo_drops_the_shells_keys_so_its_profile_is_in_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real account's keys in the shell would win over the demo's profile
+    (and rotate would refuse): entering the demo drops them."""
+    from keyhygiene.demo.server import DemoInfo, enter_demo_environment
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s-env")
+    monkeypatch.setenv("AWS_DEFAULT_PROFILE", "work")
+    info = DemoInfo(
+        endpoint_url="http://127.0.0.1:1",
+        directory=str(tmp_path),
+        credentials_file=str(tmp_path / "credentials"),
+        config_file=str(tmp_path / "config"),
+        profile="christopher-laptop",
+        region="us-east-1",
+    )
+    for name in info.environment():
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # restored after the test
+    enter_demo_environment(info)
+    in_use = key_in_use(None)
+    assert in_use.profile == "christopher-laptop" and not in_use.from_environment
+    assert in_use.rotation_refusal() is None
