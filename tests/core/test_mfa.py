@@ -63,19 +63,25 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
         credentials_file.set_config_values(
             credentials_file.config_path(), "admin", {"region": REGION, "mfa_serial": SERIAL}
         )
-        requests: list[dict[str, Any]] = []
-        plain_session = connection_module.new_botocore_session
+        yield record_sts_requests(monkeypatch, "GetSessionToken")
 
-        def recording_session() -> Any:
-            core = plain_session()
-            core.register(
-                "provide-client-params.sts.GetSessionToken",
-                lambda params, **_: requests.append(dict(params)),
-            )
-            return core
 
-        monkeypatch.setattr(connection_module, "new_botocore_session", recording_session)
-        yield requests
+def record_sts_requests(monkeypatch: pytest.MonkeyPatch, operation: str) -> list[dict[str, Any]]:
+    """The parameters of every STS `operation` the Connection's sessions send,
+    the clients botocore makes itself (a role profile's AssumeRole) included."""
+    requests: list[dict[str, Any]] = []
+    plain_session = connection_module.new_botocore_session
+
+    def recording_session(*args: Any) -> Any:
+        core = plain_session(*args)
+        core.register(
+            f"provide-client-params.sts.{operation}",
+            lambda params, **_: requests.append(dict(params)),
+        )
+        return core
+
+    monkeypatch.setattr(connection_module, "new_botocore_session", recording_session)
+    return requests
 
 
 def test_a_profile_with_mfa_serial_gets_a_session_token(
@@ -196,19 +202,7 @@ def _role_profile_recording(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, A
             "region": REGION,
         },
     )
-    requests: list[dict[str, Any]] = []
-    plain_session = connection_module.new_botocore_session
-
-    def recording_session(*args: Any) -> Any:
-        core = plain_session(*args)
-        core.register(
-            "provide-client-params.sts.AssumeRole",
-            lambda params, **_: requests.append(dict(params)),
-        )
-        return core
-
-    monkeypatch.setattr(connection_module, "new_botocore_session", recording_session)
-    return requests
+    return record_sts_requests(monkeypatch, "AssumeRole")
 
 
 def test_a_role_profiles_mfa_code_comes_from_keyhygiene_not_botocores_prompt(
