@@ -47,9 +47,9 @@ class KeyInUse:
         """Why keyhygiene cannot rotate the key in use, or None when it can.
 
         Rotation writes the new key where the old one was read from; a key in
-        the shell's environment cannot be written back (the shell that runs
-        keyhygiene is a child's parent), so rotating the profile's key instead
-        would leave this shell signing with a key that is then deleted."""
+        the shell's environment cannot be written back (a process cannot
+        change its parent shell's environment), so rotating the profile's key
+        instead would leave this shell signing with a key that is then deleted."""
         if self.environment_key_id is None:
             return None
         return (
