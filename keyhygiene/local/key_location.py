@@ -82,7 +82,9 @@ def held_key(location: KeyLocation) -> HeldKey | None:
     config = credentials_file.read_profile(
         location.config_file, location.profile, config_style=True
     )
-    if is_keyhygiene_process(config.get("credential_process", "")):
+    command = config.get("credential_process", "")
+    if is_keyhygiene_process(command):
+        vault.check_named_keyring(command, location.profile)
         stored = vault.load_key(location.profile)
         if stored is not None:
             return HeldKey(stored.access_key_id, stored.secret, "keyring")

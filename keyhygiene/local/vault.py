@@ -445,6 +445,36 @@ def is_keyhygiene_process(command: str) -> bool:
     return "credential-process" in words
 
 
+def named_keyring(command: str) -> str | None:
+    """The keyring a keyhygiene `credential_process` names with --keyring, or None."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if KEYRING_FLAG in words[:-1]:
+        return words[words.index(KEYRING_FLAG) + 1]
+    return None
+
+
+def check_named_keyring(command: str, profile: str) -> None:
+    """Refuse (exit 2) to read or replace the profile's key in another keyring
+    than the one its credential_process serves it from: the aws CLI would go
+    on reading the old one."""
+    named = named_keyring(command)
+    if named is None:
+        return
+    current = os.environ.get(ENV_VAR, "").strip()
+    if current == ENCRYPTED:
+        current = f"{ENCRYPTED}:{default_encrypted_path().absolute()}"
+    if current != named:
+        raise BadInput(
+            f"Profile {profile!r} keeps its key in the keyring {named} (its credential_process "
+            f"says --keyring {named}), but this run uses "
+            f"{current or 'the OS keyring'}. Nothing was changed.",
+            hint=f"Run again with {ENV_VAR}={named}.",
+        )
+
+
 def serves_mfa_sessions(command: str) -> bool:
     """True for keyhygiene's `credential_process` serving MFA sessions."""
     try:

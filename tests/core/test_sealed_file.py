@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from keyhygiene.core.errors import BadInput
 from keyhygiene.local import sealed_file, vault
 from keyhygiene.local.vault import Secret
 
@@ -79,3 +80,25 @@ def test_without_a_passphrase_or_a_terminal_it_says_what_to_set(sealed_keyring: 
     )
     assert "NoPassphrase" in result.stdout and sealed_file.PASSPHRASE_VAR in result.stdout
     assert not sealed_keyring.exists()
+
+
+def test_a_profile_served_from_a_sealed_file_is_read_only_with_that_keyring(
+    sealed_keyring: Path, monkeypatch: pytest.MonkeyPatch, isolated_aws: Path
+) -> None:
+    """credential_process names the sealed file; a run on another keyring would
+    read or replace the wrong key, so it is refused with the variable to set."""
+    from keyhygiene.local import credentials_file
+    from keyhygiene.local.key_location import KeyLocation, held_key
+
+    vault.store_key("laptop", "AKIAEXAMPLEEXAMPLE00", Secret("x" * 40))
+    command = vault.credential_process_command("laptop")
+    assert f"--keyring encrypted:{sealed_keyring}" in command
+    credentials_file.set_config_values(
+        credentials_file.config_path(), "laptop", {"credential_process": command}
+    )
+    location = KeyLocation.for_profile("laptop")
+    held = held_key(location)
+    assert held is not None and held.store == "keyring"
+    monkeypatch.setenv(vault.ENV_VAR, "memory")
+    with pytest.raises(BadInput, match=f"KEYHYGIENE_KEYRING=encrypted:{sealed_keyring}"):
+        held_key(location)
