@@ -58,6 +58,17 @@ def default_encrypted_path() -> Path:
     return state_dir() / "keyring.sealed"
 
 
+def sealed_keyring_path(choice: str) -> Path | None:
+    """The sealed file a KEYHYGIENE_KEYRING value names, absolute (None: not
+    an encrypted keyring). One reading for the backend, the credential_process
+    line and the check of a profile's named keyring, so that they agree."""
+    choice = choice.strip()
+    if choice != ENCRYPTED and not choice.startswith(ENCRYPTED + ":"):
+        return None
+    given = choice[len(ENCRYPTED) + 1 :]
+    return (Path(given).expanduser() if given else default_encrypted_path()).absolute()
+
+
 class Secret:
     """A secret string that never shows: repr and str give `****`.
 
@@ -324,10 +335,10 @@ def keyring_backend() -> Any:
     if choice.startswith(FILE_PREFIX):
         _, file_class, _ = _classes()
         return file_class(Path(choice[len(FILE_PREFIX) :]).expanduser())
-    if choice == ENCRYPTED or choice.startswith(ENCRYPTED + ":"):
+    sealed = sealed_keyring_path(choice)
+    if sealed is not None:
         _, _, encrypted_class = _classes()
-        path = choice[len(ENCRYPTED) + 1 :] or str(default_encrypted_path())
-        return encrypted_class(Path(path).expanduser())
+        return encrypted_class(sealed)
     if choice:
         raise BadInput(
             f"{ENV_VAR}={choice!r} is not understood.",
@@ -464,8 +475,9 @@ def check_named_keyring(command: str, profile: str) -> None:
     if named is None:
         return
     current = os.environ.get(ENV_VAR, "").strip()
-    if current == ENCRYPTED:
-        current = f"{ENCRYPTED}:{default_encrypted_path().absolute()}"
+    sealed = sealed_keyring_path(current)
+    if sealed is not None:
+        current = f"{ENCRYPTED}:{sealed}"
     if current != named:
         raise BadInput(
             f"Profile {profile!r} keeps its key in the keyring {named} (its credential_process "
@@ -494,12 +506,11 @@ def credential_process_command(profile: str, *, mfa_session: bool = False) -> st
     else:
         program = [str(Path(sys.executable).absolute()), "-m", "keyhygiene"]
     flags = [MFA_SESSION_FLAG] if mfa_session else []
-    choice = os.environ.get(ENV_VAR, "").strip()
-    if choice == ENCRYPTED or choice.startswith(ENCRYPTED + ":"):
+    sealed = sealed_keyring_path(os.environ.get(ENV_VAR, ""))
+    if sealed is not None:
         # The AWS CLI that runs the command has its own environment: the
         # command names the sealed file it reads, by its absolute path.
-        path = Path(choice[len(ENCRYPTED) + 1 :] or default_encrypted_path()).expanduser()
-        flags += [KEYRING_FLAG, f"{ENCRYPTED}:{path.absolute()}"]
+        flags += [KEYRING_FLAG, f"{ENCRYPTED}:{sealed}"]
     return shlex.join([*program, "credential-process", "--profile", profile, *flags])
 
 

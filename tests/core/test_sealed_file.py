@@ -102,3 +102,16 @@ def test_a_profile_served_from_a_sealed_file_is_read_only_with_that_keyring(
     monkeypatch.setenv(vault.ENV_VAR, "memory")
     with pytest.raises(BadInput, match=f"KEYHYGIENE_KEYRING=encrypted:{sealed_keyring}"):
         held_key(location)
+
+
+def test_a_relative_sealed_path_is_the_same_keyring_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`encrypted:keyring.sealed` run from its folder names the same file as the
+    absolute path written into credential_process: not another keyring."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(vault.ENV_VAR, "encrypted:keyring.sealed")
+    command = vault.credential_process_command("laptop")
+    assert f"--keyring encrypted:{tmp_path / 'keyring.sealed'}" in command
+    vault.check_named_keyring(command, "laptop")  # the same keyring: no refusal
+    assert vault.keyring_backend().path == tmp_path / "keyring.sealed"
