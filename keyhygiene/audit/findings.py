@@ -99,6 +99,8 @@ class Finding:
     detail: str
     resource_kind: ResourceKind
     fix: str | None = None
+    # The account's name when several accounts are audited together.
+    account: str | None = None
 
     def __post_init__(self) -> None:
         # A wrong severity or kind would silently sort last or never reach the
@@ -123,6 +125,7 @@ class Finding:
             "detail": self.detail,
             "resource_kind": self.resource_kind,
             "fix": self.fix,
+            **({"account": self.account} if self.account is not None else {}),
         }
 
 

@@ -36,6 +36,8 @@ from keyhygiene.core.policy_documents import (
     foreign_accounts,
     has_unencrypted_upload_deny,
     is_public,
+    principals_of,
+    statements,
     whitelisted_principals,
 )
 
@@ -589,6 +591,49 @@ def kms_foreign_accounts(
             )
 
 
+# ---- roles -----------------------------------------------------------------------
+
+
+def role_foreign_trust(
+    snapshot: Snapshot, now: datetime, settings: AuditSettings
+) -> Iterator[Finding]:
+    """A role another account may assume: whoever that account lets call
+    sts:AssumeRole gets the role's rights, outside this account's groups and
+    reviews (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_common-scenarios_aws-accounts.html)."""
+    for role in snapshot.roles:
+        if role.service_linked:
+            continue
+        accounts = foreign_accounts(role.trust_policy, snapshot.account_id)
+        if not accounts:
+            continue
+        # The account itself as principal (its root, or a bare id) delegates to
+        # every identity the other account's admins choose.
+        whole = any(
+            p == a or p.endswith(f":{a}:root")
+            for a in accounts
+            for p in _aws_principals(role.trust_policy)
+        )
+        yield Finding(
+            id="role.foreign-trust",
+            severity="high" if whole else "medium",
+            title=f"Role {role.name} may be assumed from another account",
+            resource=role.name,
+            detail=f"Its trust policy allows account {', '.join(sorted(accounts))}"
+            + (" as a whole (any identity its admins allow)." if whole else "."),
+            resource_kind="role",
+            fix="Remove the other account from the trust policy unless that access is intended; "
+            "when it is, name the one role or user there and require sts:ExternalId or MFA.",
+        )
+
+
+def _aws_principals(document: Any) -> list[str]:
+    found: list[str] = []
+    for statement in statements(document):
+        if statement.get("Effect") == "Allow":
+            found.extend(principals_of(statement).get("AWS", ()))
+    return found
+
+
 OVERDUE_KEY = "user.key-too-old"
 
 RULES: tuple[Rule, ...] = (
@@ -613,6 +658,7 @@ RULES: tuple[Rule, ...] = (
     bucket_foreign_accounts,
     kms_public,
     kms_foreign_accounts,
+    role_foreign_trust,
     *audit_policies.RULES,
 )
 

@@ -306,6 +306,8 @@ class Connection:
                     mfa.credentials.access_key, mfa.credentials.secret_key, mfa.credentials.token
                 )
                 self.mfa_serial = serial
+            if self.options.role_arn:
+                self._assume_role(core, self.options.role_arn, session.region_name)
             self._session = session
         return self._session
 
@@ -345,6 +347,41 @@ class Connection:
             return ask_mfa_code(profile, serial, code_provider)
 
         provider._prompter = prompter
+
+    def _assume_role(
+        self, core: botocore.session.Session, role_arn: str, region: str | None
+    ) -> None:
+        """Sign as `role_arn` (a member account's OrganizationAccountAccessRole),
+        assumed with the profile's credentials and renewed before it expires:
+        the TUI stays open longer than one role session."""
+        from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+        source = core.get_credentials()
+        if source is None:
+            raise ConnectionProblem(
+                f"No AWS credentials found for profile {self.options.profile_name!r} to assume "
+                f"{role_arn}.",
+                hint="Pass --admin-profile with the organization's management profile.",
+            )
+        endpoint_url = self.options.endpoint_url
+        region_name = self.options.region or region or DEFAULT_REGION
+
+        def client_creator(service_name: str, **kwargs: Any) -> Any:
+            kwargs.setdefault("region_name", region_name)
+            if endpoint_url:
+                kwargs.setdefault("endpoint_url", endpoint_url)
+            return core.create_client(service_name, **kwargs)
+
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator,
+            source,
+            role_arn,
+            extra_args={"RoleSessionName": ROLE_SESSION_NAME},
+        )
+        # Replaced on the session itself, so every client made from it signs as the role.
+        core._credentials = DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
 
     def _mfa_session(
         self, core: botocore.session.Session, serial: str, region: str | None
@@ -408,10 +445,13 @@ class Connection:
         return Identity(account_id=answer["Account"], arn=answer["Arn"])
 
 
+ROLE_SESSION_NAME = "keyhygiene"
+
+
 def connect_pair(options: ConnectionOptions) -> tuple[Connection, Connection]:
     """This computer's connection and the admin connection (the same object when equal)."""
-    own = Connection(options)
-    if options.admin_profile and options.admin_profile != options.profile:
+    own = Connection(options.for_computer())
+    if options.role_arn or (options.admin_profile and options.admin_profile != options.profile):
         return own, Connection(options.for_admin())
     return own, own
 

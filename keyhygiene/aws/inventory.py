@@ -558,15 +558,20 @@ def load_account(
     """
     own, admin = connect_pair(options)
     this_user: str | None = None
+    own_account: str | None = None
     extra: list[LoadProblem] = []
-    if own is not admin:
+    if own is not admin and options.computer_key:
         try:
-            this_user = own.whoami().user_name
+            own_identity = own.whoami()
+            this_user, own_account = own_identity.user_name, own_identity.account_id
         except KeyHygieneError as exc:
             extra.append(
                 LoadProblem(f"this computer's profile {options.profile_name}", exc.message)
             )
     snapshot = load_snapshot(admin, this_user=this_user, on_progress=on_progress)
+    if own_account is not None and own_account != snapshot.account_id:
+        # This computer's key belongs to another of the accounts: here it is no user.
+        snapshot = replace(snapshot, this_user=None)
     if own is admin:
         snapshot = replace(
             snapshot, this_user=Identity(snapshot.account_id, snapshot.caller_arn).user_name

@@ -22,15 +22,41 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--profile",
+        action="append",
         default=default,
         help="this computer's AWS profile; it also reads and changes the account when "
         "--admin-profile is not given (default, as botocore: $AWS_DEFAULT_PROFILE, else "
-        "$AWS_PROFILE, else 'default'; without --profile, keys in $AWS_ACCESS_KEY_ID win)",
+        "$AWS_PROFILE, else 'default'; without --profile, keys in $AWS_ACCESS_KEY_ID win). "
+        "Repeat it to see several accounts at once",
     )
     group.add_argument(
         "--admin-profile",
+        action="append",
         default=default,
-        help="profile used to change other users, groups and policies (default: --profile)",
+        help="profile used to change other users, groups and policies (default: --profile); "
+        "repeat it for several accounts (paired in order with repeated --profile)",
+    )
+    group.add_argument(
+        "--account",
+        action="append",
+        default=default,
+        metavar="NAME",
+        help="an account of keyhygiene's config file (its name or id; $KEYHYGIENE_CONFIG, "
+        "default ~/.config/keyhygiene/config.toml) or of the organization; repeat for several. "
+        "Without it every configured account is shown; a changing command needs one",
+    )
+    group.add_argument(
+        "--organization",
+        action="store_true",
+        default=default,
+        help="every active account of the AWS Organization, read with --admin-profile "
+        "(the management or a delegated-administrator profile) through a role in each",
+    )
+    group.add_argument(
+        "--org-role",
+        default=default,
+        metavar="ROLE",
+        help="the role assumed in each member account (default: OrganizationAccountAccessRole)",
     )
     group.add_argument("--region", default=default, help="AWS region (default: the profile's)")
     group.add_argument(
@@ -56,12 +82,10 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
 
 
 def connection_options(args: argparse.Namespace) -> ConnectionOptions:
-    return ConnectionOptions(
-        profile=getattr(args, "profile", None),
-        admin_profile=getattr(args, "admin_profile", None),
-        region=getattr(args, "region", None),
-        endpoint_url=getattr(args, "endpoint_url", None),
-    )
+    """The options of the one account a command works on (keyhygiene.cli.accounts)."""
+    from keyhygiene.cli.accounts import one_account
+
+    return one_account(args).options
 
 
 def terminal_mfa_code_provider(given: str | None) -> MfaCodeProvider:

@@ -86,6 +86,12 @@ class ConnectionOptions:
     admin_profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    # An Organizations member account: the admin identity is this role,
+    # assumed with the admin profile (keyhygiene.core.accounts).
+    role_arn: str | None = None
+    # False when no profile of this computer is meant for this account (a
+    # configured account without `profile`): its user is then not looked for.
+    computer_key: bool = True
 
     @property
     def profile_name(self) -> str:
@@ -97,5 +103,9 @@ class ConnectionOptions:
         return key_in_use(self.profile, env)
 
     def for_admin(self) -> ConnectionOptions:
-        """Options whose `profile` is the admin identity."""
+        """Options whose `profile` is the admin identity (with its role, if any)."""
         return replace(self, profile=self.admin_profile or self.profile)
+
+    def for_computer(self) -> ConnectionOptions:
+        """Options of this computer's own key: never through the admin's role."""
+        return replace(self, role_arn=None)

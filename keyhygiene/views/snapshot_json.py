@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from keyhygiene.core.accounts import AccountView, match_computers
 from keyhygiene.core.model import Snapshot
 
 
@@ -44,3 +45,32 @@ def snapshot_dict(snapshot: Snapshot) -> dict[str, Any]:
 
 def snapshot_json(snapshot: Snapshot) -> str:
     return json.dumps(snapshot_dict(snapshot), indent=2, sort_keys=False)
+
+
+def accounts_dict(views: Sequence[AccountView]) -> dict[str, Any]:
+    """Several accounts for scripts: each account (its snapshot or its error)
+    and the computers matched across them."""
+    return {
+        "accounts": [
+            {
+                "name": view.spec.name,
+                "account_id": view.account_id,
+                "source": view.spec.source,
+                "error": view.error,
+                "snapshot": snapshot_dict(view.snapshot) if view.snapshot else None,
+            }
+            for view in views
+        ],
+        "computers": [
+            {
+                "person": computer.person,
+                "device": computer.device,
+                "hostname": computer.hostname,
+                "users": [
+                    {"account": p.account, "account_id": p.account_id, "user": p.user.name}
+                    for p in computer.presences
+                ],
+            }
+            for computer in match_computers(views)
+        ],
+    }

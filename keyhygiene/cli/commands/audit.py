@@ -84,14 +84,18 @@ def _audit(args: argparse.Namespace) -> int:
     from keyhygiene.audit.local_checks import run_local_audit
     from keyhygiene.audit.runner import run_audit
     from keyhygiene.aws.inventory import load_account
-    from keyhygiene.cli.options import connection_options
     from keyhygiene.cli.output import check_query, print_json, wants_json
     from keyhygiene.core.errors import KeyHygieneError
 
     check_query(args)
     try:
         settings = AuditSettings(args.rotation_age, args.unused_age)
-        options = connection_options(args)
+        from keyhygiene.cli.accounts import account_specs
+
+        specs = account_specs(args)
+        if len(specs) > 1:
+            return _audit_accounts(args, specs, settings)
+        options = specs[0].options
         snapshot, _ = load_account(options)
         findings = run_audit(snapshot, settings=settings)
         if not args.no_local:
@@ -117,13 +121,59 @@ def _audit(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def _audit_accounts(args: argparse.Namespace, specs: list[Any], settings: Any) -> int:
+    """Every account in parallel, its findings marked with its name, and the
+    cross-account ones (keyhygiene.audit.across_accounts)."""
+    from keyhygiene.audit.across_accounts import run_accounts_audit
+    from keyhygiene.audit.findings import should_fail, sort_findings
+    from keyhygiene.audit.local_checks import run_local_audit
+    from keyhygiene.aws.accounts import load_accounts
+    from keyhygiene.cli.output import print_json, wants_json
+
+    loaded = load_accounts(specs)
+    views = [item.view for item in loaded]
+    findings = run_accounts_audit(views, settings=settings)
+    if not args.no_local:
+        # This computer's files are checked once, against the account its key is in.
+        mine = next(
+            (v for v in views if v.snapshot is not None and v.snapshot.this_user),
+            next((v for v in views if v.snapshot is not None), None),
+        )
+        if mine is not None and mine.snapshot is not None:
+            findings = sort_findings(
+                [*findings, *run_local_audit(mine.snapshot, profile=mine.spec.options.profile)]
+            )
+    if wants_json(args):
+        print_json([finding.to_json() for finding in findings], args)
+    else:
+        print(_as_text(findings))
+    incomplete = False
+    for view in views:
+        if view.error:
+            incomplete = True
+            print(f"error: account {view.spec.name} was not audited: {view.error}", file=sys.stderr)
+        for problem in view.snapshot.problems if view.snapshot else ():
+            incomplete = True
+            print(
+                f"warning: {view.spec.name}: could not read {problem.what}: {problem.message}",
+                file=sys.stderr,
+            )
+    if should_fail(findings, args.fail_on):
+        return EXIT_FINDINGS
+    if incomplete:
+        print("keyhygiene: the audit is incomplete (see the warnings above).", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_CLEAN
+
+
 def _as_text(findings: list[Any]) -> str:
     from keyhygiene.audit.findings import summary_line
 
     lines: list[str] = []
     for finding in findings:
         lines.append(f"{finding.severity.upper():<9}{finding.title}  [{finding.id}]")
-        lines.append(f"         {finding.resource_kind}: {finding.resource}")
+        where = f"account {finding.account}, " if finding.account else ""
+        lines.append(f"         {where}{finding.resource_kind}: {finding.resource}")
         lines.append(f"         {finding.detail}")
         if finding.fix:
             lines.append(f"         fix: {finding.fix}")

@@ -22,13 +22,17 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def _inventory(args: argparse.Namespace) -> int:
     from keyhygiene.aws.inventory import load_account
-    from keyhygiene.cli.options import connection_options
     from keyhygiene.cli.output import check_query, print_json, wants_json
     from keyhygiene.views.snapshot_json import snapshot_dict
     from keyhygiene.views.snapshot_text import snapshot_text
 
     check_query(args)
-    snapshot, _ = load_account(connection_options(args))
+    from keyhygiene.cli.accounts import account_specs
+
+    specs = account_specs(args)
+    if len(specs) > 1:
+        return _several(args, specs)
+    snapshot, _ = load_account(specs[0].options)
     if wants_json(args):
         print_json(snapshot_dict(snapshot), args)
     else:
@@ -36,3 +40,28 @@ def _inventory(args: argparse.Namespace) -> int:
     for problem in snapshot.problems:
         print(f"warning: could not read {problem.what}: {problem.message}", file=sys.stderr)
     return 0
+
+
+def _several(args: argparse.Namespace, specs: list[Any]) -> int:
+    """Every account, loaded in parallel; exit 2 when one could not be loaded."""
+    from keyhygiene.aws.accounts import load_accounts
+    from keyhygiene.cli.output import print_json, wants_json
+    from keyhygiene.views.accounts_outline import accounts_text
+    from keyhygiene.views.snapshot_json import accounts_dict
+
+    views = [loaded.view for loaded in load_accounts(specs)]
+    if wants_json(args):
+        print_json(accounts_dict(views), args)
+    else:
+        print(accounts_text(views))
+    failed = 0
+    for view in views:
+        if view.error:
+            failed += 1
+            print(f"error: account {view.spec.name}: {view.error}", file=sys.stderr)
+        for problem in view.snapshot.problems if view.snapshot else ():
+            print(
+                f"warning: {view.spec.name}: could not read {problem.what}: {problem.message}",
+                file=sys.stderr,
+            )
+    return 2 if failed else 0

@@ -49,6 +49,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="delete the user once everything else is done (implies --delete-keys)",
     )
+    parser.add_argument(
+        "--all-accounts",
+        action="store_true",
+        help="revoke USER in every account named (repeated --profile/--admin-profile, the config "
+        "file's accounts or --organization) that has it: each account's plan is shown, then "
+        "all run side by side, containment first in each",
+    )
     parser.set_defaults(handler=_revoke)
 
 
@@ -58,7 +65,6 @@ def _revoke(args: argparse.Namespace) -> int:
 
     from keyhygiene.aws.connection import Identity, connect_pair
     from keyhygiene.cli.commands.group import check_json_option
-    from keyhygiene.cli.options import connection_options
     from keyhygiene.cli.reviewed_apply import print_event, run_plan
     from keyhygiene.workflows.revoke import (
         ContainmentTimer,
@@ -70,7 +76,11 @@ def _revoke(args: argparse.Namespace) -> int:
     )
 
     check_json_option(args)
-    own, admin = connect_pair(connection_options(args))
+    from keyhygiene.cli.accounts import account_specs, one_account
+
+    if args.all_accounts:
+        return _revoke_everywhere(args, account_specs(args))
+    own, admin = connect_pair(one_account(args).options)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Who this computer is only matters for a warning: ask while loading.
         own_name = pool.submit(this_user_name, own) if own is not admin else None
@@ -127,6 +137,95 @@ def _revoke(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _revoke_everywhere(args: argparse.Namespace, specs: list[Any]) -> int:
+    """The same computer cut out of every account at once (workflows.revoke.everywhere)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keyhygiene.aws.connection import connect_pair
+    from keyhygiene.cli.options import not_applied_code
+    from keyhygiene.cli.output import print_json, wants_json
+    from keyhygiene.cli.reviewed_apply import agreed
+    from keyhygiene.core.errors import BadInput, KeyHygieneError
+    from keyhygiene.workflows.revoke import (
+        RevokeTarget,
+        apply_revoke_everywhere,
+        plan_revoke_everywhere,
+        this_user_name,
+    )
+
+    def target(spec: Any) -> RevokeTarget:
+        own, admin = connect_pair(spec.options)
+        here = None
+        if own is not admin and spec.options.profile:
+            try:
+                here = this_user_name(own)
+            except KeyHygieneError:
+                here = None  # this computer's key is not in that account
+        return RevokeTarget(spec.name, admin, args.user, this_user=here)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
+        targets = list(pool.map(target, specs))
+    plans = plan_revoke_everywhere(
+        targets, delete_keys=args.delete_keys, delete_user=args.delete_user
+    )
+    for account, message in plans.unreadable:
+        print(f"keyhygiene: account {account} could not be read: {message}", file=sys.stderr)
+    if not plans.revokes:
+        if plans.unreadable:
+            return EXIT_FAILED
+        raise BadInput(
+            f"No account has a user {args.user!r} ({', '.join(s.name for s in specs)}).",
+            hint="Check the name with `keyhygiene inventory`.",
+        )
+    absent = f" It has no user in {', '.join(plans.absent)}." if plans.absent else ""
+    header = (
+        f"Revoke {args.user} in {len(plans.revokes)} account(s): "
+        + ", ".join(r.account for r in plans.revokes)
+        + "."
+        + absent
+    )
+    if args.dry_run and wants_json(args):
+        print_json({r.account: r.plan.to_json() for r in plans.revokes}, args)
+        return EXIT_OK
+    print(header)
+    for revoke in plans.revokes:
+        print()
+        print(revoke.plan.render_text())
+    if args.dry_run:
+        print("\nDry run: nothing was changed.")
+        return EXIT_OK
+    if not agreed(
+        args,
+        f"\nApply these {plans.steps} changes in {len(plans.revokes)} accounts at once?",
+        "\nNothing was changed: pass --yes to apply these plans.",
+        sys.stdout,
+    ):
+        return not_applied_code(args)
+
+    def on_event(account: str, event: Any) -> None:
+        if event.kind == "step_started":
+            print(f"[{account} {event.index}/{event.total}] {event.description} …", flush=True)
+        elif event.kind == "step_failed":
+            print(f"    {account} failed: {event.message}", flush=True)
+
+    outcomes = apply_revoke_everywhere(plans, on_event=on_event)
+    ok = True
+    for outcome in outcomes:
+        print()
+        print(f"== account {outcome.account} ==")
+        if outcome.revoke is None:
+            ok = False
+            print(f"keyhygiene: {outcome.error}")
+            continue
+        print(outcome.revoke.render_text())
+        if not outcome.contained:
+            print(
+                f"keyhygiene: {args.user} is NOT contained in {outcome.account}.", file=sys.stderr
+            )
+        ok = ok and outcome.report is not None and outcome.report.ok
+    return EXIT_OK if ok and not plans.unreadable else EXIT_FAILED
 
 
 class _ReviewOnly(io.StringIO):

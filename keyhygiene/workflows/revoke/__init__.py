@@ -54,6 +54,13 @@ from __future__ import annotations
 
 # The plans name their apply-time actions; importing `actions` registers them.
 from keyhygiene.workflows.revoke import actions as actions
+from keyhygiene.workflows.revoke.everywhere import (
+    AccountOutcome,
+    RevokePlans,
+    RevokeTarget,
+    apply_revoke_everywhere,
+    plan_revoke_everywhere,
+)
 from keyhygiene.workflows.revoke.loading import (
     load_for_revoke,
     this_user_name,
@@ -104,6 +111,7 @@ from keyhygiene.workflows.revoke.report import (
 )
 
 __all__ = [
+    "AccountOutcome",
     "AccountReader",
     "CONTAINMENT_STEPS",
     "ContainmentTimer",
@@ -120,7 +128,9 @@ __all__ = [
     "PLAN_KIND",
     "PROPAGATION",
     "REVOKED_DOCUMENT",
+    "RevokePlans",
     "RevokeReport",
+    "RevokeTarget",
     "STEP_DELETE_KEYS",
     "STEP_DELETE_REVOKED_POLICY",
     "STEP_DELETE_USER",
@@ -131,6 +141,7 @@ __all__ = [
     "STEP_TAG",
     "T",
     "UserExtras",
+    "apply_revoke_everywhere",
     "containment_step",
     "deny_all_arn",
     "deny_order",
@@ -140,6 +151,7 @@ __all__ = [
     "load_for_revoke",
     "needed_permission",
     "plan_revoke",
+    "plan_revoke_everywhere",
     "revoke_advice",
     "revoke_report",
     "this_user_name",
