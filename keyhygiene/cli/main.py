@@ -156,7 +156,16 @@ def _run_tui(args: argparse.Namespace) -> int:
     # Textual owns the terminal: a credential-process botocore starts for a
     # strict computer's profile must not ask for a code over the screen.
     os.environ["KEYHYGIENE_CREDENTIAL_PROCESS_NO_PROMPT"] = "1"
-    app = make_app(connection_options(args), demo=bool(args.demo))
+    accounts = None
+    if not args.demo:
+        from keyhygiene.cli.accounts import account_specs
+
+        specs = account_specs(args)
+        accounts = specs if len(specs) > 1 else None
+        options = specs[0].options
+    else:
+        options = connection_options(args)
+    app = make_app(options, demo=bool(args.demo), accounts=accounts)
     app.run()
     return int(app.return_code or 0)
 

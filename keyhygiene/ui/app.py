@@ -21,7 +21,9 @@ from keyhygiene.core.options import ConnectionOptions
 from keyhygiene.demo.server import DemoProcess
 
 if TYPE_CHECKING:
+    from keyhygiene.aws.accounts import LoadedAccount
     from keyhygiene.aws.connection import Connection
+    from keyhygiene.core.accounts import AccountSpec
     from keyhygiene.steps.mfa_device import NewMfaDevice
 
 Progress = Callable[[str], None]
@@ -52,14 +54,20 @@ class KeyHygieneApp(App[int]):
         *,
         demo: bool = False,
         clock: Callable[[], datetime] | None = None,
+        accounts: list[AccountSpec] | None = None,
     ) -> None:
         super().__init__()
         self.options = options
+        self.accounts = accounts if accounts and len(accounts) > 1 else None
         self.demo = demo
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._demo_process: DemoProcess | None = None
         self.sub_title = (
-            "DEMO account (local moto server, sandbox files)" if demo else options.profile_name
+            "DEMO account (local moto server, sandbox files)"
+            if demo
+            else ", ".join(spec.name for spec in self.accounts)
+            if self.accounts
+            else options.profile_name
         )
 
     def on_mount(self) -> None:
@@ -156,6 +164,24 @@ class KeyHygieneApp(App[int]):
         set_mfa_code_provider(self.ask_mfa_code)
         set_mfa_device_prompt(self.ask_mfa_device_codes)
         return load_account(self.options, on_progress=on_progress)
+
+    def load_accounts(self, *, on_progress: Progress) -> list[LoadedAccount]:
+        """Every account at once (keyhygiene.aws.accounts); progress names the account."""
+        from keyhygiene.aws.accounts import load_accounts
+        from keyhygiene.aws.connection import set_mfa_code_provider
+        from keyhygiene.steps.mfa_device import set_mfa_device_prompt
+
+        set_mfa_code_provider(self.ask_mfa_code)
+        set_mfa_device_prompt(self.ask_mfa_device_codes)
+        return load_accounts(
+            self.accounts or [], on_progress=lambda name, what: on_progress(f"{name}: {what}")
+        )
+
+    def audit_accounts(self, loaded: list[LoadedAccount]) -> list[Finding]:
+        """Each account's findings (marked with its name) and the cross-account ones."""
+        from keyhygiene.audit.across_accounts import run_accounts_audit
+
+        return run_accounts_audit([item.view for item in loaded], now=self.now())
 
     def audit(self, snapshot: Snapshot) -> list[Finding]:
         """The account's findings and this computer's (called from a worker)."""
@@ -266,6 +292,11 @@ class KeyHygieneApp(App[int]):
             self._demo_process.stop()
 
 
-def make_app(options: ConnectionOptions, *, demo: bool = False) -> KeyHygieneApp:
+def make_app(
+    options: ConnectionOptions,
+    *,
+    demo: bool = False,
+    accounts: list[AccountSpec] | None = None,
+) -> KeyHygieneApp:
     """The one app factory, used by the command line and the tests."""
-    return KeyHygieneApp(options, demo=demo)
+    return KeyHygieneApp(options, demo=demo, accounts=accounts)

@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # the protocol is checked by name at run time; no botocore at
     from collections.abc import Callable
 
     from keyhygiene.audit.findings import Finding
+    from keyhygiene.aws.accounts import LoadedAccount
     from keyhygiene.aws.connection import Connection, ConnectionOptions
+    from keyhygiene.core.accounts import AccountSpec
     from keyhygiene.core.model import Snapshot
 
 
@@ -24,6 +26,8 @@ class Host(Protocol):
     """The keyhygiene app, as the screens see it."""
 
     options: ConnectionOptions
+    # Set when the app shows several accounts (keyhygiene.cli.accounts).
+    accounts: list[AccountSpec] | None
 
     def now(self) -> datetime:
         """The app's clock, aware, in UTC."""
@@ -39,4 +43,12 @@ class Host(Protocol):
 
     def audit(self, snapshot: Snapshot) -> list[Finding]:
         """From a worker: the account's findings and this computer's."""
+        ...
+
+    def load_accounts(self, *, on_progress: Callable[[str], None]) -> list[LoadedAccount]:
+        """From a worker: load every account, in parallel."""
+        ...
+
+    def audit_accounts(self, loaded: list[LoadedAccount]) -> list[Finding]:
+        """From a worker: every account's findings and the cross-account ones."""
         ...

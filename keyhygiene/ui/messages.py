@@ -11,6 +11,7 @@ from keyhygiene.audit.findings import Finding
 from keyhygiene.core.model import Snapshot, User
 
 if TYPE_CHECKING:  # boto3 is imported only when the account loads
+    from keyhygiene.aws.accounts import LoadedAccount
     from keyhygiene.aws.connection import Connection
 
 
@@ -18,6 +19,14 @@ if TYPE_CHECKING:  # boto3 is imported only when the account loads
 class SnapshotLoaded(Message):
     snapshot: Snapshot
     connection: Connection
+    findings: list[Finding]
+
+
+@dataclass
+class AccountsLoaded(Message):
+    """Several accounts: each loaded or with its error, and all their findings."""
+
+    accounts: list[LoadedAccount]
     findings: list[Finding]
 
 

@@ -15,7 +15,13 @@ from keyhygiene.audit.findings import Finding, sort_findings, summary_line
 from keyhygiene.core.errors import KeyHygieneError
 from keyhygiene.core.model import Snapshot
 from keyhygiene.ui.host import Host
-from keyhygiene.ui.messages import LoadFailed, LoadProgress, SnapshotLoaded, UserKeysLoaded
+from keyhygiene.ui.messages import (
+    AccountsLoaded,
+    LoadFailed,
+    LoadProgress,
+    SnapshotLoaded,
+    UserKeysLoaded,
+)
 from keyhygiene.ui.screens.findings_screen import FindingsScreen
 from keyhygiene.ui.widgets.account_tree import AccountTree
 from keyhygiene.ui.widgets.details_pane import DetailsPane
@@ -29,6 +35,9 @@ from keyhygiene.views.outline import (
 )
 
 if TYPE_CHECKING:  # boto3 and botocore load with the account, after the first frame
+    from textual.widgets.tree import TreeNode
+
+    from keyhygiene.aws.accounts import LoadedAccount
     from keyhygiene.aws.connection import Connection
     from keyhygiene.plans import ApplyReport
 
@@ -68,6 +77,10 @@ class MainScreen(Screen[None]):
         self.outline: OutlineNode | None = None
         self.findings: list[Finding] = []
         self._swept = False
+        # Several accounts: each loaded one, and which the cursor is in (its
+        # snapshot and connection are then `snapshot` and `connection`).
+        self.accounts: list[LoadedAccount] = []
+        self.current_account: str | None = None
 
     @property
     def keyhygiene_app(self) -> Host:
@@ -107,6 +120,11 @@ class MainScreen(Screen[None]):
 
         try:
             app.wait_for_demo(progress)
+            if app.accounts:
+                loaded = app.load_accounts(on_progress=progress)
+                progress("Auditing")
+                self.post_message(AccountsLoaded(loaded, app.audit_accounts(loaded)))
+                return
             snapshot, connection = app.load_account(on_progress=progress)
             progress("Auditing")
             findings = app.audit(snapshot)
@@ -149,6 +167,61 @@ class MainScreen(Screen[None]):
             self._swept = True
             self.sweep_expired_grants()
             self.startup_checks()
+
+    def on_accounts_loaded(self, message: AccountsLoaded) -> None:
+        self.accounts = message.accounts
+        self.findings = sort_findings(message.findings)
+        first = next((a for a in self.accounts if a.view.snapshot is not None), None)
+        if self.current_account is None or not self._use_account(self.current_account):
+            self._use_account(first.view.spec.name if first else None)
+        tree = self.query_one(AccountTree)
+        tree.loading = False
+        self._rebuild()
+        if not self.query_one("#filter", Input).display:
+            tree.focus()
+        users = sum(len(a.view.snapshot.users) for a in self.accounts if a.view.snapshot)
+        failed = [a.view.spec.name for a in self.accounts if a.view.error]
+        status = (
+            f"Loaded {len(self.accounts) - len(failed)} of {len(self.accounts)} accounts "
+            f"({users} users) at {self.keyhygiene_app.now():%H:%M:%S} UTC. "
+            f"{summary_line(self.findings).rstrip('.')}. Press f to list them."
+        )
+        if failed:
+            status += f" Could not load: {', '.join(failed)} (see its node)."
+            self.notify(
+                f"Could not load {', '.join(failed)}; the other accounts are shown.",
+                severity="warning",
+            )
+        self.set_status(status)
+        self._show_details(tree.cursor_node.data if tree.cursor_node else None)
+
+    def _use_account(self, name: str | None) -> bool:
+        """Make the named account the one the wizards and details work on."""
+        chosen = next(
+            (a for a in self.accounts if a.view.spec.name == name and a.view.snapshot), None
+        )
+        if chosen is None:
+            return False
+        self.current_account = name
+        self.snapshot = chosen.view.snapshot
+        self.connection = chosen.connection
+        return True
+
+    def _account_of(self, node: TreeNode[OutlineNode] | None) -> str | None:
+        """The name of the account a tree node is in (several accounts only)."""
+        while node is not None and node.parent is not None and node.parent.parent is not None:
+            node = node.parent
+        if node is None or node.data is None or node.data.kind != "account":
+            return None
+        ref = node.data.ref
+        return next(
+            (
+                a.view.spec.name
+                for a in self.accounts
+                if ref in (a.view.account_id, a.view.spec.name)
+            ),
+            None,
+        )
 
     @work(thread=True, group="startup", exit_on_error=False)
     def startup_checks(self) -> None:
@@ -254,12 +327,20 @@ class MainScreen(Screen[None]):
     # ---- tree ----------------------------------------------------------------
     @on(Tree.NodeHighlighted)
     def _highlighted(self, event: Tree.NodeHighlighted[OutlineNode]) -> None:
+        if self.accounts:
+            account = self._account_of(event.node)
+            if account is not None:
+                self._use_account(account)
         self._show_details(event.node.data)
 
     def _show_details(self, node: OutlineNode | None) -> None:
         if self.snapshot is None or self.outline is None:
             return
         node = node or self.outline
+        if self.accounts and node.kind == "account" and node.label.endswith(": could not load"):
+            # A failed account has no snapshot: its node says why.
+            self.query_one(DetailsPane).show_message(f"{node.label}. {node.note}", style="red")
+            return
         details = describe(self.snapshot, node, self.keyhygiene_app.now())
         mine = self.findings_for(node)
         if mine:
@@ -277,7 +358,8 @@ class MainScreen(Screen[None]):
         return [
             f
             for f in self.findings
-            if node.kind in finding_node_kinds(f.resource_kind)
+            if (not self.accounts or f.account in (None, self.current_account))
+            and node.kind in finding_node_kinds(f.resource_kind)
             and (f.resource_kind == "local" or f.resource == ref)
         ]
 
@@ -308,12 +390,32 @@ class MainScreen(Screen[None]):
         if self.snapshot is None:
             return
         self.snapshot = self.snapshot.with_user(message.user)
+        if self.accounts:
+            from dataclasses import replace
+
+            self.accounts = [
+                replace(a, view=replace(a.view, snapshot=self.snapshot))
+                if a.view.spec.name == self.current_account
+                else a
+                for a in self.accounts
+            ]
         self._rebuild()
         cursor = self.query_one(AccountTree).cursor_node
         self._show_details(cursor.data if cursor else None)
 
     def _rebuild(self) -> None:
         """Recompute the outline (with its finding badges) and show it."""
+        if self.accounts:
+            from keyhygiene.views.accounts_outline import accounts_outline
+
+            by_account: dict[str, list[Finding]] = {}
+            for finding in self.findings:
+                by_account.setdefault(finding.account or "", []).append(finding)
+            self.outline = accounts_outline(
+                [a.view for a in self.accounts], self.keyhygiene_app.now(), by_account
+            )
+            self._show_outline()
+            return
         if self.snapshot is None:
             return
         outline = build_outline(self.snapshot, self.keyhygiene_app.now())

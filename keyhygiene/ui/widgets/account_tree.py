@@ -10,7 +10,10 @@ from keyhygiene.views.outline import OutlineNode
 
 # Icons say what a node is at a glance; plain characters render everywhere.
 _ICONS = {
+    "accounts": "◇",
     "account": "◆",
+    "computer": "▣",
+    "presence": "·",
     "root": "♛",
     "section": "",
     "person": "☺",
