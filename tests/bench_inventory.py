@@ -49,16 +49,19 @@ from keyhygiene.core.policy_documents import bucket_policy_with_whitelist  # noq
 ACCOUNT = "123456789012"
 
 
-def clients(url: str) -> dict[str, Any]:
+def clients(url: str, session: Any = None) -> dict[str, Any]:
     config = Config(max_pool_connections=16, retries={"mode": "standard"})
+    maker = session or boto3
     return {
-        name: boto3.client(name, endpoint_url=url, region_name="us-east-1", config=config)
+        name: maker.client(name, endpoint_url=url, region_name="us-east-1", config=config)
         for name in ("iam", "s3", "kms")
     }
 
 
-def seed(url: str, users: int) -> None:
-    c = clients(url)
+def seed(url: str, users: int, *, session: Any = None, prefix: str = "bench") -> None:
+    """`users` users, 20 groups, 50 buckets and 20 KMS keys; `session` signs
+    in another account (bucket names are `prefix`-bucket-NN: S3 names are global)."""
+    c = clients(url, session)
     iam, s3, kms = c["iam"], c["s3"], c["kms"]
     groups = [f"group-{i:02d}" for i in range(20)]
     for group in groups:
@@ -78,7 +81,7 @@ def seed(url: str, users: int) -> None:
             iam.add_user_to_group(UserName=name, GroupName=group)
 
     def make_bucket(i: int) -> None:
-        name = f"bench-bucket-{i:02d}"
+        name = f"{prefix}-bucket-{i:02d}"
         s3.create_bucket(Bucket=name)
         s3.put_bucket_tagging(
             Bucket=name, Tagging={"TagSet": [{"Key": TAG_GROUPS, "Value": groups[i % 20]}]}
@@ -115,22 +118,23 @@ def count_calls(conn: Connection) -> list[str]:
     return calls
 
 
-def run_inventory(url: str) -> tuple[float, int, Any]:
-    conn = Connection(ConnectionOptions(endpoint_url=url, region="us-east-1"))
+def run_inventory(url: str, conn: Connection | None = None) -> tuple[float, int, Any]:
+    conn = conn or Connection(ConnectionOptions(endpoint_url=url, region="us-east-1"))
     calls = count_calls(conn)
     start = time.perf_counter()
     snapshot = load_snapshot(conn)
     return time.perf_counter() - start, len(calls), snapshot
 
 
-def run_naive(url: str) -> tuple[float, int, Any]:
+def run_naive(url: str, conn: Connection | None = None) -> tuple[float, int, Any]:
     """One call per item, sequentially: what a straightforward script does."""
-    conn = Connection(ConnectionOptions(endpoint_url=url, region="us-east-1"))
+    conn = conn or Connection(ConnectionOptions(endpoint_url=url, region="us-east-1"))
     calls = count_calls(conn)
     iam, s3, kms = conn.client("iam"), conn.client("s3"), conn.client("kms")
     start = time.perf_counter()
     result: dict[str, Any] = {"users": {}, "buckets": {}, "keys": {}}
-    for user in iam.list_users()["Users"]:
+    users = [u for page in iam.get_paginator("list_users").paginate() for u in page["Users"]]
+    for user in users:
         name = user["UserName"]
         keys = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
         result["users"][name] = {

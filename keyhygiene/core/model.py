@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from keyhygiene.core.arns import partition_of
@@ -335,8 +336,17 @@ class Snapshot:
 
     # ---- look-ups -------------------------------------------------------
     def user(self, name: str) -> User | None:
-        lowered = name.lower()
-        return next((u for u in self.users if u.name.lower() == lowered), None)
+        return self._users_by_name.get(name.lower())
+
+    @cached_property
+    def _users_by_name(self) -> Mapping[str, User]:
+        """IAM user names are unique case-insensitively. Built once per
+        snapshot (a frozen one never changes): the tree and the audit look
+        users up by name thousands of times on a large account."""
+        index: dict[str, User] = {}
+        for user in self.users:
+            index.setdefault(user.name.lower(), user)
+        return index
 
     def group(self, name: str) -> Group | None:
         lowered = name.lower()

@@ -9,6 +9,7 @@ from textual.message import Message
 
 from keyhygiene.audit.findings import Finding
 from keyhygiene.core.model import Snapshot, User
+from keyhygiene.views.outline import OutlineNode
 
 if TYPE_CHECKING:  # boto3 is imported only when the account loads
     from keyhygiene.aws.accounts import LoadedAccount
@@ -20,6 +21,9 @@ class SnapshotLoaded(Message):
     snapshot: Snapshot
     connection: Connection
     findings: list[Finding]
+    # Built in the loading worker: on 5,000 users it takes a good part of a
+    # second, which the app's thread would spend not answering keys.
+    outline: OutlineNode | None = None
 
 
 @dataclass

@@ -250,7 +250,7 @@ def test_clean_account_has_no_findings() -> None:
 
 
 def test_every_rule_is_registered_once() -> None:
-    assert len(set(RULES)) == len(RULES) == 26
+    assert len(set(RULES)) == len(RULES) == 27
 
 
 # ---- root -------------------------------------------------------------------------

@@ -227,12 +227,12 @@ def test_authorization_details_are_paged() -> None:
     stub.add_response(
         "get_account_authorization_details",
         {"UserDetailList": [user], "IsTruncated": True, "Marker": "m1"},
-        {"Filter": filters},
+        {"Filter": filters, "MaxItems": 1000},
     )
     stub.add_response(
         "get_account_authorization_details",
         {"UserDetailList": [second], "IsTruncated": False},
-        {"Filter": filters, "Marker": "m1"},
+        {"Filter": filters, "MaxItems": 1000, "Marker": "m1"},
     )
 
     class FakeConnection:
@@ -242,6 +242,48 @@ def test_authorization_details_are_paged() -> None:
     with stub:
         result = inventory._iam(FakeConnection())  # type: ignore[arg-type]
     assert [u.name for u in result.users] == ["a-b", "c-d"]
+
+
+def test_5000_users_are_five_pages_of_authorization_details() -> None:
+    """At 1,000 items a page (IAM's maximum), 5,000 users cost 5 requests, and
+    no request is made per user: keys come from the credential report."""
+    from keyhygiene.aws import inventory
+
+    client = boto3.client(
+        "iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    stub = Stubber(client)
+    filters = ["User", "Group", "Role", "LocalManagedPolicy"]
+    created = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for page in range(5):
+        users = [
+            {
+                "UserName": f"p{n:04d}-laptop",
+                "UserId": f"AIDAEXAMPLE{n:09d}",
+                "Arn": f"arn:aws:iam::{ACCOUNT}:user/p{n:04d}-laptop",
+                "Path": "/",
+                "CreateDate": created,
+                "GroupList": ["laptops"],
+            }
+            for n in range(page * 1000, (page + 1) * 1000)
+        ]
+        last = page == 4
+        response: dict[str, Any] = {"UserDetailList": users, "IsTruncated": not last}
+        if not last:
+            response["Marker"] = f"m{page + 1}"
+        expected: dict[str, Any] = {"Filter": filters, "MaxItems": 1000}
+        if page:
+            expected["Marker"] = f"m{page}"
+        stub.add_response("get_account_authorization_details", response, expected)
+
+    class FakeConnection:
+        def client(self, service: str) -> Any:
+            return client
+
+    with stub:
+        result = inventory._iam(FakeConnection())  # type: ignore[arg-type]
+    stub.assert_no_pending_responses()
+    assert len(result.users) == 5000
 
 
 def test_unreachable_endpoint_is_a_clear_error() -> None:

@@ -92,7 +92,11 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(
-            placeholder="Filter: part of a name, host name or note (Esc clears)", id="filter"
+            placeholder="Filter: part of a name, host name or note (Esc clears)",
+            id="filter",
+            # Hidden, it must not take the focus: while the tree is loading
+            # Textual moves the focus on, and keys ("?") would be typed into it.
+            disabled=True,
         )
         with Horizontal(id="panes"):
             yield AccountTree(id="tree")
@@ -136,7 +140,9 @@ class MainScreen(Screen[None]):
                 LoadFailed(f"Unexpected error while loading the account ({type(exc).__name__}).")
             )
             return
-        self.post_message(SnapshotLoaded(snapshot, connection, findings))
+        findings = sort_findings(findings)
+        outline = annotate(build_outline(snapshot, app.now()), findings)
+        self.post_message(SnapshotLoaded(snapshot, connection, findings, outline))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         self.set_status(message.what + "…")
@@ -147,7 +153,11 @@ class MainScreen(Screen[None]):
         self.findings = sort_findings(message.findings)
         tree = self.query_one(AccountTree)
         tree.loading = False
-        self._rebuild()
+        if message.outline is not None:
+            self.outline = message.outline
+            self._show_outline()
+        else:
+            self._rebuild()
         if not self.query_one("#filter", Input).display:
             tree.focus()
         status = (
@@ -569,6 +579,7 @@ class MainScreen(Screen[None]):
     # ---- filter --------------------------------------------------------------
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
+        field.disabled = False
         field.display = True
         field.focus()
 
@@ -577,6 +588,7 @@ class MainScreen(Screen[None]):
         if field.display:
             field.value = ""
             field.display = False
+            field.disabled = True
             self._show_outline()
             self.query_one(AccountTree).focus()
 
@@ -591,7 +603,8 @@ class MainScreen(Screen[None]):
     def _show_outline(self) -> None:
         if self.outline is None:
             return
-        text = self.query_one("#filter", Input).value
+        field = self.query_one("#filter", Input)
+        text = field.value if field.display else ""
         shown = filter_outline(self.outline, text) if text else self.outline
         tree = self.query_one(AccountTree)
         if shown is None or (text and not shown.children):
