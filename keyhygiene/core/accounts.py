@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from keyhygiene.core.model import Snapshot, User, split_person_device
+from keyhygiene.core.model import TAG_DEVICE, TAG_PERSON, Snapshot, User, split_person_device
 from keyhygiene.core.options import ConnectionOptions
 
 # The role AWS Organizations creates in every account it creates
@@ -109,11 +109,13 @@ class Computer:
 
 
 def device_key(user: User) -> tuple[str, str] | None:
-    """(person, device) from the tags, else from a `person-device` name; None otherwise."""
-    if user.person and user.device:
-        return (user.person.lower(), user.device.lower())
-    split = split_person_device(user.name)
-    return (split[0].lower(), split[1].lower()) if split else None
+    """(person, device) from the user's keyhygiene tags; None for a user
+    without them. A name alone is not enough: `keyhygiene-admin` or
+    `ci-runner` fit `person-device` too, and would be matched as computers."""
+    person, device = user.tags.get(TAG_PERSON), user.tags.get(TAG_DEVICE)
+    if person and device:
+        return (person.lower(), device.lower())
+    return None
 
 
 def match_computers(views: Iterable[AccountView]) -> list[Computer]:

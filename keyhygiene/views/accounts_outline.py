@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from keyhygiene.audit.findings import Finding
+from keyhygiene.audit.findings import Finding, worst
 from keyhygiene.core.accounts import AccountView, Computer, match_computers
 from keyhygiene.views.outline import (
     OutlineNode,
@@ -62,19 +62,29 @@ def accounts_outline(
         annotate(account_outline(view, now), by_account.get(view.spec.name, ())) for view in views
     )
     loaded = sum(1 for view in views if view.snapshot is not None)
-    note = f"{loaded} of {len(views)} loaded" if loaded < len(views) else ""
+    note = f"{loaded} of {len(views)} loaded"
     return OutlineNode(
         label=f"Accounts ({len(views)})",
         kind=ACCOUNTS_KIND,
         ref=ACCOUNTS_KIND,
-        children=(*roots, computers_outline(views, now)),
+        children=(*roots, computers_outline(views, now, by_account)),
         note=note,
         warn=loaded < len(views),
     )
 
 
-def computers_outline(views: Sequence[AccountView], now: datetime) -> OutlineNode:
-    """People → computers → their user in each account."""
+def computers_outline(
+    views: Sequence[AccountView],
+    now: datetime,
+    findings: Mapping[str, Iterable[Finding]] | None = None,
+) -> OutlineNode:
+    """People → computers → their user in each account, each with the
+    findings on that user in that account (a computer where it should not be)."""
+    on_user: dict[tuple[str, str], list[Finding]] = {}
+    for account, found in (findings or {}).items():
+        for finding in found:
+            if finding.resource_kind == "user":
+                on_user.setdefault((account, finding.resource), []).append(finding)
     computers = match_computers(views)
     snapshots = {view.spec.name: view.snapshot for view in views if view.snapshot}
     people: dict[str, list[Computer]] = {}
@@ -91,8 +101,11 @@ def computers_outline(views: Sequence[AccountView], now: datetime) -> OutlineNod
                     ref=f"{presence.account}/{presence.user.name}",
                     note=user_note(presence.user, snapshots[presence.account], now),
                     warn=presence.user.revoked,
+                    findings=len(mine),
+                    worst=worst(mine),
                 )
                 for presence in computer.presences
+                for mine in [on_user.get((presence.account, presence.user.name), [])]
             )
             host = f", host {computer.hostname}" if computer.hostname else ""
             devices.append(

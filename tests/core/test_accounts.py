@@ -68,16 +68,20 @@ def test_a_computer_is_matched_across_accounts_by_its_tags() -> None:
     assert find_computer(computers, "chris-phone") is None
 
 
-def test_untagged_person_device_names_match_and_others_are_not_computers() -> None:
-    a = _snapshot("111111111111", _user("111111111111", "ann-laptop"), _user("111111111111", "ci"))
-    b = _snapshot("222222222222", _user("222222222222", "ann-laptop"))
+def test_only_tagged_users_are_matched_as_computers() -> None:
+    a = _snapshot(
+        "111111111111",
+        _user("111111111111", "ann-laptop", "ann", "laptop"),
+        _user("111111111111", "keyhygiene-admin"),  # fits person-device, is no computer
+    )
+    b = _snapshot("222222222222", _user("222222222222", "ann-laptop", "ann", "laptop"))
     computers = match_computers([_view("a", a), _view("b", b)])
     assert [(c.person, c.device, c.accounts) for c in computers] == [("ann", "laptop", ("a", "b"))]
 
 
 def test_a_failed_account_is_left_out_of_the_matching() -> None:
     failed = AccountView(AccountSpec("client", ConnectionOptions()), error="expired")
-    ok = _snapshot("111111111111", _user("111111111111", "ann-laptop"))
+    ok = _snapshot("111111111111", _user("111111111111", "ann-laptop", "ann", "laptop"))
     assert [c.accounts for c in match_computers([failed, _view("a", ok)])] == [("a",)]
 
 

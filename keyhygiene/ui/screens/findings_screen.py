@@ -96,6 +96,8 @@ class FindingsScreen(ModalScreen[Finding | None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column("Severity", key="severity")
+        if self._several_accounts:
+            table.add_column("Account", key="account")
         table.add_column("Resource", key="resource")
         table.add_column("Kind", key="kind")
         table.add_column("Finding", key="title")
@@ -103,6 +105,10 @@ class FindingsScreen(ModalScreen[Finding | None]):
         table.focus()
         if not self.findings:
             self._show_detail(None)
+
+    @property
+    def _several_accounts(self) -> bool:
+        return any(finding.account for finding in self.findings)
 
     # ---- sorting ---------------------------------------------------------------
     def ordered(self) -> list[Finding]:
@@ -112,7 +118,7 @@ class FindingsScreen(ModalScreen[Finding | None]):
     def _ordered_entries(self) -> list[tuple[str, Finding]]:
         def by_severity(entry: tuple[str, Finding]) -> tuple[object, ...]:
             f = entry[1]
-            return (f.rank, f.resource.lower(), f.id, int(entry[0]))
+            return (f.rank, f.account or "", f.resource.lower(), f.id, int(entry[0]))
 
         def by_resource(entry: tuple[str, Finding]) -> tuple[object, ...]:
             f = entry[1]
@@ -138,13 +144,13 @@ class FindingsScreen(ModalScreen[Finding | None]):
         current = self._highlighted_key()
         table.clear()
         for key, finding in self._ordered_entries():
-            table.add_row(
-                Text(finding.severity.upper(), style=SEVERITY_STYLES[finding.severity]),
-                finding.resource,
-                finding.resource_kind,
-                finding.title,
-                key=key,
-            )
+            cells: list[str | Text] = [
+                Text(finding.severity.upper(), style=SEVERITY_STYLES[finding.severity])
+            ]
+            if self._several_accounts:
+                cells.append(finding.account or "")
+            cells += [finding.resource, finding.resource_kind, finding.title]
+            table.add_row(*cells, key=key)
         if current is not None:
             table.move_cursor(row=table.get_row_index(current))
 

@@ -527,9 +527,17 @@ class MainScreen(Screen[None]):
             return
         tree = self.query_one(AccountTree)
         resource = "" if finding.resource_kind == "local" else finding.resource
+        within = None
+        if self.accounts and finding.account:
+            # The finding's own account: the same name may be in several.
+            self._use_account(finding.account)
+            within = self.snapshot.account_id if self.snapshot else None
         for kind in finding_node_kinds(finding.resource_kind):
-            ref = self.outline.ref if kind == "account" and self.outline else resource
-            if tree.select_ref(kind, ref):
+            if kind == "account":
+                ref = within or (self.outline.ref if self.outline else None)
+            else:
+                ref = resource
+            if tree.select_ref(kind, ref, within=within):
                 break
         tree.focus()
         self._offer_fix(finding)

@@ -95,9 +95,17 @@ class AccountTree(Tree[OutlineNode]):
         if node.data is not None and not node.children and node.data.children:
             self._fill(node, node.data, expand_all=False)
 
-    def select_ref(self, kind: str, ref: str | None) -> bool:
-        """Move the cursor to the first node for (kind, ref), opening its parents."""
+    def select_ref(self, kind: str, ref: str | None, *, within: str | None = None) -> bool:
+        """Move the cursor to the first node for (kind, ref), opening its parents;
+        `within` (an account id) looks only in that account's branch."""
         path = _path_to(self.root.data, kind, ref) if self.root.data else None
+        if within is not None and self.root.data is not None:
+            branch = next(
+                (c for c in self.root.data.children if c.kind == "account" and c.ref == within),
+                None,
+            )
+            below = _path_to(branch, kind, ref) if branch else None
+            path = [self.root.data, *below] if below else None
         if not path:
             return False
         node = self.root
