@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -124,10 +125,13 @@ class MainScreen(Screen[None]):
 
         try:
             app.wait_for_demo(progress)
+            _settle_heap()
             if app.accounts:
                 loaded = app.load_accounts(on_progress=progress)
                 progress("Auditing")
-                self.post_message(AccountsLoaded(loaded, app.audit_accounts(loaded)))
+                findings_of_all = app.audit_accounts(loaded)
+                _settle_heap()
+                self.post_message(AccountsLoaded(loaded, findings_of_all))
                 return
             snapshot, connection = app.load_account(on_progress=progress)
             progress("Auditing")
@@ -142,6 +146,7 @@ class MainScreen(Screen[None]):
             return
         findings = sort_findings(findings)
         outline = annotate(build_outline(snapshot, app.now()), findings)
+        _settle_heap()
         self.post_message(SnapshotLoaded(snapshot, connection, findings, outline))
 
     def on_load_progress(self, message: LoadProgress) -> None:
@@ -619,3 +624,17 @@ class MainScreen(Screen[None]):
             tree.show_outline(OutlineNode(f"Nothing matches {text!r}", "account"))
             return
         tree.show_outline(shown, expand_all=bool(text))
+
+
+def _settle_heap() -> None:
+    """Move what exists now (Textual, botocore's models, a loaded snapshot:
+    all kept for the app's life) out of the garbage collector's way.
+
+    A full collection scans every tracked object, and a 5,000-user load
+    allocates enough to trigger several; on the loading thread each one
+    holds the GIL, and the app's thread stops answering keys for as long
+    (measured: up to 0.1-0.4 s per collection in a large heap). Frozen
+    objects are skipped by collections and still freed by reference
+    counting when dropped (https://docs.python.org/3/library/gc.html#gc.freeze).
+    """
+    gc.freeze()
