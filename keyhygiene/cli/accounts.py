@@ -125,6 +125,13 @@ def account_specs(args: argparse.Namespace) -> list[AccountSpec]:
     flagged = _from_flags(args)
     if flagged is not None:
         return _chosen(flagged, wanted, "the --profile/--admin-profile given")
+    profiles = _flag_list(args, "profile")
+    admins = _flag_list(args, "admin_profile")
+    if (profiles or admins) and not wanted and not getattr(args, "organization", False):
+        # One account named outright: the config file is not read at all, so
+        # that a broken one never breaks `credential-process` under the aws CLI.
+        options = _single(args, profiles[0] if profiles else None, admins[0] if admins else None)
+        return [AccountSpec(name=options.admin_profile or options.profile_name, options=options)]
     config = read_accounts_config()
     organization = _organization(args, config.organization)
     if organization is not None:

@@ -308,3 +308,17 @@ def test_a_member_account_is_read_through_its_role() -> None:
         json.dumps(boto3.client("iam", region_name="us-east-1").list_users()).count("client-laptop")
         == 0
     )
+
+
+def test_a_profile_named_outright_never_reads_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """credential-process runs under the aws CLI with --profile: a broken
+    keyhygiene config file must not break the aws CLI's every call."""
+    broken = tmp_path / "config.toml"
+    broken.write_text("[[accounts]\n")
+    monkeypatch.setenv("KEYHYGIENE_CONFIG", str(broken))
+    (spec,) = account_specs(_args(profile=["laptop"]))
+    assert spec.options.profile == "laptop"
+    with pytest.raises(BadInput, match="not valid TOML"):
+        account_specs(_args())  # without a profile, the file is the answer, and it is broken

@@ -152,18 +152,17 @@ def _revoke_everywhere(args: argparse.Namespace, specs: list[Any]) -> int:
         RevokeTarget,
         apply_revoke_everywhere,
         plan_revoke_everywhere,
-        this_user_name,
     )
 
     def target(spec: Any) -> RevokeTarget:
         own, admin = connect_pair(spec.options)
         here = None
-        if own is not admin and spec.options.profile:
+        if own is not admin and spec.options.computer_key:
             try:
-                here = this_user_name(own)
+                here = own.whoami()
             except KeyHygieneError:
-                here = None  # this computer's key is not in that account
-        return RevokeTarget(spec.name, admin, args.user, this_user=here)
+                here = None  # no key of this computer there: it cannot be a self-revoke
+        return RevokeTarget(spec.name, admin, args.user, this_computer=here)
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
         targets = list(pool.map(target, specs))

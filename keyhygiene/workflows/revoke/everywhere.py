@@ -33,7 +33,8 @@ class RevokeTarget:
     account: str
     connection: AccountReader
     user_name: str
-    this_user: str | None = None
+    # This computer's identity, when it has one (its key may be in another account).
+    this_computer: Identity | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,11 @@ def plan_revoke_everywhere(
         except KeyHygieneError as exc:
             return (target.account, exc.message)
         # Who signs decides a self-revoke's order: this computer's user, else the admin.
-        here = target.this_user or Identity(snapshot.account_id, snapshot.caller_arn).user_name
+        mine = target.this_computer
+        if mine is not None and mine.account_id == snapshot.account_id:
+            here = mine.user_name
+        else:
+            here = Identity(snapshot.account_id, snapshot.caller_arn).user_name
         snapshot = replace(snapshot, this_user=here)
         plan = plan_revoke(
             snapshot,
