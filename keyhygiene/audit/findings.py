@@ -47,6 +47,10 @@ Severities, rule by rule (the "why" is in each rule's docstring):
 | bucket.foreign-account      | high     | the policy grants access to another account                |
 | kms.public                  | critical | the key policy allows `*` without a restricting condition  |
 | kms.foreign-account         | high     | the key policy allows another account                      |
+| role.foreign-trust          | high     | another account may assume the role (medium: one named     |
+|                             |          | principal there)                                           |
+| account.device-not-allowed  | high     | a computer with a user in an account whose `devices` list  |
+|                             |          | leaves it out (several accounts only)                      |
 | local.credentials-mode      | high     | the credentials file is readable or writable by others;    |
 |                             |          | low when only wider for its owner (an execute bit)         |
 | local.shared-key-id         | medium   | one key id in several profiles of the credentials file     |

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from keyhygiene.core.accounts import AccountSpec, choose_account
+from keyhygiene.core.accounts import DEFAULT_ORGANIZATION_ROLE, AccountSpec, choose_account
 from keyhygiene.core.errors import BadInput
 from keyhygiene.core.options import ConnectionOptions
 from keyhygiene.local.accounts_config import OrganizationConfig, read_accounts_config
@@ -50,6 +50,14 @@ def _single(args: argparse.Namespace, profile: str | None, admin: str | None) ->
         region=getattr(args, "region", None),
         endpoint_url=getattr(args, "endpoint_url", None),
     )
+
+
+def _once(args: argparse.Namespace) -> AccountSpec:
+    """The one account --profile / --admin-profile (each at most once) name."""
+    profiles = _flag_list(args, "profile")
+    admins = _flag_list(args, "admin_profile")
+    options = _single(args, profiles[0] if profiles else None, admins[0] if admins else None)
+    return AccountSpec(name=options.admin_profile or options.profile_name, options=options)
 
 
 def _from_flags(args: argparse.Namespace) -> list[AccountSpec] | None:
@@ -91,24 +99,22 @@ def _from_flags(args: argparse.Namespace) -> list[AccountSpec] | None:
 def _organization(
     args: argparse.Namespace, configured: OrganizationConfig | None
 ) -> OrganizationConfig | None:
+    """The organization to list: --organization (its profile from the flags,
+    else the config file's), or the config file's [organization] when no
+    profile was named outright."""
+    named = bool(_flag_list(args, "profile") or _flag_list(args, "admin_profile"))
     if getattr(args, "organization", False):
-        profiles = _flag_list(args, "profile")
-        admins = _flag_list(args, "admin_profile")
-        if profiles or admins:
-            options = _single(
-                args, profiles[0] if profiles else None, admins[0] if admins else None
-            )
-        elif configured is not None:
-            options = _overlay(configured.options, args)
+        if named or configured is None:
+            options = _once(args).options
         else:
-            options = _single(args, None, None)
+            options = _overlay(configured.options, args)
         role = getattr(args, "org_role", None) or (configured.role_name if configured else None)
         return OrganizationConfig(
             options,
-            role_name=role or OrganizationConfig(options).role_name,
+            role_name=role or DEFAULT_ORGANIZATION_ROLE,
             devices=configured.devices if configured else None,
         )
-    if configured is None or _flag_list(args, "profile") or _flag_list(args, "admin_profile"):
+    if configured is None or named:
         return None
     role = getattr(args, "org_role", None)
     return replace(
@@ -125,13 +131,11 @@ def account_specs(args: argparse.Namespace) -> list[AccountSpec]:
     flagged = _from_flags(args)
     if flagged is not None:
         return _chosen(flagged, wanted, "the --profile/--admin-profile given")
-    profiles = _flag_list(args, "profile")
-    admins = _flag_list(args, "admin_profile")
-    if (profiles or admins) and not wanted and not getattr(args, "organization", False):
+    named = bool(_flag_list(args, "profile") or _flag_list(args, "admin_profile"))
+    if named and not getattr(args, "organization", False):
         # One account named outright: the config file is not read at all, so
         # that a broken one never breaks `credential-process` under the aws CLI.
-        options = _single(args, profiles[0] if profiles else None, admins[0] if admins else None)
-        return [AccountSpec(name=options.admin_profile or options.profile_name, options=options)]
+        return _chosen([_once(args)], wanted, "the --profile/--admin-profile given")
     config = read_accounts_config()
     organization = _organization(args, config.organization)
     if organization is not None:
@@ -141,8 +145,7 @@ def account_specs(args: argparse.Namespace) -> list[AccountSpec]:
             organization.options, role_name=organization.role_name, devices=organization.devices
         )
         return _chosen(members, wanted, "the organization")
-    explicit = _flag_list(args, "profile") or _flag_list(args, "admin_profile")
-    if config.accounts and not explicit:
+    if config.accounts:
         specs = [replace(s, options=_overlay(s.options, args)) for s in config.accounts]
         return _chosen(specs, wanted, str(config.path))
     if wanted:
@@ -151,10 +154,7 @@ def account_specs(args: argparse.Namespace) -> list[AccountSpec]:
             hint="Add [[accounts]] to the config file (see the README, 'Several accounts'), "
             "or use --profile / --admin-profile.",
         )
-    profiles = _flag_list(args, "profile")
-    admins = _flag_list(args, "admin_profile")
-    options = _single(args, profiles[0] if profiles else None, admins[0] if admins else None)
-    return [AccountSpec(name=options.admin_profile or options.profile_name, options=options)]
+    return [_once(args)]
 
 
 def _chosen(specs: list[AccountSpec], wanted: list[str], where: str) -> list[AccountSpec]:
@@ -172,14 +172,6 @@ def _chosen(specs: list[AccountSpec], wanted: list[str], where: str) -> list[Acc
         if spec not in chosen:
             chosen.append(spec)
     return chosen
-
-
-def several_accounts(args: argparse.Namespace) -> bool:
-    """Whether this run names more than one account (without any AWS call
-    when it plainly does not)."""
-    if _from_flags(args) is not None:
-        return True
-    return len(account_specs(args)) > 1
 
 
 def one_account(args: argparse.Namespace) -> AccountSpec:

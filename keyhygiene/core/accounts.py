@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from keyhygiene.core.model import TAG_DEVICE, TAG_PERSON, Snapshot, User, split_person_device
+from keyhygiene.core.model import TAG_DEVICE, TAG_PERSON, Snapshot, User
 from keyhygiene.core.options import ConnectionOptions
 
 # The role AWS Organizations creates in every account it creates
@@ -97,15 +97,8 @@ class Computer:
     presences: tuple[Presence, ...] = field(default_factory=tuple)
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.person, self.device)
-
-    @property
     def accounts(self) -> tuple[str, ...]:
         return tuple(p.account for p in self.presences)
-
-    def in_account(self, account: str) -> Presence | None:
-        return next((p for p in self.presences if p.account == account), None)
 
 
 def device_key(user: User) -> tuple[str, str] | None:
@@ -144,18 +137,6 @@ def match_computers(views: Iterable[AccountView]) -> list[Computer]:
         Computer(person, device, hostnames[(person, device)], tuple(found[(person, device)]))
         for person, device in sorted(found)
     ]
-
-
-def find_computer(computers: Sequence[Computer], user_name: str) -> Computer | None:
-    """The computer a user name stands for in any account (its user's name, or `person-device`)."""
-    for computer in computers:
-        if any(p.user.name == user_name for p in computer.presences):
-            return computer
-    split = split_person_device(user_name)
-    if split is None:
-        return None
-    wanted = (split[0].lower(), split[1].lower())
-    return next((c for c in computers if c.key == wanted), None)
 
 
 def account_names(views: Iterable[AccountView]) -> Mapping[str, str]:
